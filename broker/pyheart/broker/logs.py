@@ -141,12 +141,36 @@ PROCESSORS: list[Any] = [
 ]
 
 
-def get_logger(name: str = "pyheart") -> structlog.stdlib.BoundLogger:
+class _StripTracebacks(logging.Filter):
+    """Last line of defence on the stdlib side: no record of ours carries a traceback or stack."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info = None
+        record.exc_text = None
+        record.stack_info = None
+        return True
+
+
+_STRIP = _StripTracebacks()
+
+
+class SafeBoundLogger(structlog.stdlib.BoundLogger):
+    """A stdlib-backed structlog logger whose ``exception()`` logs at error level without a traceback."""
+
+    def exception(self, event: str | None = None, *args: Any, **kw: Any) -> Any:
+        kw.setdefault("exc_info", True)
+        return self._proxy_to_logger("error", event, *args, **kw)
+
+
+def get_logger(name: str = "pyheart") -> SafeBoundLogger:
     """A structlog logger with PyHeart's fixed, PHI-safe processor chain, writing to stdlib ``name``."""
+    target = logging.getLogger(name)
+    if _STRIP not in target.filters:
+        target.addFilter(_STRIP)
     return structlog.wrap_logger(  # type: ignore[no-any-return]
-        logging.getLogger(name),
+        target,
         processors=PROCESSORS,
-        wrapper_class=structlog.stdlib.BoundLogger,
+        wrapper_class=SafeBoundLogger,
         cache_logger_on_first_use=False,
     )
 
@@ -165,4 +189,4 @@ def configure_logging(level: int | str = logging.INFO, stream: IO[str] | None = 
     root.propagate = False
 
 
-__all__ = ["ALLOWED_KEYS", "PROCESSORS", "allow_list", "configure_logging", "get_logger"]
+__all__ = ["ALLOWED_KEYS", "PROCESSORS", "SafeBoundLogger", "allow_list", "configure_logging", "get_logger"]
