@@ -78,12 +78,15 @@ ALLOWED_KEYS: frozenset[str] = frozenset(
         "target",
         "duration_ms",
         "bootstrap_servers",
+        "pid",  # process id of a local broker JVM (pyheart kafka / tests)
         "transactional",
         # network peers (addresses of systems, not of people)
         "peer",
         "listen",
         "ack_code",
         "status_code",
+        "size_bytes",  # MLLP frame sizes (oversized / discarded bytes)
+        "max_bytes",
         # replay / audit
         "user",
         "host",
@@ -162,8 +165,35 @@ class SafeBoundLogger(structlog.stdlib.BoundLogger):
         return self._proxy_to_logger("error", event, *args, **kw)
 
 
+#: Libraries whose verbose levels print message content: aiokafka.conn dumps fetch responses (payloads) at
+#: DEBUG; httpx logs request URLs (conditional FHIR URLs carry identifiers) at INFO; pynetdicom and hl7apy
+#: log dataset / message content when verbose. Their loggers get an explicit floor, which a root level of
+#: DEBUG does not lower.
+LIBRARY_LOG_FLOORS: dict[str, int] = {
+    "aiokafka": logging.INFO,
+    "kafka": logging.INFO,
+    "httpx": logging.WARNING,
+    "httpcore": logging.WARNING,
+    "pynetdicom": logging.WARNING,
+    "hl7apy": logging.WARNING,
+}
+_guarded = False
+
+
+def guard_library_loggers() -> None:
+    """Raise the levels of third-party loggers known to log message content (see LIBRARY_LOG_FLOORS)."""
+    global _guarded
+    for name, floor in LIBRARY_LOG_FLOORS.items():
+        lib = logging.getLogger(name)
+        if lib.level == logging.NOTSET or lib.level < floor:
+            lib.setLevel(floor)
+    _guarded = True
+
+
 def get_logger(name: str = "pyheart") -> SafeBoundLogger:
     """A structlog logger with PyHeart's fixed, PHI-safe processor chain, writing to stdlib ``name``."""
+    if not _guarded:
+        guard_library_loggers()
     target = logging.getLogger(name)
     if _STRIP not in target.filters:
         target.addFilter(_STRIP)
@@ -187,6 +217,16 @@ def configure_logging(level: int | str = logging.INFO, stream: IO[str] | None = 
     root.addHandler(handler)
     root.setLevel(level)
     root.propagate = False
+    guard_library_loggers()
 
 
-__all__ = ["ALLOWED_KEYS", "PROCESSORS", "SafeBoundLogger", "allow_list", "configure_logging", "get_logger"]
+__all__ = [
+    "ALLOWED_KEYS",
+    "LIBRARY_LOG_FLOORS",
+    "PROCESSORS",
+    "SafeBoundLogger",
+    "allow_list",
+    "configure_logging",
+    "get_logger",
+    "guard_library_loggers",
+]

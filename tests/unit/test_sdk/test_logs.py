@@ -54,3 +54,12 @@ def test_json_lines_with_level_and_timestamp() -> None:
         "initialize",
         "success",
     )
+
+
+def test_library_loggers_that_print_content_are_floored(caplog: pytest.LogCaptureFixture) -> None:
+    """aiokafka's DEBUG (payload dumps) and httpx's INFO (URLs with identifiers) stay off even at root DEBUG."""
+    caplog.set_level(logging.DEBUG)
+    get_logger("pyheart.test")
+    assert not logging.getLogger("aiokafka.conn").isEnabledFor(logging.DEBUG)
+    assert not logging.getLogger("httpx").isEnabledFor(logging.INFO)
+    assert not logging.getLogger("pynetdicom.dsutils").isEnabledFor(logging.INFO)
