@@ -1,0 +1,1 @@
+"""Built-in adapter plugins: how the engine meets hospital systems (MLLP, FHIR REST, DICOM)."""
