@@ -3,11 +3,13 @@
 from pyheart.broker.hl7v2.parser import (
     DEFAULT_DELIMITERS,
     Delimiters,
+    Hl7Batch,
     Hl7Message,
     Segment,
     Value,
     escape,
     parse_batch,
+    parse_batch_file,
     parse_message,
     unescape,
 )
@@ -15,11 +17,13 @@ from pyheart.broker.hl7v2.parser import (
 __all__ = [
     "DEFAULT_DELIMITERS",
     "Delimiters",
+    "Hl7Batch",
     "Hl7Message",
     "Segment",
     "Value",
     "escape",
     "parse_batch",
+    "parse_batch_file",
     "parse_message",
     "unescape",
 ]
