@@ -155,6 +155,9 @@ class ValidatorPlugin(Plugin):
 
     #: Media types this validator understands; others pass untouched.
     accepts: ClassVar[tuple[str, ...]] = ()
+    #: Run without being configured (``pyheart validate``, intake gates). False for opt-in gates such
+    #: as strict standard validation or rules that need configuration.
+    default_gate: ClassVar[bool] = True
 
     def validate(self, message: Message) -> ValidationReport:
         """Check ``message``. Raise only when the validator itself is broken."""
@@ -175,6 +178,9 @@ class TransformerPlugin(Plugin):
     #: Media types this transformer consumes and produces; pipelines are checked against them.
     consumes: ClassVar[tuple[str, ...]] = ()
     produces: ClassVar[tuple[str, ...]] = ()
+    #: Holds messages back across calls (e.g. aggregates a study's instances), so it is not used for
+    #: one-shot offline conversion.
+    buffering: ClassVar[bool] = False
 
     def transform(self, message: Message) -> Message | Sequence[Message] | None:
         """Return a new message (or several, or ``None`` to filter). Never mutate ``message``."""
