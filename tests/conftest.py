@@ -19,6 +19,7 @@ Outside fixtures the same helpers are ``pyheart.broker.devkafka.unique_name`` / 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Protocol
 
@@ -31,6 +32,17 @@ class CreateTopics(Protocol):
     def __call__(
         self, *names: str, partitions: int = 1, configs: dict[str, str] | None = None
     ) -> Awaitable[None]: ...
+
+
+@pytest.fixture(autouse=True)
+def _reset_pyheart_logging() -> Iterator[None]:
+    """Undo ``configure_logging`` after each test so caplog (on the root logger) keeps seeing our lines."""
+    yield
+    logger = logging.getLogger("pyheart")
+    for handler in [h for h in logger.handlers if getattr(h, "_pyheart", False)]:
+        logger.removeHandler(handler)
+    logger.propagate = True
+    logger.setLevel(logging.NOTSET)
 
 
 @pytest.fixture(scope="session")

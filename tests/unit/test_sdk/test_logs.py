@@ -5,17 +5,24 @@ from __future__ import annotations
 import io
 import json
 import logging
+from typing import Any
 
 import pytest
 
 from pyheart.broker.logs import configure_logging, get_logger
 
 
+def last_event(caplog: pytest.LogCaptureFixture, event: str) -> dict[str, Any]:
+    """The last JSON line logged by pyheart.test with ``event``."""
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "pyheart.test"]
+    return [line for line in lines if line["event"] == event][-1]
+
+
 def test_unknown_keys_are_dropped_by_name(caplog: pytest.LogCaptureFixture) -> None:
     """Keys outside the allow-list never reach the line; their names are recorded."""
     caplog.set_level(logging.INFO)
     get_logger("pyheart.test").info("x", plugin_id="p", payload="MSH|PID|DOE^JOHN", patient_name="DOE")
-    line = json.loads(caplog.records[-1].getMessage())
+    line = last_event(caplog, "x")
     assert line["plugin_id"] == "p"
     assert line["dropped_keys"] == ["patient_name", "payload"]
     assert "DOE" not in caplog.text
@@ -28,7 +35,7 @@ def test_exception_logged_as_class_name_only(caplog: pytest.LogCaptureFixture) -
         raise ValueError("PHI-CANARY-123 in message")
     except ValueError:
         get_logger("pyheart.test").exception("failed", plugin_id="p")
-    line = json.loads(caplog.records[-1].getMessage())
+    line = last_event(caplog, "failed")
     assert line["error_type"] == "ValueError"
     assert "PHI-CANARY-123" not in caplog.text
     assert "Traceback" not in caplog.text
