@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
+from pyheart.broker.engine.commands import add_engine_commands
 from pyheart.broker.errors import PyHeartError
 from pyheart.broker.registry import PluginRegistry
+
+#: The demo's broker port (docker-compose and examples use it); ``pyheart kafka start`` takes it if free.
+_DEMO_KAFKA_PORT = 9092
 
 
 def _version() -> str:
@@ -24,9 +30,8 @@ def _cmd_plugins_list(_args: argparse.Namespace) -> int:
     names = registry.available_plugins()
     rows: list[tuple[str, str, str, str]] = []
     for name in names:
-        cls = registry.resolve_class(name)
         try:
-            meta = cls().get_metadata()
+            meta = registry.resolve_class(name)().get_metadata()
             rows.append((name, meta.plugin_type.value, meta.version, meta.description))
         except Exception as exc:
             rows.append((name, "?", "?", f"(metadata unavailable: {type(exc).__name__})"))
@@ -38,6 +43,169 @@ def _cmd_plugins_list(_args: argparse.Namespace) -> int:
     for name, kind, ver, desc in rows:
         print(f"{name:<{width}}  {kind:<13}  {ver:<8}  {desc}")
     return 0
+
+
+def _kafka_state_path() -> Path:
+    from pyheart.broker.devkafka import kafka_home
+
+    return kafka_home() / "broker.json"
+
+
+def _kafka_libs() -> Path:
+    from pyheart.broker.devkafka import KAFKA_VERSION, ensure_jars, libs_dir
+    from pyheart.broker.devkafka.runtime import jars_present
+
+    if not jars_present(libs_dir()):
+        print(f"fetching the Kafka {KAFKA_VERSION} jars with Maven into {libs_dir()} ...", file=sys.stderr)
+    return ensure_jars()
+
+
+def _cmd_kafka_fetch(_args: argparse.Namespace) -> int:
+    print(_kafka_libs())
+    return 0
+
+
+def _cmd_kafka_start(args: argparse.Namespace) -> int:
+    import time
+
+    from pyheart.broker.devkafka import BrokerState, DevKafkaError, LocalKafka
+    from pyheart.broker.devkafka.settings import port_is_free
+
+    state_path = _kafka_state_path()
+    state = BrokerState.read(state_path)
+    if state is not None and state.alive():
+        print(f"already running (pid {state.pid}); stop it with: pyheart kafka stop", file=sys.stderr)
+        print(state.bootstrap_servers)
+        return 0
+    if state is not None:  # recorded broker is gone (crash, reboot): clear what it left
+        state.stop()
+        state_path.unlink(missing_ok=True)
+    port: int | None = args.port
+    if port is not None and not port_is_free(port):
+        raise DevKafkaError(f"port {port} on 127.0.0.1 is in use")
+    if port is None and port_is_free(_DEMO_KAFKA_PORT):
+        port = _DEMO_KAFKA_PORT
+    libs = _kafka_libs()
+    kafka = LocalKafka(port=port, libs=libs, detach=True, ready_timeout=args.timeout)
+    bootstrap = kafka.start()
+    assert kafka.pid is not None
+    assert kafka.work_dir is not None
+    cds = "" if kafka.cds_archive is None else str(kafka.cds_archive)
+    BrokerState(kafka.pid, bootstrap, str(kafka.work_dir), time.time(), cds).write(state_path)
+    print(f"Kafka broker pid {kafka.pid}, log {kafka.log_path}, state {state_path}", file=sys.stderr)
+    print(bootstrap)
+    return 0
+
+
+def _cmd_kafka_status(_args: argparse.Namespace) -> int:
+    from pyheart.broker.devkafka import BrokerState
+
+    state = BrokerState.read(_kafka_state_path())
+    if state is None or not state.alive():
+        print("not running")
+        return 1
+    print(f"running: pid {state.pid}, work dir {state.work_dir}")
+    print(state.bootstrap_servers)
+    return 0
+
+
+def _cmd_kafka_stop(args: argparse.Namespace) -> int:
+    from pyheart.broker.devkafka import BrokerState
+
+    state_path = _kafka_state_path()
+    state = BrokerState.read(state_path)
+    if state is None:
+        print("no broker recorded")
+        return 0
+    outcome = state.stop(timeout=args.timeout)
+    state_path.unlink(missing_ok=True)
+    print(f"{outcome}: pid {state.pid}")
+    return 0
+
+
+def _print_help(parser: argparse.ArgumentParser, _args: argparse.Namespace) -> int:
+    parser.print_help()
+    return 2
+
+
+def _add_kafka_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    kafka = sub.add_parser("kafka", help="a local Apache Kafka broker for development and CI (no Docker)")
+    kafka.set_defaults(func=functools.partial(_print_help, kafka))
+    kafka_sub = kafka.add_subparsers(dest="kafka_command", metavar="SUBCOMMAND")
+    fetch = kafka_sub.add_parser("fetch", help="download the broker jars with Maven (CI warm-up)")
+    fetch.set_defaults(func=_cmd_kafka_fetch)
+    start = kafka_sub.add_parser(
+        "start", help="start a broker in the background; prints its bootstrap address last"
+    )
+    start.add_argument(
+        "--port", type=int, help=f"client port (default: {_DEMO_KAFKA_PORT} if free, else any free port)"
+    )
+    start.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for readiness")
+    start.set_defaults(func=_cmd_kafka_start)
+    status = kafka_sub.add_parser("status", help="is the background broker running (exit 1 if not)")
+    status.set_defaults(func=_cmd_kafka_status)
+    stop = kafka_sub.add_parser("stop", help="stop the background broker and remove its data")
+    stop.add_argument("--timeout", type=float, default=30.0, help="seconds before SIGTERM becomes SIGKILL")
+    stop.set_defaults(func=_cmd_kafka_stop)
+
+
+def _read_input(path: str) -> bytes:
+    if path == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise PyHeartError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    import orjson
+
+    from pyheart.broker import offline
+    from pyheart.broker.contracts import Format
+
+    data = _read_input(args.file)
+    try:
+        outputs = offline.convert(data, args.to, args.plugin)
+    except PyHeartError:
+        raise
+    except Exception as exc:  # a plugin bug: report its class, never its text (it may quote values)
+        raise PyHeartError(f"conversion failed inside the transformer ({type(exc).__name__})") from None
+    for out in outputs:
+        if out.format in (Format.FHIR_JSON, Format.JSON):
+            sys.stdout.write(
+                orjson.dumps(orjson.loads(out.payload), option=orjson.OPT_INDENT_2).decode() + "\n"
+            )
+        else:
+            text = out.payload.decode("utf-8", errors="replace")
+            sys.stdout.write(text.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n") + "\n")
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    import orjson
+
+    from pyheart.broker import offline
+
+    report = offline.validate(_read_input(args.file), args.validator or ())
+    sys.stdout.write(orjson.dumps(report.to_operation_outcome(), option=orjson.OPT_INDENT_2).decode() + "\n")
+    return 0 if report.ok else 1
+
+
+def _add_offline_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    convert = sub.add_parser("convert", help="convert one HL7v2 / FHIR / DICOM input offline and print it")
+    convert.add_argument("--to", required=True, choices=["fhir", "hl7v2"], help="target format")
+    convert.add_argument("--plugin", help="transformer entry-point name (default: the one that fits)")
+    convert.add_argument("file", nargs="?", default="-", help="input file, or - for stdin (default)")
+    convert.set_defaults(func=_cmd_convert)
+    validate = sub.add_parser("validate", help="validate one input offline; print an OperationOutcome")
+    validate.add_argument(
+        "--validator",
+        action="append",
+        help="validator entry-point name (repeatable; default: the default gates)",
+    )
+    validate.add_argument("file", nargs="?", default="-", help="input file, or - for stdin (default)")
+    validate.set_defaults(func=_cmd_validate)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
         "list", help="list the plugins installed in the pyheart.plugins group"
     )
     plugins_list.set_defaults(func=_cmd_plugins_list)
+    _add_kafka_parser(sub)
+    _add_offline_parsers(sub)
+    add_engine_commands(sub)
     return parser
 
 
