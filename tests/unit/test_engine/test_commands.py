@@ -17,7 +17,7 @@ EXAMPLE = Path(__file__).parents[3] / "examples" / "engine-minimal.yaml"
 def test_example_config_checks_ok(capsys: pytest.CaptureFixture[str]) -> None:
     """The shipped example configuration passes ``config check``."""
     assert main(["config", "check", "-c", str(EXAMPLE)]) == 0
-    assert "ok (1 pipeline(s))" in capsys.readouterr().out
+    assert "ok (1 pipeline(s), 0 adapter(s))" in capsys.readouterr().out
 
 
 def test_config_check_reports_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -15,6 +15,7 @@ import sys
 
 from aiokafka.errors import KafkaError
 
+from pyheart.broker.engine.adapters import AdapterHost
 from pyheart.broker.engine.config import EngineSettings, KafkaSettings, load_settings
 from pyheart.broker.engine.kafka_io import KafkaClients
 from pyheart.broker.engine.pipeline import Pipeline
@@ -42,6 +43,10 @@ def check(settings: EngineSettings, env_paths: set[str]) -> list[Pipeline]:
     """
     pipelines: list[Pipeline] = []
     problems: list[str] = []
+    try:
+        AdapterHost(settings.adapters, settings.kafka.bootstrap_servers, env_paths)
+    except ConfigError as exc:
+        problems.append(str(exc).removeprefix("invalid adapter configuration:\n  "))
     for index, p in enumerate(settings.pipelines):
         try:
             pipelines.append(Pipeline(p, env_paths, index=index))
@@ -63,7 +68,9 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
             f"{len(p.settings.routes)} route(s), {steps} step(s), {mode}, "
             f"dead letters to {p.settings.dead_letter.topic}"
         )
-    _say(f"{args.config}: ok ({len(pipelines)} pipeline(s))")
+    for ref in settings.adapters:
+        _say(f"adapter {ref.id}: {ref.plugin}{'' if ref.enabled else ' (disabled)'}")
+    _say(f"{args.config}: ok ({len(pipelines)} pipeline(s), {len(settings.adapters)} adapter(s))")
     return 0
 
 

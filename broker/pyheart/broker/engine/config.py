@@ -243,10 +243,18 @@ class EngineSettings(_Strict):
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
-    pipelines: list[PipelineSettings] = Field(min_length=1)
+    #: Adapter plugins ``pyheart run`` hosts (see :mod:`pyheart.broker.engine.adapters`).
+    adapters: list[PluginRef] = Field(default_factory=list)
+    pipelines: list[PipelineSettings] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique_names(self) -> EngineSettings:
+        if not self.pipelines and not self.adapters:
+            raise ValueError("at least one pipeline or adapter is required")
+        ids = [a.id for a in self.adapters]
+        dupes_ids = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes_ids:
+            raise ValueError(f"adapter ids used twice: {', '.join(dupes_ids)}")
         names = [p.name for p in self.pipelines]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pyheart.broker.contracts import Header, Message
+from pyheart.broker.engine.adapters import AdapterHost
 from pyheart.broker.engine.config import EngineSettings, KafkaSettings
 from pyheart.broker.engine.envelope import encode_headers
 from pyheart.broker.engine.hooks import PipelineEvent
@@ -624,6 +625,9 @@ class Engine:
             )
             for i, p in chosen
         ]
+        self.adapters = AdapterHost(
+            [a for a in settings.adapters if not only], settings.kafka.bootstrap_servers, env_paths
+        )
         self.http: HttpEndpoint | None = None
         if serve_metrics and settings.metrics.enabled:
             self.http = HttpEndpoint(
@@ -655,19 +659,24 @@ class Engine:
             await self.http.start()
         started: list[PipelineWorker] = []
         try:
+            # Pipelines first: an intake adapter never feeds a topic whose pipeline failed to start.
             for w in self.workers:
                 await w.start()
                 started.append(w)
+            await self.adapters.start()
             tasks = [asyncio.create_task(w.run(), name=f"pipeline-{w.name}") for w in started]
             stopper = asyncio.create_task(self._stop.wait())
             _done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
             self.request_stop()
+            # Stop intake before draining the pipelines, so nothing new arrives while they finish.
+            await self.adapters.stop()
             await asyncio.wait(tasks)
             stopper.cancel()
             errors = [t.exception() for t in tasks if t.exception() is not None]
             if errors:
                 raise errors[0]  # type: ignore[misc]
         finally:
+            await self.adapters.stop()
             for w in reversed(started):
                 await w.close()
             for w in self.workers:
