@@ -1,0 +1,441 @@
+"""Segment maps: each segment's resource and how the message structure links them."""
+
+from __future__ import annotations
+
+import base64
+from types import ModuleType
+
+from pyheart.transformers.hl7v2_fhir import convert
+
+PID = "PID|1||MRN1^^^HOSP^MR~999-11-2222^^^SSA^SS||Doe^Jane^Q||19800203|F|||1 Elm St^^Town^ST^12345^USA^H||555-1234^PRN^PH|||M^Married^HL70002"
+PV1 = "|".join(
+    ["PV1", "1", "I", "ICU^12^B^GHH", "", "", "", "1234^Careful^Carl^^^Dr", "", "", "MED"]
+    + [""] * 8
+    + ["VN77^^^HOSP^VN"]
+    + [""] * 24
+    + ["20240102080000-0500"]
+)
+
+
+def test_pid_patient(h: ModuleType) -> None:
+    """PID -> Patient: identifiers, name, birth date, gender, address, telecom, marital status."""
+    pat = h.one(h.run("ADT^A01^ADT_A01", PID), "Patient")
+    assert (pat["name"][0]["family"], pat["birthDate"], pat["gender"]) == ("Doe", "1980-02-03", "female")
+    assert [i["value"] for i in pat["identifier"]] == ["MRN1", "999-11-2222"]
+    assert pat["address"][0]["city"] == "Town"
+    assert pat["telecom"][0] == {"use": "home", "system": "phone", "value": "555-1234"}
+    assert pat["maritalStatus"]["coding"][0]["code"] == "M"
+
+
+def test_pid_home_phone_default_use(h: ModuleType) -> None:
+    """PID-13 without XTN.2 is a home number (IG assignment)."""
+    pat = h.one(h.run("ADT^A01^ADT_A01", "PID|1||M1^^^H||Doe^J||||||||555-1234"), "Patient")
+    assert pat["telecom"][0]["use"] == "home"
+
+
+def test_pid_birth_time(h: ModuleType) -> None:
+    """PID-7 with a time keeps the time in the patient-birthTime extension."""
+    pat = h.one(h.run("ADT^A01^ADT_A01", "PID|1||M1^^^H||Doe^J||198002031015"), "Patient")
+    assert pat["birthDate"] == "1980-02-03"
+    assert pat["_birthDate"]["extension"][0]["valueDateTime"] == "1980-02-03T10:15:00-05:00"
+
+
+def test_pid_race_us_core(h: ModuleType) -> None:
+    """PID-10 -> US Core race with the OMB category."""
+    pat = h.one(h.run("ADT^A01^ADT_A01", "PID|1||M1^^^H||Doe^J|||||2106-3^White^CDCREC"), "Patient")
+    ext = next(e for e in pat["extension"] if e["url"].endswith("us-core-race"))
+    assert ext["extension"][0] == {
+        "url": "ombCategory",
+        "valueCoding": {"system": "urn:oid:2.16.840.1.113883.6.238", "code": "2106-3", "display": "White"},
+    }
+
+
+def test_pid_account(h: ModuleType) -> None:
+    """PID-18 -> Account of the patient."""
+    acct = h.one(h.run("ADT^A01^ADT_A01", "PID|1||M1^^^H||Doe^J|||||||||||||AC123^^^H"), "Account")
+    assert acct["identifier"][0]["value"] == "AC123"
+
+
+def test_pv1_encounter(h: ModuleType) -> None:
+    """PV1 -> Encounter: class from table 0004, visit number, attending participant, period."""
+    enc = h.one(h.run("ADT^A01^ADT_A01", PID, PV1), "Encounter")
+    assert enc["class"]["code"] == "IMP"
+    assert enc["identifier"][0]["value"] == "VN77"
+    assert enc["participant"][0]["type"][0]["coding"][0]["code"] == "ATND"
+    assert enc["period"]["start"] == "2024-01-02T08:00:00-05:00"
+    assert enc["status"] == "in-progress"
+
+
+def test_pv1_discharge_finishes(h: ModuleType) -> None:
+    """PV1-45 (discharge time) makes the Encounter finished."""
+    pv1 = h.seg("PV1", {1: "1", 2: "I", 19: "V1", 44: "20240101", 45: "20240105"})
+    assert h.one(h.run("ADT^A03^ADT_A03", PID, pv1), "Encounter")["status"] == "finished"
+
+
+def test_pv1_location(h: ModuleType) -> None:
+    """PV1-3 -> Encounter.location referencing the bed Location."""
+    bundle = h.run("ADT^A01^ADT_A01", PID, PV1)
+    enc = h.one(bundle, "Encounter")
+    names = {e["fullUrl"]: e["resource"].get("name") for e in h.entries(bundle, "Location")}
+    assert names[enc["location"][0]["location"]["reference"]] == "B"
+
+
+def test_encounter_without_class_is_valid(h: ModuleType) -> None:
+    """Encounter.class is required: an absent PV1-2 gives the v3 'unknown' null flavor."""
+    enc = h.one(h.run("ADT^A01^ADT_A01", PID, "PV1|1"), "Encounter")
+    assert enc["class"]["code"] == "UNK"
+
+
+def test_nk1_related_person_and_contact(h: ModuleType) -> None:
+    """NK1 -> RelatedPerson (IG NK1[RelatedPerson]) and Patient.contact (IG NK1[Patient])."""
+    bundle = h.run("ADT^A01^ADT_A01", PID, "NK1|1|Doe^John|SPO^Spouse^HL70063")
+    rp = h.one(bundle, "RelatedPerson")
+    assert rp["name"][0]["family"] == "Doe"
+    assert rp["relationship"][0]["coding"][0]["code"] == "SPS"
+    assert h.one(bundle, "Patient")["contact"][0]["name"]["given"] == ["John"]
+
+
+def test_al1_allergy(h: ModuleType) -> None:
+    """AL1 -> AllergyIntolerance: category, code, criticality, reaction."""
+    allergy = h.one(
+        h.run("ADT^A01^ADT_A01", PID, "AL1|1|DA|1605^Penicillin^RXNORM|SV|Hives"), "AllergyIntolerance"
+    )
+    assert allergy["category"] == ["medication"]
+    assert allergy["code"]["coding"][0]["system"] == "http://www.nlm.nih.gov/research/umls/rxnorm"
+    assert allergy["criticality"] == "high"
+    assert allergy["reaction"][0]["manifestation"][0]["text"] == "Hives"
+
+
+def test_dg1_condition(h: ModuleType) -> None:
+    """DG1 -> Condition (encounter diagnosis) listed in Encounter.diagnosis."""
+    bundle = h.run("ADT^A01^ADT_A01", PID, PV1, "DG1|1||R07.9^Chest pain^I10")
+    cond = h.one(bundle, "Condition")
+    assert cond["code"]["coding"][0] == {
+        "system": "http://hl7.org/fhir/sid/icd-10",
+        "code": "R07.9",
+        "display": "Chest pain",
+    }
+    assert h.one(bundle, "Encounter")["diagnosis"][0]["condition"]["reference"].startswith("urn:uuid:")
+
+
+def test_pr1_procedure(h: ModuleType) -> None:
+    """PR1 -> Procedure with its code and time."""
+    proc = h.one(h.run("ADT^A01^ADT_A01", PID, "PR1|1||0JH60DZ^Insert pacemaker^I10P||20240102"), "Procedure")
+    assert (proc["code"]["coding"][0]["code"], proc["performedDateTime"]) == ("0JH60DZ", "2024-01-02")
+
+
+def test_in1_coverage(h: ModuleType) -> None:
+    """IN1 -> Coverage with payor Organization and beneficiary."""
+    bundle = h.run("ADT^A01^ADT_A01", PID, "IN1|1|PLAN1^Gold|IC1|Acme Insurance")
+    cov = h.one(bundle, "Coverage")
+    assert cov["status"] == "active"
+    assert cov["beneficiary"] == {"reference": cov["payor"][0]["reference"]} or cov["payor"]
+
+
+def test_obx_numeric(h: ModuleType) -> None:
+    """OBX NM -> valueQuantity with the UCUM unit, range text, interpretation and status."""
+    bundle = h.run(
+        "ORU^R01^ORU_R01",
+        PID,
+        "OBR|1|P1|F1^LAB|24323-8^Panel^LN|||20240102",
+        "OBX|1|NM|2345-7^Glucose^LN||182|mg/dL^mg/dL^UCUM|70-105|H|||F",
+    )
+    obs = h.one(bundle, "Observation")
+    assert obs["valueQuantity"] == {
+        "value": 182,
+        "unit": "mg/dL",
+        "system": "http://unitsofmeasure.org",
+        "code": "mg/dL",
+    }
+    assert (obs["referenceRange"][0]["text"], obs["status"]) == ("70-105", "final")
+    assert obs["interpretation"][0]["coding"][0]["code"] == "H"
+
+
+def test_obx_structured_numeric_comparator(h: ModuleType) -> None:
+    """OBX SN '<^5' -> valueQuantity with comparator."""
+    obs = h.one(h.run("ORU^R01^ORU_R01", PID, "OBR|1|P1|F1", "OBX|1|SN|X^Y^L||<^5||||||F"), "Observation")
+    assert obs["valueQuantity"] == {"value": 5, "comparator": "<"}
+
+
+def test_obx_structured_numeric_ratio(h: ModuleType) -> None:
+    """OBX SN '^1^:^128' -> valueRatio."""
+    obs = h.one(
+        h.run("ORU^R01^ORU_R01", PID, "OBR|1|P1|F1", "OBX|1|SN|X^Y^L||^1^:^128||||||F"), "Observation"
+    )
+    assert obs["valueRatio"] == {"numerator": {"value": 1}, "denominator": {"value": 128}}
+
+
+def test_obx_coded(h: ModuleType) -> None:
+    """OBX CWE -> valueCodeableConcept."""
+    obs = h.one(
+        h.run("ORU^R01^ORU_R01", PID, "OBR|1|P1|F1", "OBX|1|CWE|X^Y^L||260373001^Detected^SCT||||||F"),
+        "Observation",
+    )
+    assert obs["valueCodeableConcept"]["coding"][0]["code"] == "260373001"
+
+
+def test_obx_text_repetitions_join(h: ModuleType) -> None:
+    """OBX TX repetitions join into one valueString."""
+    obs = h.one(
+        h.run("ORU^R01^ORU_R01", PID, "OBR|1|P1|F1", "OBX|1|TX|X^Y^L||line one~line two||||||F"),
+        "Observation",
+    )
+    assert obs["valueString"] == "line one\nline two"
+
+
+def test_oru_report_links(h: ModuleType) -> None:
+    """ORU: OBR -> ServiceRequest + DiagnosticReport; the report's results are the OBX Observations."""
+    bundle = h.run(
+        "ORU^R01^ORU_R01",
+        PID,
+        "ORC|RE|P1|F1",
+        h.seg("OBR", {1: "1", 2: "P1", 3: "F1", 4: "24323-8^Panel^LN", 25: "F"}),
+        "OBX|1|NM|2345-7^Glucose^LN||182||||||F",
+        "OBX|2|NM|2160-0^Creatinine^LN||1.1||||||F",
+    )
+    report = h.one(bundle, "DiagnosticReport")
+    obs_urls = [e["fullUrl"] for e in h.entries(bundle, "Observation")]
+    assert [r["reference"] for r in report["result"]] == obs_urls
+    assert report["basedOn"][0]["reference"] == h.entries(bundle, "ServiceRequest")[0]["fullUrl"]
+    assert report["status"] == "final"
+
+
+def test_nte_note_on_observation(h: ModuleType) -> None:
+    """NTE after OBX -> Observation.note."""
+    obs = h.one(
+        h.run("ORU^R01^ORU_R01", PID, "OBR|1|P1|F1", "OBX|1|ST|X^Y^L||pos||||||F", "NTE|1||Check again"),
+        "Observation",
+    )
+    assert obs["note"] == [{"text": "Check again"}]
+
+
+def test_spm_specimen(h: ModuleType) -> None:
+    """SPM -> Specimen with type and collection time, referenced by the report."""
+    bundle = h.run(
+        "ORU^R01^ORU_R01",
+        PID,
+        "OBR|1|P1|F1",
+        "SPM|1|S1&LAB||119297000^Blood^SCT|||||||||||||20240102",
+    )
+    spec = h.one(bundle, "Specimen")
+    assert spec["type"]["coding"][0]["code"] == "119297000"
+    assert spec["collection"]["collectedDateTime"] == "2024-01-02"
+    assert (
+        h.one(bundle, "DiagnosticReport")["specimen"][0]["reference"]
+        == h.entries(bundle, "Specimen")[0]["fullUrl"]
+    )
+
+
+def test_orm_service_request(h: ModuleType) -> None:
+    """ORM: ORC + OBR -> one ServiceRequest with status from ORC-5 and both order numbers."""
+    bundle = h.run("ORM^O01^ORM_O01", PID, "ORC|NW|P1^EHR|F1^LAB||IP", "OBR|1|||71020^Chest X-ray^C4")
+    sr = h.one(bundle, "ServiceRequest")
+    assert (sr["status"], sr["intent"]) == ("active", "order")
+    assert [i["value"] for i in sr["identifier"]] == ["P1", "F1"]
+    assert sr["code"]["coding"][0]["system"] == "http://www.ama-assn.org/go/cpt"
+    assert h.resources(bundle, "DiagnosticReport") == []
+
+
+def test_orc_alone_is_service_request(h: ModuleType) -> None:
+    """An ORC without a detail segment is a ServiceRequest of its own."""
+    sr = h.one(h.run("ORM^O01^ORM_O01", PID, "ORC|CA|P1^EHR"), "ServiceRequest")
+    assert sr["status"] == "active"
+
+
+def test_vxu_immunization(h: ModuleType) -> None:
+    """VXU: ORC + RXA + RXR -> Immunization with vaccine, dose, lot, route and identifiers."""
+    bundle = h.run(
+        "VXU^V04^VXU_V04",
+        PID,
+        "ORC|RE|P1^EHR|F1^IIS",
+        "RXA|0|1|20240102||08^HepB^CVX|0.5|mL^mL^UCUM||||||||LOT1||MSD^Merck^MVX|||CP",
+        "RXR|C28161^Intramuscular^NCIT|LD^Left deltoid^HL70163",
+    )
+    imm = h.one(bundle, "Immunization")
+    assert imm["vaccineCode"]["coding"][0] == {
+        "system": "http://hl7.org/fhir/sid/cvx",
+        "code": "08",
+        "display": "HepB",
+    }
+    assert (imm["status"], imm["lotNumber"], imm["doseQuantity"]["value"]) == ("completed", "LOT1", 0.5)
+    assert imm["route"]["coding"][0]["code"] == "C28161"
+    assert [i["value"] for i in imm["identifier"]] == ["P1", "F1"]
+
+
+def test_rxa_deleted_is_entered_in_error(h: ModuleType) -> None:
+    """RXA-21 'D' marks the Immunization entered-in-error."""
+    rxa = "RXA|0|1|20240102||08^HepB^CVX|999||||||||||||||CP|D"
+    assert h.one(h.run("VXU^V04^VXU_V04", PID, rxa), "Immunization")["status"] == "entered-in-error"
+
+
+def test_rde_medication_request(h: ModuleType) -> None:
+    """RDE: ORC + RXE + RXR -> MedicationRequest with route."""
+    bundle = h.run(
+        "RDE^O11^RDE_O11",
+        PID,
+        "ORC|NW|P1^EHR",
+        "RXE||313782^Acetaminophen 325 MG^RXNORM",
+        "RXR|PO^Oral^HL70162",
+    )
+    mr = h.one(bundle, "MedicationRequest")
+    assert mr["medicationCodeableConcept"]["coding"][0]["code"] == "313782"
+    assert mr["dosageInstruction"][0]["route"]["coding"][0]["code"] == "PO"
+
+
+def test_siu_appointment(h: ModuleType) -> None:
+    """SIU: SCH -> Appointment with start/end from SCH-11 and the patient as participant."""
+    bundle = h.run(
+        "SIU^S12^SIU_S12",
+        h.seg("SCH", {1: "A1^EHR", 2: "F1^SCHED", 11: "^^^202401021000-0500^202401021030-0500"}),
+        PID,
+        "AIP|1||1234^Careful^Carl",
+    )
+    appt = h.one(bundle, "Appointment")
+    assert (appt["status"], appt["start"], appt["end"]) == (
+        "booked",
+        "2024-01-02T10:00:00-05:00",
+        "2024-01-02T10:30:00-05:00",
+    )
+    actors = [p["actor"]["reference"] for p in appt["participant"]]
+    assert h.entries(bundle, "Patient")[0]["fullUrl"] in actors
+    assert len(actors) == 2
+
+
+def test_siu_cancel_event(h: ModuleType) -> None:
+    """SIU^S15 (cancellation) without SCH-25 gives a cancelled Appointment."""
+    appt = h.one(h.run("SIU^S15^SIU_S12", "SCH|A1^EHR", PID), "Appointment")
+    assert appt["status"] == "cancelled"
+
+
+def test_mdm_document(h: ModuleType) -> None:
+    """MDM: TXA -> DocumentReference; OBX text becomes its base64 text/plain content."""
+    bundle = h.run(
+        "MDM^T02^MDM_T02",
+        PID,
+        "TXA|1|CN^Consult note|TX|||||||||DOC1^EHR",
+        "OBX|1|TX|X^Y^L||First line",
+        "OBX|2|TX|X^Y^L||Second line",
+    )
+    doc = h.one(bundle, "DocumentReference")
+    att = doc["content"][0]["attachment"]
+    assert base64.b64decode(att["data"]).decode() == "First line\nSecond line"
+    assert doc["masterIdentifier"]["value"] == "DOC1"
+    assert h.resources(bundle, "Observation") == []
+
+
+def test_dft_charge_item(h: ModuleType) -> None:
+    """DFT: FT1 -> ChargeItem with code and quantity."""
+    item = h.one(
+        h.run("DFT^P03^DFT_P03", PID, "FT1|1|T1||20240102||CG|99213^Office visit^C4|||2"), "ChargeItem"
+    )
+    assert (item["code"]["coding"][0]["code"], item["quantity"]["value"]) == ("99213", 2)
+
+
+def test_evn_provenance(h: ModuleType) -> None:
+    """EVN -> Provenance targeting the MessageHeader, with recorded time and reason."""
+    bundle = h.run("ADT^A01^ADT_A01", "EVN|A01|20240102120000-0500||01^Patient request^HL70062", PID)
+    header_url = h.entries(bundle, "MessageHeader")[0]["fullUrl"]
+    evn = next(p for p in h.resources(bundle, "Provenance") if "reason" in p)
+    assert evn["recorded"] == "2024-01-02T12:00:00-05:00"
+    assert evn["target"] == [{"reference": header_url}]
+
+
+def test_message_header(h: ModuleType) -> None:
+    """MSH -> MessageHeader: event, source, destination, sender Organization, focus."""
+    bundle = h.run("ADT^A01^ADT_A01", PID)
+    mh = h.one(bundle, "MessageHeader")
+    assert mh["eventCoding"] == {
+        "system": "http://terminology.hl7.org/CodeSystem/v2-0003",
+        "code": "A01",
+        "display": "ADT^A01^ADT_A01",
+    }
+    assert (mh["source"]["name"], mh["destination"][0]["name"]) == ("SENDAPP", "RECVAPP")
+    assert mh["focus"][0]["reference"] == h.entries(bundle, "Patient")[0]["fullUrl"]
+
+
+def test_unknown_segments_ignored(h: ModuleType) -> None:
+    """Z-segments and unmapped segments do not stop the conversion."""
+    bundle = h.run("ADT^A01^ADT_A01", PID, "ZPI|1|custom")
+    assert h.one(bundle, "Patient")["name"][0]["family"] == "Doe"
+
+
+def test_pv1_episode_of_care(h: ModuleType) -> None:
+    """PV1-54 -> EpisodeOfCare of the patient, referenced by the Encounter."""
+    bundle = h.run("ADT^A01^ADT_A01", PID, h.seg("PV1", {1: "1", 2: "I", 54: "EOC1^^^HOSP"}))
+    eoc = h.entries(bundle, "EpisodeOfCare")[0]
+    assert (eoc["resource"]["identifier"][0]["value"], eoc["resource"]["status"]) == ("EOC1", "active")
+    assert h.one(bundle, "Encounter")["episodeOfCare"] == [{"reference": eoc["fullUrl"]}]
+
+
+def test_in1_insured_subscriber(h: ModuleType) -> None:
+    """IN1-16..19 (insured other than the patient) -> RelatedPerson as Coverage.subscriber."""
+    in1 = h.seg(
+        "IN1", {1: "1", 2: "PLAN1", 16: "Doe^John", 17: "SPO^Spouse^HL70063", 18: "19790101", 36: "POL9"}
+    )
+    bundle = h.run("ADT^A01^ADT_A01", PID, in1)
+    cov = h.one(bundle, "Coverage")
+    insured = h.entries(bundle, "RelatedPerson")[0]
+    assert cov["subscriber"] == {"reference": insured["fullUrl"]}
+    assert (cov["subscriberId"], insured["resource"]["birthDate"]) == ("POL9", "1979-01-01")
+
+
+def test_in1_self_subscriber_is_patient(h: ModuleType) -> None:
+    """IN1-17 'SEL': the patient is the subscriber."""
+    bundle = h.run("ADT^A01^ADT_A01", PID, h.seg("IN1", {1: "1", 2: "PLAN1", 16: "Doe^Jane", 17: "SEL"}))
+    assert h.one(bundle, "Coverage")["subscriber"] == {
+        "reference": h.entries(bundle, "Patient")[0]["fullUrl"]
+    }
+
+
+def test_rxe_dose_and_rate(h: ModuleType) -> None:
+    """RXE-3/5 give amount and units -> doseQuantity; RXE-23/24 -> rateQuantity."""
+    rxe = h.seg("RXE", {2: "1234^Drug^RXNORM", 3: "5", 5: "mg^mg^UCUM", 23: "25", 24: "mL/h^mL/h^UCUM"})
+    mr = h.one(h.run("RDE^O11^RDE_O11", PID, "ORC|NW|P1^EHR", rxe), "MedicationRequest")
+    dose_rate = mr["dosageInstruction"][0]["doseAndRate"][0]
+    assert (dose_rate["doseQuantity"]["value"], dose_rate["doseQuantity"]["code"]) == (5, "mg")
+    assert dose_rate["rateQuantity"]["value"] == 25
+
+
+def test_nte_author_and_time(h: ModuleType) -> None:
+    """NTE-5/NTE-6 -> the note's author Practitioner and time."""
+    nte = h.seg("NTE", {1: "1", 3: "Recheck", 5: "77^Nurse^Nina", 6: "202401021200-0500"})
+    bundle = h.run("ORU^R01^ORU_R01", PID, "OBR|1|P1|F1", "OBX|1|ST|X^Y^L||pos||||||F", nte)
+    note = h.one(bundle, "Observation")["note"][0]
+    assert note["time"] == "2024-01-02T12:00:00-05:00"
+    assert note["authorReference"]["reference"] in {e["fullUrl"] for e in h.entries(bundle, "Practitioner")}
+
+
+def test_obr_parent_order(h: ModuleType) -> None:
+    """OBR-29 -> basedOn the parent order by its placer and filler numbers."""
+    obr = h.seg("OBR", {1: "1", 2: "P2", 3: "F2", 29: "P1&EHR^F1&LAB"})
+    sr = h.one(h.run("ORM^O01^ORM_O01", PID, "ORC|NW|P2", obr), "ServiceRequest")
+    assert [b["identifier"]["value"] for b in sr["basedOn"]] == ["P1", "F1"]
+
+
+def test_message_header_endpoint_absent(h: ModuleType) -> None:
+    """MSH-3 without a universal id: the required endpoint carries data-absent-reason (IG)."""
+    mh = h.one(h.run("ADT^A01^ADT_A01", PID), "MessageHeader")
+    assert mh["source"]["_endpoint"]["extension"][0]["valueCode"] == "unknown"
+
+
+def test_message_header_endpoint_oid(h: ModuleType) -> None:
+    """MSH-3 with an ISO universal id: the endpoint is its urn:oid."""
+    msg = h.er7("ADT^A01^ADT_A01", PID).replace("|SENDAPP|", "|SENDAPP^1.2.3^ISO|")
+
+    assert h.one(convert(msg), "MessageHeader")["source"]["endpoint"] == "urn:oid:1.2.3"
+
+
+def test_prt_primary_care_provider(h: ModuleType) -> None:
+    """PRT-4 'PP' after PID -> Patient.generalPractitioner."""
+    bundle = h.run(
+        "ADT^A01^ADT_A01", PID, h.seg("PRT", {4: "PP^Primary Care Provider^HL70912", 5: "55^Gp^Gail"})
+    )
+    gp = h.one(bundle, "Patient")["generalPractitioner"][0]["reference"]
+    assert gp == h.entries(bundle, "Practitioner")[0]["fullUrl"]
+
+
+def test_prt_observation_device(h: ModuleType) -> None:
+    """PRT with a device (PRT-10) after OBX -> Observation.device."""
+    prt = h.seg("PRT", {4: "EQUIP^Equipment^HL70912", 10: "DEV1^LAB"})
+    bundle = h.run("ORU^R01^ORU_R01", PID, "OBR|1|P1|F1", "OBX|1|NM|X^Y^LN||5||||||F", prt)
+    assert h.one(bundle, "Observation")["device"] == {"reference": h.entries(bundle, "Device")[0]["fullUrl"]}

@@ -1,0 +1,370 @@
+"""Per-message conversion state: the bundle being built, id rules and shared resources.
+
+Ids: a resource with a business identifier gets ``identifier_id(type, system, value)`` and a
+conditional update ``PUT Type?identifier=system|value`` (transaction bundles), so every message
+about the same patient, order or result lands on the same resource. Resources without an
+identifier get an id from the sender, the message control id and the segment position, and a
+``PUT Type/id``: redelivering a message is idempotent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+from urllib.parse import quote
+
+from pyheart.broker.hl7v2 import Hl7Message, Segment, Value
+from pyheart.transformers.hl7v2_fhir import datatypes as dt
+from pyheart.transformers.hl7v2_fhir.ids import identifier_id, resource_id
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """Conversion settings (the plugin's validated config)."""
+
+    #: Prefix of identifier systems made from local namespace ids (``urn:id:HOSP``).
+    system_base: str = "urn:id:"
+    #: Prefix of code systems made from local coding-system names (CWE.3); None: ``system_base``.
+    code_system_base: str | None = None
+    #: ``transaction`` (conditional updates, ``urn:uuid`` references) or ``batch`` (PUT by id).
+    bundle_type: str = "transaction"
+    #: Zone for times without one when MSH-7 has none either (``+01:00``, ``Z``); None keeps
+    #: such values at day precision.
+    default_timezone: str | None = None
+    #: Emit MessageHeader (MSH) and Provenance (MSH, EVN) resources.
+    message_header: bool = True
+    provenance: bool = True
+    #: Identifier assigning authorities as Organization resources (IG CX.4 -> assigner(Organization));
+    #: off: ``assigner.display`` only.
+    assigner_organizations: bool = True
+    #: NK1 also as Patient.contact (IG NK1[Patient]) besides the RelatedPerson.
+    patient_contacts: bool = True
+
+
+class Entry:
+    """One bundle entry being built."""
+
+    __slots__ = ("ident", "resource", "rid", "rtype")
+
+    def __init__(self, rtype: str, rid: str, resource: Json, ident: tuple[str, str] | None) -> None:
+        self.rtype = rtype
+        self.rid = rid
+        self.resource = resource
+        self.ident = ident
+
+
+class Context:
+    """State while one message is converted."""
+
+    def __init__(self, msg: Hl7Message, options: Options) -> None:
+        self.msg = msg
+        self.options = options
+        self.system_base = options.system_base
+        self.code_system_base = options.code_system_base or options.system_base
+        msh = msg.msh
+        self.default_tz = dt.parse_tz(msh.get(7)) or options.default_timezone
+        self.control_id = msh.get(10)
+        self.delimiters = msg.delimiters
+        #: Per-message memo of resource-creating datatype maps (see datatypes._memo).
+        self.memo: dict[tuple[object, ...], Any] = {}
+        self.charset = msg.charset
+        #: Scope for ids of things only unique per sender (locations, unidentified orgs).
+        self.scope = f"{msh.get(3)}^{msh.get(4)}"
+        self.transaction = options.bundle_type == "transaction"
+        self.entries: dict[str, Entry] = {}
+        #: The sender's identifier system, used for identifiers without an assigning authority.
+        self.sender_system = dt.hd_system(msh.value(4), self) or dt.hd_system(msh.value(3), self)
+        self.patient: Json | None = None
+        self.patient_ref: Json | None = None
+        self.encounter_ref: Json | None = None
+
+    # ------------------------------------------------------------------------------- entries
+    def ref(self, rtype: str, rid: str) -> Json:
+        """A reference to the entry ``rtype``/``rid`` as this bundle type resolves it."""
+        if self.transaction:
+            return {"reference": f"urn:uuid:{rid}"}
+        return {"reference": f"{rtype}/{rid}"}
+
+    def add(self, resource: Json, *, ident: Json | None = None, key: tuple[str, ...] = ()) -> Json:
+        """Add ``resource``; its id comes from ``ident`` (a business Identifier with system and
+        value) or from ``key`` within this message. Returns a Reference to it. A resource already
+        in the bundle under the same id is merged (its valued elements win)."""
+        rtype = resource["resourceType"]
+        ident_key: tuple[str, str] | None = None
+        if ident and ident.get("value"):
+            if not ident.get("system") and self.sender_system:
+                # No assigning authority: the sender's namespace makes the identifier matchable.
+                ident["system"] = self.sender_system
+            system = ident.get("system") or ""
+            ident_key = (system, ident["value"])
+            rid = identifier_id(rtype, system, ident["value"])
+        else:
+            rid = resource_id(rtype, self.scope, self.control_id, *key)
+        return self._put(rtype, rid, resource, ident_key)
+
+    def add_shared(self, resource: Json, rid: str) -> Json:
+        """Add a resource whose id the caller derived (shared across messages)."""
+        return self._put(resource["resourceType"], rid, resource, None)
+
+    def _put(self, rtype: str, rid: str, resource: Json, ident: tuple[str, str] | None) -> Json:
+        found = self.entries.get(rid)
+        if found is None:
+            self.entries[rid] = Entry(rtype, rid, resource, ident)
+        elif found.resource is not resource:
+            target = found.resource
+            for k, v in resource.items():
+                if k not in target and not _choice_taken(target, k):
+                    target[k] = v
+        return self.ref(rtype, rid)
+
+    def bundle(self, bundle_id: str) -> Json:
+        """The finished Bundle."""
+        entries = []
+        for e in self.entries.values():
+            res = e.resource
+            if self.transaction and e.ident is not None and e.ident[0]:
+                system, value = e.ident
+                url = f"{e.rtype}?identifier={_q(system)}|{_q(value)}"
+                res.pop("id", None)
+            else:
+                url = f"{e.rtype}/{e.rid}"
+                res["id"] = e.rid
+            entries.append(
+                {
+                    "fullUrl": f"urn:uuid:{e.rid}",
+                    "resource": res,
+                    "request": {"method": "PUT", "url": url},
+                }
+            )
+        return {"resourceType": "Bundle", "id": bundle_id, "type": self.options.bundle_type, "entry": entries}
+
+    # ---------------------------------------------------------------------- shared resources
+    def practitioner_from_xcn(self, v: Value) -> Json | None:
+        """XCN -> Practitioner (IG ``XCN[Practitioner]``), added once per id; returns a Reference."""
+        c = dt.comps(v, self)
+        ident_value = c[1]
+        name = _xcn_name(c, self)
+        if not ident_value and not name:
+            return None
+        res: Json = {"resourceType": "Practitioner"}
+        ident: Json | None = None
+        if ident_value:
+            ident = {}
+            authority = v.component(9) if c[9] or v.get(9, 2) else None
+            system = dt.hd_system_of(authority, self) if authority is not None else None
+            if system:
+                ident["system"] = system
+            ident["value"] = ident_value
+            if authority is not None:
+                assigner = self.assigner(authority)
+                if assigner:
+                    ident["assigner"] = assigner
+            id_type = c[13]
+            if id_type:
+                mapped = dt.lookup("IdentifierType", id_type)
+                ident["type"] = {
+                    "coding": [
+                        dt.coding(mapped[0], mapped[2], mapped[1])
+                        if mapped
+                        else dt.coding(id_type, dt.V2_CS + "0203")
+                    ]
+                }
+            res["identifier"] = [ident]
+        if name:
+            res["name"] = [name]
+        qual = c[7]
+        if qual:
+            res["qualification"] = [{"code": {"coding": [dt.coding(qual, dt.V2_CS + "0360")]}}]
+        if ident is not None:
+            if not ident.get("system") and self.sender_system:
+                ident["system"] = self.sender_system  # matchable, as for every identifier
+            system = ident.get("system") or ""
+            rid = identifier_id("Practitioner", system, ident_value)
+            entry_ident = (system, ident_value) if system else None
+            return self._put("Practitioner", rid, res, entry_ident)
+        given = tuple(name.get("given") or ()) if name else ()
+        family = name.get("family", "") if name else ""
+        rid = resource_id("Practitioner", self.scope, *given, family)
+        return self._put("Practitioner", rid, res, None)
+
+    def assigner(self, v: Value) -> Json | None:
+        """An identifier's assigning authority (HD): a reference to its Organization, or (with
+        ``assigner_organizations`` off) a display-only reference."""
+        if self.options.assigner_organizations:
+            return self.organization_from_hd(v)
+        name = v.get(1) or v.get(2)
+        return {"display": name} if name else None
+
+    def organization_from_hd(self, v: Value) -> Json | None:
+        """HD (as a field repetition or a component) -> Organization (IG ``HD[Organization]``)."""
+        ns, uid, kind = v.get(1), v.get(2), v.get(3)
+        if not (ns or uid):
+            return None
+        memo_key = ("HD", f"{ns}\x00{uid}\x00{kind}")
+        hit = self.memo.get(memo_key)
+        if hit is not None:
+            return hit  # type: ignore[no-any-return]
+        res: Json = {"resourceType": "Organization"}
+        idents: list[Json] = []
+        if ns:
+            idents.append({"value": ns})
+            res["name"] = ns
+        if uid:
+            ident: Json = {"value": uid}
+            if kind.upper() in ("ISO", "UUID", "URI"):
+                ident["system"] = "urn:ietf:rfc:3986"
+                prefix = {"ISO": "urn:oid:", "UUID": "urn:uuid:"}.get(kind.upper(), "")
+                ident["value"] = prefix + uid if not uid.startswith("urn:") else uid
+            mapped = dt.lookup("UniversalIDType", kind)
+            if mapped:
+                ident["type"] = {"coding": [dt.coding(mapped[0], mapped[2], mapped[1])]}
+            idents.append(ident)
+        res["identifier"] = idents
+        rid = resource_id("Organization", "HD", ns, uid)
+        ref = self.memo[memo_key] = self._put("Organization", rid, res, None)
+        return ref
+
+    def organization_from_xon(self, v: Value) -> Json | None:
+        """XON -> Organization (IG ``XON[Organization]``)."""
+        name = v.get(1)
+        ident_value = v.get(10) or v.get(3)
+        if not (name or ident_value):
+            return None
+        res: Json = {"resourceType": "Organization"}
+        if name:
+            res["name"] = name
+        ident: Json | None = None
+        if ident_value:
+            ident = {}
+            system = dt.hd_system_of(v.component(6), self) if v.get(6) else None
+            if system:
+                ident["system"] = system
+            ident["value"] = ident_value
+            if v.get(6) or v.get(6, 2):
+                assigner = self.assigner(v.component(6))
+                if assigner:
+                    ident["assigner"] = assigner
+            if v.get(7):
+                mapped = dt.lookup("IdentifierType", v.get(7))
+                code = mapped[0] if mapped else v.get(7)
+                ident["type"] = {
+                    "coding": [dt.coding(code, dt.V2_CS + "0203", mapped[1] if mapped else None)]
+                }
+            res["identifier"] = [ident]
+        if ident is not None and ident.get("system"):
+            return self.add(res, ident=ident)
+        rid = resource_id("Organization", self.scope, name, ident_value)
+        return self._put("Organization", rid, res, None)
+
+    def location_from_pl(self, v: Value) -> Json | None:
+        """PL -> Locations (IG ``PL[Location]``): facility (si) > building (bu) > floor (lvl) >
+        point of care > room (ro) > bed (bd), each ``partOf`` the next valued level up."""
+        levels = (
+            (4, "si", "Site"),
+            (7, "bu", "Building"),
+            (8, "lvl", "Level"),
+            (1, None, None),
+            (2, "ro", "Room"),
+            (3, "bd", "Bed"),
+        )
+        parent: Json | None = None
+        key: list[str] = [self.scope]
+        last: Json | None = None
+        last_res: Json | None = None
+        for pos, code, display in levels:
+            name = v.get(pos)
+            if not name:
+                continue
+            key.append(f"{pos}={name}")
+            res: Json = {"resourceType": "Location", "name": name, "identifier": [{"value": name}]}
+            res["mode"] = "instance"
+            if code:
+                res["physicalType"] = {
+                    "coding": [
+                        dt.coding(
+                            code, "http://terminology.hl7.org/CodeSystem/location-physical-type", display
+                        )
+                    ]
+                }
+            if parent is not None:
+                res["partOf"] = parent
+            ref = self._put("Location", resource_id("Location", *key), res, None)
+            parent = ref
+            last = ref
+            last_res = res
+        if last_res is not None and v.get(9):
+            last_res["description"] = v.get(9)
+        return last
+
+    def sender_ident(self, ident: Json) -> Json:
+        """``ident`` with the sender's system when it has none (for ids, not for output)."""
+        if ident.get("system") or not self.sender_system:
+            return ident
+        return {**ident, "system": self.sender_system}
+
+
+_CHOICES = (
+    "value",
+    "effective",
+    "onset",
+    "abatement",
+    "deceased",
+    "multipleBirth",
+    "occurrence",
+    "medication",
+    "performed",
+    "product",
+    "collected",
+    "serviced",
+)
+
+
+def _choice_taken(res: Json, key: str) -> bool:
+    """True when ``key`` is a choice element ``x[x]`` of which ``res`` already has a type."""
+    for prefix in _CHOICES:
+        if key.startswith(prefix) and len(key) > len(prefix) and key[len(prefix)].isupper():
+            return any(
+                k.startswith(prefix) and len(k) > len(prefix) and k[len(prefix)].isupper() for k in res
+            )
+    return False
+
+
+@lru_cache(maxsize=4096)
+def _q(text: str) -> str:
+    return quote(text, safe=":/.-_~@")
+
+
+def _xcn_name(c: list[str], ctx: Context) -> Json | None:
+    """The HumanName of an XCN, from its components (``dt.comps``)."""
+    out: Json = {}
+    family = c[2]
+    if family:
+        out["family"] = family
+    given = [g for g in (c[3], c[4]) if g]
+    if given:
+        out["given"] = given
+    suffix = [s for s in (c[5], c[21]) if s]
+    if suffix:
+        out["suffix"] = suffix
+    if c[6]:
+        out["prefix"] = [c[6]]
+    use = dt.lookup("NameType", c[10])
+    if use:
+        out["use"] = use[0]
+    start, end = dt.dtm(c[19], ctx.default_tz), dt.dtm(c[20], ctx.default_tz)
+    if start or end:
+        out["period"] = {k: x for k, x in (("start", start), ("end", end)) if x}
+    if not (family or given):
+        return None
+    return out
+
+
+def segment_key(seg: Segment) -> tuple[str, str]:
+    """A key for ids derived from a segment's position in its message."""
+    return (seg.name, str(seg.index))
+
+
+__all__ = ["Context", "Entry", "Options", "segment_key"]

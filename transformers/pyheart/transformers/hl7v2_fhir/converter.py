@@ -1,0 +1,1284 @@
+"""HL7 v2 message -> FHIR R4 transaction Bundle.
+
+One general mechanism: the segments are walked in order and each is handed to the handler of its
+segment id (:data:`HANDLERS`). A handler builds its resource from the declared field maps
+(:mod:`.fieldmaps`) and links it to the resources the message structure puts around it (the
+patient, the visit, the order group, the report, the appointment) through :class:`State`. The
+message family (MSH-9.1) selects only the few variants the IG message maps make (OBX is an
+Observation in ORU, document content in MDM; OBR adds a DiagnosticReport in result messages;
+ORC shapes an Immunization in VXU and a MedicationRequest in pharmacy messages).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from typing import Any
+
+from pyheart.broker.errors import TransformError
+from pyheart.broker.hl7v2 import Hl7Message, Segment, Value
+from pyheart.transformers.hl7v2_fhir import datatypes as dt
+from pyheart.transformers.hl7v2_fhir import fieldmaps as fm
+from pyheart.transformers.hl7v2_fhir.context import Context, Options
+from pyheart.transformers.hl7v2_fhir.ids import resource_id
+
+Json = dict[str, Any]
+
+#: Message families whose OBR carries results (OBR -> ServiceRequest + DiagnosticReport).
+RESULT_FAMILIES = frozenset({"ORU", "OUL", "ORF", "OPU", "ORA"})
+#: Families whose ORC/RX* segments describe medication orders.
+PHARMACY_FAMILIES = frozenset({"RDE", "RDS", "RGV", "RAS", "OMP", "RRE", "RDO", "ORP", "RRD"})
+_PATIENT_NEEDED = frozenset(
+    {
+        "RelatedPerson",
+        "AllergyIntolerance",
+        "Condition",
+        "Procedure",
+        "Coverage",
+        "Immunization",
+        "MedicationRequest",
+        "MedicationDispense",
+        "ChargeItem",
+        "ServiceRequest",
+    }
+)
+_HAS_NOTE = frozenset(
+    {
+        "Observation",
+        "ServiceRequest",
+        "Immunization",
+        "MedicationRequest",
+        "MedicationDispense",
+        "Specimen",
+        "Procedure",
+        "AllergyIntolerance",
+        "Condition",
+        "ChargeItem",
+    }
+)
+_ENCOUNTER_CLASS_UNKNOWN = {
+    "system": "http://terminology.hl7.org/CodeSystem/v3-NullFlavor",
+    "code": "UNK",
+    "display": "unknown",
+}
+_APPOINTMENT_STATUS_BY_EVENT = {"S15": "cancelled", "S17": "entered-in-error", "S26": "noshow"}
+
+
+class State:
+    """What the walk has seen so far: the resources later segments attach to."""
+
+    def __init__(self, msg: Hl7Message) -> None:
+        self.family = msg.message_type
+        self.event = msg.trigger_event
+        self.patient: Json | None = None
+        self.encounter: Json | None = None
+        self.encounter_ref: Json | None = None
+        self.orc: Segment | None = None
+        self.order: Json | None = None
+        self.order_ref: Json | None = None
+        self.report: Json | None = None
+        self.report_ref: Json | None = None
+        self.observation_ref: Json | None = None
+        self.appointment: Json | None = None
+        self.document: Json | None = None
+        self.documents: list[tuple[Json, Segment]] = []
+        self.immunization: Json | None = None
+        self.medication: Json | None = None
+        self.medication_ref: Json | None = None
+        self.last: Json | None = None
+        self.focus: list[Json] = []
+        self.order_used = False
+
+
+def _new(rtype: str) -> Json:
+    return {"resourceType": rtype}
+
+
+def _subject(ctx: Context, res: Json, key: str = "subject") -> None:
+    if ctx.patient_ref is not None:
+        res[key] = ctx.patient_ref
+
+
+def _first_ident(res: Json, prefer: tuple[str, ...] = ("FILL", "PLAC")) -> Json | None:
+    idents = res.get("identifier") or []
+    for code in prefer:
+        for ident in idents:
+            codes = [c.get("code") for c in ident.get("type", {}).get("coding", [])]
+            if code in codes and ident.get("value"):
+                return dict(ident)
+    for ident in idents:
+        if ident.get("value"):
+            return dict(ident)
+    return None
+
+
+# ------------------------------------------------------------------------------ handlers
+
+
+def h_pid(ctx: Context, seg: Segment, st: State) -> None:
+    """PID -> Patient (+ Account from PID-18); later segments refer to this patient."""
+    res = fm.apply(fm.PID, seg, _new("Patient"), ctx)
+    # The id comes from the medical record number when PID-3 has one (stable whatever order the
+    # sender lists identifiers in), else from the first PID-3 identifier.
+    ident = None
+    reps = seg.reps(3)
+    for rep in sorted(reps, key=lambda r: r.get(5) != "MR"):
+        ident = next((i for i in res.get("identifier", []) if i.get("value") == rep.get(1)), None)
+        if ident is not None:
+            break
+    if ident is None and res.get("identifier"):
+        ident = res["identifier"][0]
+    ctx.patient_ref = ctx.add(res, ident=ident, key=("PID", str(seg.index)))
+    ctx.patient = res
+    st.patient = res
+    st.focus.append(ctx.patient_ref)
+    st.encounter = st.encounter_ref = None
+    st.last = res
+    _us_core_race_ethnicity(seg, res)
+    _birth_time(ctx, seg, res)
+    _animal_breed(ctx, seg, res)
+    for rep in seg.reps(21):
+        # IG CX[RelatedPerson-Mother]: the mother's identifier makes a RelatedPerson.
+        mother_ident = dt.cx_identifier(rep, ctx)
+        if mother_ident:
+            mother = {
+                "resourceType": "RelatedPerson",
+                "identifier": [mother_ident],
+                "patient": ctx.patient_ref,
+                "relationship": [{"coding": [{"system": _ROLE_CODE, "code": "MTH", "display": "mother"}]}],
+            }
+            ctx.add(mother, ident=mother_ident)
+    account = seg.value(18)
+    if account.get(1):
+        acct_ident = dt.cx_identifier(account, ctx)
+        if acct_ident:
+            acct = {"resourceType": "Account", "identifier": [acct_ident], "status": "active"}
+            acct["subject"] = [ctx.patient_ref]
+            ctx.add(acct, ident=acct_ident)
+
+
+_ROLE_CODE = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
+
+
+def _birth_time(ctx: Context, seg: Segment, res: Json) -> None:
+    """PID-7 with a time -> the patient-birthTime extension on birthDate (IG PID[Patient])."""
+    raw = seg.get(7)
+    if len(raw) > 8:
+        when = dt.dtm(raw, ctx.default_tz)
+        if when and "T" in when:
+            res["_birthDate"] = {"extension": [{"url": _SD + "patient-birthTime", "valueDateTime": when}]}
+
+
+def _animal_breed(ctx: Context, seg: Segment, res: Json) -> None:
+    """PID-36 breed -> patient-animal.breed (PID-35 species is a declared field map)."""
+    breed = dt.cwe_codeable_concept(seg.value(36), ctx)
+    if breed is None:
+        return
+    for ext in res.get("extension", []):
+        if ext.get("url") == _SD + "patient-animal":
+            ext["extension"].append({"url": "breed", "valueCodeableConcept": breed})
+            return
+    res.setdefault("extension", []).append(
+        {"url": _SD + "patient-animal", "extension": [{"url": "breed", "valueCodeableConcept": breed}]}
+    )
+
+
+_SD = "http://hl7.org/fhir/StructureDefinition/"
+_CDCREC = "urn:oid:2.16.840.1.113883.6.238"
+_OMB_RACE = frozenset({"1002-5", "2028-9", "2054-5", "2076-8", "2106-3", "UNK", "ASKU"})
+_ETHNICITY_0189 = {
+    "H": ("2135-2", "Hispanic or Latino"),
+    "N": ("2186-5", "Not Hispanic or Latino"),
+}
+_US_CORE = "http://hl7.org/fhir/us/core/StructureDefinition/"
+
+
+def _us_core_race_ethnicity(seg: Segment, res: Json) -> None:
+    """PID-10 / PID-22 -> US Core race and ethnicity extensions (the IG leaves these two fields
+    to the realm's extension; US Core is the US one, with CDC race and ethnicity codes)."""
+    for field, url, omb in (
+        (10, _US_CORE + "us-core-race", _OMB_RACE),
+        (22, _US_CORE + "us-core-ethnicity", None),
+    ):
+        parts: list[Json] = []
+        texts: list[str] = []
+        for rep in seg.reps(field):
+            code, display = rep.get(1), rep.get(2)
+            if field == 22 and code.upper() in _ETHNICITY_0189:
+                code, display = _ETHNICITY_0189[code.upper()]
+            if not code:
+                continue
+            kind = (
+                "ombCategory"
+                if (omb is None and code in ("2135-2", "2186-5")) or (omb and code in omb)
+                else "detailed"
+            )
+            coding = {"system": _CDCREC, "code": code}
+            if display:
+                coding["display"] = display
+                texts.append(display)
+            parts.append({"url": kind, "valueCoding": coding})
+        if parts:
+            parts.append({"url": "text", "valueString": ", ".join(texts) or parts[0]["valueCoding"]["code"]})
+            res.setdefault("extension", []).append({"url": url, "extension": parts})
+
+
+def h_pd1(ctx: Context, seg: Segment, st: State) -> None:
+    """PD1 -> more Patient elements."""
+    if st.patient is not None:
+        fm.apply(fm.PD1, seg, st.patient, ctx)
+
+
+def h_mrg(ctx: Context, seg: Segment, st: State) -> None:
+    """MRG -> the prior Patient, inactive and ``replaced-by`` the surviving one, which ``replaces``
+    it (the FHIR patient-merge pattern the IG's A40 map points to)."""
+    if st.patient is None or ctx.patient_ref is None:
+        return
+    idents = [i for i in (dt.cx_identifier(rep, ctx) for rep in seg.reps(1)) if i]
+    if not idents:
+        return
+    old: Json = {"resourceType": "Patient", "identifier": idents, "active": False}
+    old["link"] = [{"other": ctx.patient_ref, "type": "replaced-by"}]
+    old_ref = ctx.add(old, ident=idents[0])
+    if old_ref != ctx.patient_ref:
+        st.patient.setdefault("link", []).append({"other": old_ref, "type": "replaces"})
+        # The merge itself, as a Linkage: the surviving record is the source, the prior one
+        # historical (how FHIR records that two Patient records are the same person).
+        survivor = {**ctx.patient_ref, "type": "Patient"}
+        prior = {**old_ref, "type": "Patient", "identifier": idents[0]}
+        current = (st.patient.get("identifier") or [None])[0]
+        if current:
+            survivor["identifier"] = current
+        linkage = {
+            "resourceType": "Linkage",
+            "active": True,
+            "item": [{"type": "source", "resource": survivor}, {"type": "historical", "resource": prior}],
+        }
+        ctx.add(linkage, key=("MRG", str(seg.index)))
+
+
+def h_nk1(ctx: Context, seg: Segment, st: State) -> None:
+    """NK1 -> RelatedPerson of the patient."""
+    if ctx.patient_ref is None:
+        return
+    res = fm.apply(fm.NK1, seg, _new("RelatedPerson"), ctx)
+    res["patient"] = ctx.patient_ref
+    name = res.get("name", [{}])[0]
+    rid = resource_id(
+        "RelatedPerson",
+        ctx.patient_ref["reference"],
+        seg.get(1),
+        name.get("family", ""),
+        *name.get("given", ()),
+    )
+    ctx.add_shared(res, rid)
+    if st.patient is not None and ctx.options.patient_contacts:
+        contact = fm.apply(fm.NK1_CONTACT, seg, {}, ctx)
+        if contact:
+            st.patient.setdefault("contact", []).append(contact)
+
+
+def h_pv1(ctx: Context, seg: Segment, st: State) -> None:
+    """PV1 -> Encounter (identified by PV1-19 visit number)."""
+    res = fm.apply(fm.PV1, seg, _new("Encounter"), ctx)
+    klass = seg.get(2)
+    if seg.get(45):
+        res["status"] = "finished"
+    else:
+        mapped = dt.lookup("PatientClass[EncounterStatus]", klass)
+        res["status"] = mapped[0] if mapped else "unknown"
+    if "class" not in res:
+        res["class"] = dict(_ENCOUNTER_CLASS_UNKNOWN)
+    if klass == "P":
+        for loc in res.get("location", []):
+            if loc.get("status") == "active":
+                loc["status"] = "planned"
+    _subject(ctx, res)
+    episode = dt.cx_identifier(seg.value(54), ctx) if seg.get(54) else None
+    if episode is not None and ctx.patient_ref is not None:
+        # IG PV1-54: the episode of care the visit belongs to.
+        eoc: Json = {"resourceType": "EpisodeOfCare", "identifier": [episode], "status": "active"}
+        eoc["patient"] = ctx.patient_ref
+        res["episodeOfCare"] = [ctx.add(eoc, ident=episode)]
+    ident = next((i for i in res.get("identifier", []) if i.get("value") == seg.get(19)), None)
+    ref = ctx.add(res, ident=ident if seg.get(19) else None, key=("PV1", str(seg.index)))
+    st.encounter, st.encounter_ref = res, ref
+    ctx.encounter_ref = ref
+    st.focus.append(ref)
+    if st.patient is not None:
+        fm.apply(fm.PV1_PATIENT, seg, st.patient, ctx)
+    st.last = res
+
+
+def h_pv2(ctx: Context, seg: Segment, st: State) -> None:
+    """PV2 -> more Encounter elements."""
+    if st.encounter is not None:
+        fm.apply(fm.PV2, seg, st.encounter, ctx)
+
+
+def _clinical(
+    ctx: Context, seg: Segment, st: State, rows: tuple[fm.FieldMap, ...], rtype: str, subject_key: str
+) -> Json | None:
+    if ctx.patient_ref is None:
+        return None
+    res = fm.apply(rows, seg, _new(rtype), ctx)
+    res[subject_key] = ctx.patient_ref
+    return res
+
+
+def h_al1(ctx: Context, seg: Segment, st: State) -> None:
+    """AL1/IAM -> AllergyIntolerance (one per patient and allergen)."""
+    rows = fm.AL1 if seg.name == "AL1" else fm.IAM
+    res = _clinical(ctx, seg, st, rows, "AllergyIntolerance", "patient")
+    if res is None or ctx.patient_ref is None:
+        return
+    res.setdefault(
+        "clinicalStatus",
+        {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
+                    "code": "active",
+                    "display": "Active",
+                }
+            ]
+        },
+    )
+    code = seg.get(3) or seg.get(3, 2)
+    ident = (res.get("identifier") or [None])[0]
+    if ident:
+        ref = ctx.add(res, ident=ident)
+    else:
+        ref = ctx.add_shared(
+            res, resource_id("AllergyIntolerance", ctx.patient_ref["reference"], code, seg.get(1))
+        )
+    st.last = res
+    st.focus.append(ref)
+
+
+def h_dg1(ctx: Context, seg: Segment, st: State) -> None:
+    """DG1 -> Condition (encounter diagnosis) and Encounter.diagnosis."""
+    res = _clinical(ctx, seg, st, fm.DG1, "Condition", "subject")
+    if res is None or ctx.patient_ref is None:
+        return
+    res["category"] = [
+        {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/condition-category",
+                    "code": "encounter-diagnosis",
+                    "display": "Encounter Diagnosis",
+                }
+            ]
+        }
+    ]
+    if seg.get(4) and "code" in res:
+        res["code"] = {"text": seg.get(4), **res["code"]}  # a copy: datatype results may be shared
+    elif seg.get(4):
+        res["code"] = {"text": seg.get(4)}
+    if st.encounter_ref is not None:
+        res["encounter"] = st.encounter_ref
+    ident = (res.get("identifier") or [None])[0]
+    key = seg.get(3) or seg.get(4)
+    if ident:
+        ref = ctx.add(res, ident=ident)
+    else:
+        ref = ctx.add_shared(res, resource_id("Condition", ctx.patient_ref["reference"], key, seg.get(1)))
+    if st.encounter is not None:
+        diag: Json = {"condition": ref}
+        rank = dt.number(seg.get(15))
+        if isinstance(rank, int) and rank > 0:
+            diag["rank"] = rank
+        st.encounter.setdefault("diagnosis", []).append(diag)
+    st.last = res
+
+
+def h_pr1(ctx: Context, seg: Segment, st: State) -> None:
+    """PR1 -> Procedure."""
+    res = _clinical(ctx, seg, st, fm.PR1, "Procedure", "subject")
+    if res is None or ctx.patient_ref is None:
+        return
+    res["status"] = "completed"
+    if "code" not in res and seg.get(4):
+        res["code"] = {"text": seg.get(4)}
+    elif seg.get(4):
+        res["code"] = {"text": seg.get(4), **res["code"]}  # a copy: datatype results may be shared
+    if st.encounter_ref is not None:
+        res["encounter"] = st.encounter_ref
+    ident = (res.get("identifier") or [None])[0]
+    if ident:
+        ctx.add(res, ident=ident)
+    else:
+        ctx.add_shared(
+            res, resource_id("Procedure", ctx.patient_ref["reference"], seg.get(3), seg.get(5), seg.get(1))
+        )
+    st.last = res
+
+
+def h_gt1(ctx: Context, seg: Segment, st: State) -> None:
+    """GT1 -> RelatedPerson (the guarantor)."""
+    res = _clinical(ctx, seg, st, fm.GT1, "RelatedPerson", "patient")
+    if res is None or ctx.patient_ref is None:
+        return
+    res.setdefault("relationship", []).append(
+        {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode",
+                    "code": "GUAR",
+                    "display": "guarantor",
+                }
+            ]
+        }
+    )
+    name = (res.get("name") or [{}])[0]
+    ctx.add_shared(
+        res,
+        resource_id("RelatedPerson", ctx.patient_ref["reference"], "GT1", seg.get(1), name.get("family", "")),
+    )
+
+
+def h_in1(ctx: Context, seg: Segment, st: State) -> None:
+    """IN1 -> Coverage."""
+    res = _clinical(ctx, seg, st, fm.IN1, "Coverage", "beneficiary")
+    if res is None or ctx.patient_ref is None:
+        return
+    res["status"] = "active"
+    if "payor" not in res:
+        res["payor"] = [ctx.patient_ref]
+    elif seg.get(5):
+        # IG IN1-5: the payor Organization's address.
+        payor = ctx.entries.get(res["payor"][0]["reference"].rsplit(":", 1)[-1].rsplit("/", 1)[-1])
+        address = dt.xad_address(seg.value(5), ctx)
+        if payor is not None and address is not None:
+            payor.resource.setdefault("address", [address])
+    if seg.get(36):
+        res["subscriberId"] = seg.get(36)
+    relation = seg.get(17).upper()
+    if relation in ("SEL", "01", "18"):  # the insured is the patient (0063 SEL, X12 01/18 self)
+        res["subscriber"] = ctx.patient_ref
+    elif seg.get(16):
+        insured = fm.apply(fm.IN1_INSURED, seg, _new("RelatedPerson"), ctx)
+        insured["patient"] = ctx.patient_ref
+        name = (insured.get("name") or [{}])[0]
+        rid = resource_id(
+            "RelatedPerson", ctx.patient_ref["reference"], "IN1", name.get("family", ""), seg.get(18)
+        )
+        res["subscriber"] = ctx.add_shared(insured, rid)
+    policy = seg.get(36)
+    ident = next((i for i in res.get("identifier", []) if policy and i.get("value") == policy), None)
+    if ident:
+        ctx.add(res, ident=ident)
+    else:
+        ctx.add_shared(res, resource_id("Coverage", ctx.patient_ref["reference"], seg.get(2), seg.get(1)))
+    st.last = res
+
+
+def h_orc(ctx: Context, seg: Segment, st: State) -> None:
+    """ORC starts an order group; the group's detail segment (OBR, RXO, RXE, RXA...) makes the
+    resource, and an ORC without one becomes a ServiceRequest of its own."""
+    _close_order(ctx, st)
+    st.orc = seg
+    st.order = st.order_ref = st.report = st.report_ref = None
+    st.order_used = False
+
+
+def _close_order(ctx: Context, st: State) -> None:
+    if st.orc is not None and not st.order_used and st.family != "VXU":
+        _service_request(ctx, None, st)
+
+
+def _service_request(ctx: Context, obr: Segment | None, st: State) -> None:
+    if ctx.patient_ref is None:
+        return
+    res = _new("ServiceRequest")
+    if st.orc is not None:
+        fm.apply(fm.ORC_SR, st.orc, res, ctx)
+    if obr is not None:
+        fm.apply(fm.OBR_SR, obr, res, ctx)
+        # IG OBR-29: the parent order, by its placer and filler numbers.
+        parents = dt.eip_identifiers(obr.value(29), ctx) if obr.get(29) or obr.get(29, 2) else []
+        for parent in parents:
+            res.setdefault("basedOn", []).append({"type": "ServiceRequest", "identifier": parent})
+    res.setdefault("status", "unknown")
+    res["intent"] = "order"
+    res["subject"] = ctx.patient_ref
+    if st.encounter_ref is not None:
+        res["encounter"] = st.encounter_ref
+    ident = _first_ident(res)
+    seg = obr or st.orc
+    key = (seg.name, str(seg.index)) if seg is not None else ()
+    st.order = res
+    st.order_ref = ctx.add(res, ident=ident, key=key)
+    st.order_used = True
+    st.focus.append(st.order_ref)
+    st.last = res
+
+
+def h_obr(ctx: Context, seg: Segment, st: State) -> None:
+    """OBR -> ServiceRequest (with its ORC), and in result messages a DiagnosticReport."""
+    st.order = None
+    _service_request(ctx, seg, st)
+    if st.family not in RESULT_FAMILIES or ctx.patient_ref is None:
+        return
+    rep = fm.apply(fm.OBR_DR, seg, _new("DiagnosticReport"), ctx)
+    if st.orc is not None and not rep.get("identifier"):
+        fm.apply(fm.ORC_SR_IDS, st.orc, rep, ctx)
+    rep.setdefault("status", "unknown")
+    if "code" not in rep:
+        rep["code"] = {"text": "unknown"}
+    rep["subject"] = ctx.patient_ref
+    if st.encounter_ref is not None:
+        rep["encounter"] = st.encounter_ref
+    if st.order_ref is not None:
+        rep["basedOn"] = [st.order_ref]
+    st.report = rep
+    st.report_ref = ctx.add(rep, ident=_first_ident(rep), key=("OBR", str(seg.index)))
+    st.focus.append(st.report_ref)
+
+
+def h_obx(ctx: Context, seg: Segment, st: State) -> None:
+    """OBX -> Observation (document content in MDM; DiagnosticReport.presentedForm for ED)."""
+    vtype = seg.get(2).upper()
+    if st.family == "MDM" and st.document is not None:
+        _document_content(seg, vtype, st.document)
+        return
+    if vtype == "ED" and st.report is not None:
+        att = _attachment(seg.value(5))
+        if att:
+            st.report.setdefault("presentedForm", []).append(att)
+            return
+    if ctx.patient_ref is None and st.family not in RESULT_FAMILIES:
+        return
+    res = fm.apply(fm.OBX, seg, _new("Observation"), ctx)
+    res.setdefault("status", "unknown")
+    if "code" not in res:
+        res["code"] = {"text": "unknown"}
+    _observation_value(ctx, seg, vtype, res)
+    if ctx.patient_ref is not None:
+        res["subject"] = ctx.patient_ref
+    if st.encounter_ref is not None:
+        res["encounter"] = st.encounter_ref
+    if st.order_ref is not None and st.family in RESULT_FAMILIES:
+        res["basedOn"] = [st.order_ref]
+    if st.immunization is not None and st.family == "VXU":
+        res["partOf"] = [ctx.ref("Immunization", _rid_of(ctx, st.immunization))]
+    ident = _first_ident(res)
+    key: tuple[str, ...] = ("OBX", str(seg.index))
+    if ident is None:
+        order_ident = _first_ident(st.report or st.order or {})
+        if order_ident is not None:
+            # Results have no id of their own: filler order + code + sub-id names them, so a
+            # corrected result updates the same Observation.
+            value = "-".join(p for p in (order_ident["value"], seg.get(3), seg.get(4), seg.get(1)) if p)
+            ident = {"system": order_ident.get("system") or ctx.sender_system or "", "value": value}
+            if not ident["system"]:
+                ident = None
+            else:
+                res.setdefault("identifier", []).append(ident)
+    ref = ctx.add(res, ident=ident, key=key)
+    st.observation_ref = ref
+    st.last = res
+    if st.report is not None:
+        st.report.setdefault("result", []).append(ref)
+    elif st.order is not None and st.family not in RESULT_FAMILIES:
+        st.order.setdefault("supportingInfo", []).append(ref)
+
+
+def _rid_of(ctx: Context, res: Json) -> str:
+    for rid, e in ctx.entries.items():
+        if e.resource is res:
+            return rid
+    return ""
+
+
+def _observation_value(ctx: Context, seg: Segment, vtype: str, res: Json) -> None:
+    reps = seg.reps(5)
+    if not reps:
+        return
+    v = reps[0]
+    if vtype == "NM":
+        n = dt.number(v.get(1))
+        if n is not None:
+            q: Json = {"value": n}
+            q.update(dt.cwe_quantity_unit(seg.value(6), ctx))
+            res["valueQuantity"] = q
+            return
+    elif vtype in ("CWE", "CE", "CNE", "CF", "IS", "ID"):
+        cc = dt.cwe_codeable_concept(v, ctx)
+        if cc:
+            res["valueCodeableConcept"] = cc
+            return
+    elif vtype in ("DT", "DTM", "TS"):
+        d = dt.dtm(v.get(1), ctx.default_tz)
+        if d:
+            res["valueDateTime"] = d
+            return
+    elif vtype == "TM":
+        t = v.get(1)
+        if len(t) >= 4 and t[:4].isdigit():
+            res["valueTime"] = f"{t[0:2]}:{t[2:4]}:{t[4:6] if len(t) >= 6 else '00'}"
+            return
+    elif vtype == "SN":
+        if _structured_numeric(ctx, seg, v, res):
+            return
+    elif vtype == "NR":
+        low, high = dt.number(v.get(1)), dt.number(v.get(2))
+        rng: Json = {}
+        if low is not None:
+            rng["low"] = {"value": low}
+        if high is not None:
+            rng["high"] = {"value": high}
+        if rng:
+            res["valueRange"] = rng
+            return
+    elif vtype == "DR":
+        period = dt.dr_period(v, ctx)
+        if period:
+            res["valuePeriod"] = period
+            return
+    elif vtype in ("ED", "RP"):
+        return
+    texts = [r.text() if vtype in ("TX", "FT") else " ".join(p for p in r.parts() if p) for r in reps]
+    text = "\n".join(t for t in texts if t)
+    if text:
+        res["valueString"] = text
+
+
+def _structured_numeric(ctx: Context, seg: Segment, v: Value, res: Json) -> bool:
+    comp, n1, sep, n2 = v.get(1), dt.number(v.get(2)), v.get(3), dt.number(v.get(4))
+    unit = dt.cwe_quantity_unit(seg.value(6), ctx)
+    if n1 is None:
+        return False
+    if sep in (":", "/") and n2 is not None:
+        res["valueRatio"] = {"numerator": {"value": n1, **unit}, "denominator": {"value": n2, **unit}}
+        return True
+    if sep in ("-", "+") and n2 is not None:
+        if sep == "-":
+            res["valueRange"] = {"low": {"value": n1, **unit}, "high": {"value": n2, **unit}}
+            return True
+        return False
+    q: Json = {"value": n1, **unit}
+    if comp in ("<", ">", "<=", ">="):
+        q["comparator"] = comp
+    elif comp not in ("", "="):
+        return False
+    res["valueQuantity"] = q
+    return True
+
+
+def _attachment(v: Value) -> Json | None:
+    data = v.get(5)
+    if not data:
+        return None
+    att: Json = {}
+    mime = v.get(2)
+    sub = v.get(3)
+    if mime and sub and "/" not in mime:
+        att["contentType"] = f"{mime.lower()}/{sub.lower()}"
+    elif mime:
+        att["contentType"] = mime.lower()
+    packed = "".join(data.split())
+    if v.get(4).upper() == "BASE64" and _is_base64(packed):
+        att["data"] = packed
+    else:
+        att["data"] = base64.b64encode(data.encode("utf-8")).decode("ascii")
+    return att
+
+
+def _is_base64(text: str) -> bool:
+    try:
+        base64.b64decode(text, validate=True)
+    except ValueError:
+        return False
+    return True
+
+
+def _document_content(seg: Segment, vtype: str, doc: Json) -> None:
+    if vtype == "ED":
+        att = _attachment(seg.value(5))
+        if att:
+            doc.setdefault("content", []).append({"attachment": att})
+        return
+    text = "\n".join(r.text() for r in seg.reps(5))
+    if not text:
+        return
+    data = base64.b64encode(text.encode("utf-8")).decode("ascii")
+    contents = doc.setdefault("content", [])
+    for c in contents:
+        att = c.get("attachment", {})
+        if att.get("contentType") == "text/plain" and "data" in att:
+            old = base64.b64decode(att["data"]).decode("utf-8")
+            att["data"] = base64.b64encode((old + "\n" + text).encode("utf-8")).decode("ascii")
+            return
+    contents.append({"attachment": {"contentType": "text/plain", "data": data}})
+
+
+def _finish_document(doc: Json, txa: Segment, ctx: Context) -> None:
+    """DocumentReference.content is required: without OBX content, a title-only attachment."""
+    if doc.get("content"):
+        return
+    title = txa.get(2, 2) or txa.get(2) or txa.get(12) or "document"
+    att: Json = {"title": title}
+    if "/" in txa.get(3):
+        att["contentType"] = txa.get(3)
+    doc["content"] = [{"attachment": att}]
+
+
+def h_nte(ctx: Context, seg: Segment, st: State) -> None:
+    """NTE -> a note on the resource it follows (an order when it follows the report)."""
+    text = "\n".join(r.text() for r in seg.reps(3)).strip()
+    if not text:
+        return
+    target = st.last
+    if target is not None and target.get("resourceType") == "DiagnosticReport":
+        target = st.order
+    if target is None:
+        return
+    rtype = target.get("resourceType")
+    if rtype in _HAS_NOTE:
+        # IG NTE[Observation]/NTE[ServiceRequest]: NTE-3 text, NTE-5 author, NTE-6 time.
+        note: Json = {"text": text}
+        author = ctx.practitioner_from_xcn(seg.value(5)) if seg.get(5) else None
+        if author is not None:
+            note["authorReference"] = author
+        when = dt.dtm(seg.get(6), ctx.default_tz)
+        if when and "T" in when:
+            note["time"] = when
+        target.setdefault("note", []).append(note)
+    elif rtype == "Appointment":
+        target["comment"] = (target.get("comment", "") + "\n" + text).strip()
+
+
+def h_spm(ctx: Context, seg: Segment, st: State) -> None:
+    """SPM -> Specimen, linked from the report and order."""
+    res = fm.apply(fm.SPM, seg, _new("Specimen"), ctx)
+    idents: list[Json] = []
+    for rep in seg.reps(2):
+        idents.extend(dt.eip_identifiers(rep, ctx))
+    if idents:
+        res["identifier"] = idents + res.get("identifier", [])
+    _subject(ctx, res)
+    coll = seg.value(17)
+    if coll.get(1):
+        if coll.get(2):
+            period = dt.dr_period(coll, ctx)
+            if period:
+                res.setdefault("collection", {})["collectedPeriod"] = period
+        else:
+            when = dt.dtm(coll.get(1), ctx.default_tz)
+            if when:
+                res.setdefault("collection", {})["collectedDateTime"] = when
+    ident = _first_ident(res, ("FGN", "PGN"))
+    ref = ctx.add(res, ident=ident, key=("SPM", str(seg.index)))
+    if st.report is not None:
+        st.report.setdefault("specimen", []).append(ref)
+    if st.order is not None:
+        st.order.setdefault("specimen", []).append(ref)
+    st.last = res
+
+
+def h_tq1(ctx: Context, seg: Segment, st: State) -> None:
+    """TQ1 -> ServiceRequest timing and priority."""
+    target = st.order
+    if target is None:
+        return
+    if not any(k.startswith("occurrence") for k in target):
+        period = {}
+        start = dt.dtm(seg.get(7), ctx.default_tz)
+        end = dt.dtm(seg.get(8), ctx.default_tz)
+        if start:
+            period["start"] = start
+        if end:
+            period["end"] = end
+        if period:
+            target["occurrencePeriod"] = period
+    prio = dt.lookup("ExtendedPriorityCodes", seg.get(9))
+    if prio and target.get("resourceType") in ("ServiceRequest", "MedicationRequest"):
+        target.setdefault("priority", prio[0])
+
+
+def h_rxa(ctx: Context, seg: Segment, st: State) -> None:
+    """RXA (+ its ORC) -> Immunization."""
+    if ctx.patient_ref is None:
+        return
+    res = fm.apply(fm.RXA, seg, _new("Immunization"), ctx)
+    if st.orc is not None:
+        fm.apply(fm.ORC_IMM, st.orc, res, ctx)
+        st.order_used = True
+    if seg.get(21).upper() == "D":
+        res["status"] = "entered-in-error"
+    res.setdefault("status", "completed")
+    if "vaccineCode" not in res:
+        res["vaccineCode"] = {"text": "unknown"}
+    if "occurrenceDateTime" not in res:
+        res["occurrenceString"] = "unknown"
+    dose = dt.number(seg.get(6))
+    if dose is not None and dose != 999:
+        res["doseQuantity"] = {"value": dose, **dt.cwe_quantity_unit(seg.value(7), ctx)}
+    res["patient"] = ctx.patient_ref
+    if st.encounter_ref is not None:
+        res["encounter"] = st.encounter_ref
+    ident = _first_ident(res)
+    if ident:
+        ref = ctx.add(res, ident=ident)
+    else:
+        ref = ctx.add_shared(
+            res, resource_id("Immunization", ctx.patient_ref["reference"], seg.get(5), seg.get(3))
+        )
+    st.immunization = res
+    st.last = res
+    st.focus.append(ref)
+
+
+def h_rxr(ctx: Context, seg: Segment, st: State) -> None:
+    """RXR -> route and site of the immunization or medication order."""
+    last = st.last
+    if last is None:
+        return
+    if last.get("resourceType") == "Immunization":
+        fm.apply(fm.RXR, seg, last, ctx)
+    elif last.get("resourceType") in ("MedicationRequest", "MedicationDispense"):
+        route = dt.cwe_codeable_concept(seg.value(1), ctx, "RouteOfAdministration")
+        site = dt.cwe_codeable_concept(seg.value(2), ctx, "BodyParts")
+        dosage = last.setdefault("dosageInstruction", [{}])[0]
+        if route:
+            dosage.setdefault("route", route)
+        if site:
+            dosage.setdefault("site", site)
+
+
+def h_rx_order(ctx: Context, seg: Segment, st: State) -> None:
+    """RXO/RXE (+ ORC) -> MedicationRequest (RXE give amount/units and dispense units in code)."""
+    if ctx.patient_ref is None:
+        return
+    rows = fm.RXO if seg.name == "RXO" else fm.RXE
+    res = fm.apply(rows, seg, _new("MedicationRequest"), ctx)
+    if seg.name == "RXE":
+        _rxe_amounts(ctx, seg, res)
+    if st.orc is not None:
+        fm.apply(fm.ORC_MED, st.orc, res, ctx)
+        st.order_used = True
+    res.setdefault("status", "unknown")
+    res["intent"] = "order"
+    if "medicationCodeableConcept" not in res:
+        res["medicationCodeableConcept"] = {"text": "unknown"}
+    res["subject"] = ctx.patient_ref
+    if st.encounter_ref is not None:
+        res["encounter"] = st.encounter_ref
+    ident = _first_ident(res)
+    ref = ctx.add(res, ident=ident, key=(seg.name, str(seg.index)))
+    st.medication, st.medication_ref = res, ref
+    st.last = res
+    st.focus.append(ref)
+
+
+def _rxe_amounts(ctx: Context, seg: Segment, res: Json) -> None:
+    """RXE-3/5 give amount and units -> doseQuantity; RXE-11 dispense units; RXE-23/24 rate."""
+    dose = dt.number(seg.get(3))
+    if dose is not None:
+        q: Json = {"value": dose, **dt.cwe_quantity_unit(seg.value(5), ctx)}
+        dosage = res.setdefault("dosageInstruction", [{}])[0]
+        dosage.setdefault("doseAndRate", [{}])[0]["doseQuantity"] = q
+    rate = dt.number(seg.get(23))
+    if rate is not None:
+        dosage = res.setdefault("dosageInstruction", [{}])[0]
+        dosage.setdefault("doseAndRate", [{}])[0]["rateQuantity"] = {
+            "value": rate,
+            **dt.cwe_quantity_unit(seg.value(24), ctx),
+        }
+    quantity = res.get("dispenseRequest", {}).get("quantity")
+    if quantity is not None:
+        quantity.update(dt.cwe_quantity_unit(seg.value(11), ctx))
+
+
+def h_rxd(ctx: Context, seg: Segment, st: State) -> None:
+    """RXD -> MedicationDispense (authorised by the group's MedicationRequest)."""
+    if ctx.patient_ref is None:
+        return
+    res = fm.apply(fm.RXD, seg, _new("MedicationDispense"), ctx)
+    res["status"] = "completed"
+    if "medicationCodeableConcept" not in res:
+        res["medicationCodeableConcept"] = {"text": "unknown"}
+    res["subject"] = ctx.patient_ref
+    if st.medication_ref is not None:
+        res["authorizingPrescription"] = [st.medication_ref]
+    ident = (res.get("identifier") or [None])[0]
+    ctx.add(res, ident=ident, key=("RXD", str(seg.index)))
+    st.last = res
+
+
+def h_txa(ctx: Context, seg: Segment, st: State) -> None:
+    """TXA -> DocumentReference (content from the following OBX segments)."""
+    res = fm.apply(fm.TXA, seg, _new("DocumentReference"), ctx)
+    res["status"] = "current"
+    _subject(ctx, res)
+    if st.encounter_ref is not None:
+        res["context"] = {"encounter": [st.encounter_ref]}
+    master = res.get("masterIdentifier")
+    ref = ctx.add(res, ident=master, key=("TXA", str(seg.index)))
+    st.document = res
+    st.documents.append((res, seg))
+    st.last = res
+    st.focus.append(ref)
+
+
+def h_sch(ctx: Context, seg: Segment, st: State) -> None:
+    """SCH -> Appointment (status by SCH-25, else by the trigger event)."""
+    res = fm.apply(fm.SCH, seg, _new("Appointment"), ctx)
+    res.setdefault("status", _APPOINTMENT_STATUS_BY_EVENT.get(st.event, "booked"))
+    timing = seg.value(11)
+    start = dt.instant(timing.component(4).get(1), ctx.default_tz)
+    end = dt.instant(timing.component(5).get(1), ctx.default_tz)
+    if start:
+        res["start"] = start
+    if end:
+        res["end"] = end
+    ident = _first_ident(res)
+    ref = ctx.add(res, ident=ident, key=("SCH", str(seg.index)))
+    st.appointment = res
+    st.last = res
+    st.focus.append(ref)
+
+
+def _appointment_patient(ctx: Context, st: State) -> None:
+    appt = st.appointment
+    if appt is None or ctx.patient_ref is None:
+        return
+    parts = appt.setdefault("participant", [])
+    if not any(p.get("actor") == ctx.patient_ref for p in parts):
+        parts.insert(0, {"actor": ctx.patient_ref, "status": "accepted"})
+
+
+def h_ais(ctx: Context, seg: Segment, st: State) -> None:
+    """AIS/AIG/AIL/AIP -> Appointment service type and participants."""
+    if st.appointment is None:
+        return
+    rows = {"AIS": fm.AIS, "AIG": fm.AIG, "AIL": fm.AIL, "AIP": fm.AIP}[seg.name]
+    fm.apply(rows, seg, st.appointment, ctx)
+    start_pos = {"AIS": 4, "AIG": 8, "AIL": 6, "AIP": 6}[seg.name]
+    start = dt.instant(seg.get(start_pos), ctx.default_tz)
+    if start and "start" not in st.appointment:
+        st.appointment["start"] = start
+
+
+def h_ft1(ctx: Context, seg: Segment, st: State) -> None:
+    """FT1 -> ChargeItem."""
+    res = _clinical(ctx, seg, st, fm.FT1, "ChargeItem", "subject")
+    if res is None:
+        return
+    res["status"] = "billable"
+    if "code" not in res:
+        res["code"] = {"text": "unknown"}
+    if st.encounter_ref is not None:
+        res["context"] = st.encounter_ref
+    ident = (res.get("identifier") or [None])[0]
+    ctx.add(res, ident=ident, key=("FT1", str(seg.index)))
+    st.last = res
+
+
+def h_rol(ctx: Context, seg: Segment, st: State) -> None:
+    """ROL -> Practitioner as an Encounter participant, or the patient's primary care provider."""
+    for rep in seg.reps(4):
+        ref = ctx.practitioner_from_xcn(rep)
+        if ref is None:
+            continue
+        role = dt.cwe_codeable_concept(seg.value(3), ctx, "ProviderRole")
+        if st.encounter is not None:
+            part: Json = {"individual": ref}
+            if role:
+                part["type"] = [role]
+            st.encounter.setdefault("participant", []).append(part)
+        elif st.patient is not None and seg.get(3) == "PP":
+            st.patient.setdefault("generalPractitioner", []).append(ref)
+
+
+def h_prt(ctx: Context, seg: Segment, st: State) -> None:
+    """PRT (v2.7+ participation) -> the participant of the resource it follows: Observation
+    performer or device, order/report performer, Encounter participant, or the patient's primary
+    care provider (PRT-4 'PP' after PID)."""
+    person = ctx.practitioner_from_xcn(seg.value(5)) if seg.get(5) else None
+    org = ctx.organization_from_xon(seg.value(8)) if seg.get(8) else None
+    device: Json | None = None
+    dev_ident = dt.ei_identifier(seg.value(10), ctx) if seg.get(10) else None
+    if dev_ident is not None:
+        dev = {"resourceType": "Device", "identifier": [dev_ident]}
+        device = ctx.add(dev, ident=dev_ident)
+    who = person or org
+    role = dt.cwe_codeable_concept(seg.value(4), ctx)
+    last = st.last or {}
+    rtype = last.get("resourceType")
+    if rtype == "Observation":
+        if who is not None:
+            last.setdefault("performer", []).append(who)
+        if device is not None and "device" not in last:
+            last["device"] = device
+    elif rtype in ("ServiceRequest", "DiagnosticReport", "MedicationRequest") and who is not None:
+        key = "requester" if rtype != "DiagnosticReport" and seg.get(4) in ("OP", "ORD") else "performer"
+        if key == "requester":
+            last.setdefault("requester", who)
+        elif rtype in ("ServiceRequest", "DiagnosticReport"):
+            last.setdefault("performer", []).append(who)
+    elif st.encounter is not None and rtype == "Encounter" and person is not None:
+        part: Json = {"individual": person}
+        if role:
+            part["type"] = [role]
+        st.encounter.setdefault("participant", []).append(part)
+    elif st.patient is not None and rtype == "Patient" and seg.get(4) == "PP" and who is not None:
+        st.patient.setdefault("generalPractitioner", []).append(who)
+
+
+def h_evn(ctx: Context, seg: Segment, st: State) -> None:
+    """EVN -> Provenance of the message's event (recorded, reason, operator)."""
+    if not ctx.options.provenance:
+        return
+    res = fm.apply(fm.EVN, seg, _new("Provenance"), ctx)
+    if "recorded" not in res:
+        recorded = dt.instant(ctx.msg.msh.get(7), ctx.default_tz)
+        if recorded is None:
+            return  # Provenance.recorded is a required instant: no time, no Provenance
+        res["recorded"] = recorded
+    event = seg.get(1) or ctx.msg.trigger_event
+    res["activity"] = {"coding": [dt.coding(event, dt.V2_CS + "0003", dt.v2_display("0003", event) or None)]}
+    if "agent" not in res:
+        org = ctx.organization_from_hd(ctx.msg.msh.value(4)) or ctx.organization_from_hd(ctx.msg.msh.value(3))
+        if org is None:
+            return
+        res["agent"] = [
+            {
+                "type": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+                            "code": "author",
+                        }
+                    ]
+                },
+                "who": org,
+            }
+        ]
+    res["_pending_target"] = True
+    ctx.add(res, key=("EVN", str(seg.index)))
+
+
+Handler = Callable[[Context, Segment, State], None]
+
+#: Segment id -> handler. Segments not listed (Z-segments, SFT, ...) are ignored.
+HANDLERS: dict[str, Handler] = {
+    "EVN": h_evn,
+    "PID": h_pid,
+    "PD1": h_pd1,
+    "MRG": h_mrg,
+    "NK1": h_nk1,
+    "PV1": h_pv1,
+    "PV2": h_pv2,
+    "AL1": h_al1,
+    "IAM": h_al1,
+    "DG1": h_dg1,
+    "PR1": h_pr1,
+    "GT1": h_gt1,
+    "IN1": h_in1,
+    "ORC": h_orc,
+    "OBR": h_obr,
+    "OBX": h_obx,
+    "NTE": h_nte,
+    "SPM": h_spm,
+    "TQ1": h_tq1,
+    "RXA": h_rxa,
+    "RXR": h_rxr,
+    "RXO": h_rx_order,
+    "RXE": h_rx_order,
+    "RXD": h_rxd,
+    "TXA": h_txa,
+    "SCH": h_sch,
+    "AIS": h_ais,
+    "AIG": h_ais,
+    "AIL": h_ais,
+    "AIP": h_ais,
+    "FT1": h_ft1,
+    "ROL": h_rol,
+    "PRT": h_prt,
+}
+
+
+def message_header(ctx: Context, st: State) -> Json:
+    """MSH -> MessageHeader (IG ``MSH[MessageHeader]``)."""
+    msh = ctx.msg.msh
+    res = fm.apply(fm.MSH, msh, _new("MessageHeader"), ctx)
+    if "eventCoding" not in res:
+        res["eventCoding"] = {"system": dt.V2_CS + "0003", "code": msh.get(9, 1)}
+    # IG: MSH-24 (sending network address) is the source when valued, else MSH-3.
+    src = msh.value(24) if msh.get(24) else msh.value(3)
+    source: Json = {}
+    if src.get(1):
+        source["name"] = src.get(1)
+    _set_endpoint(source, src)
+    software = ctx.msg.segment("SFT")
+    if software is not None and software.get(3):
+        source["software"] = software.get(3)
+        if software.get(2):
+            source["version"] = software.get(2)
+    res["source"] = source
+    if msh.get(5) or msh.get(6) or msh.get(25):
+        target = msh.value(25) if msh.get(25) else msh.value(5)
+        dest: Json = {}
+        _set_endpoint(dest, target)
+        if target.get(1):
+            dest["name"] = target.get(1)
+        receiver = ctx.organization_from_hd(msh.value(6))
+        if receiver:
+            dest["receiver"] = receiver
+        res["destination"] = [dest]
+    lang = msh.get(19)
+    res.pop("language", None)
+    if lang and len(lang) <= 8 and lang.replace("-", "").isalpha():
+        res["language"] = lang
+    processing = msh.get(11)
+    if processing:
+        res["meta"] = {
+            "tag": [dt.coding(processing, dt.V2_CS + "0103", dt.v2_display("0103", processing) or None)]
+        }
+    if msh.get(8):
+        res.setdefault("meta", {})["security"] = [{"code": msh.get(8)}]
+    return res
+
+
+_AUTHOR = {
+    "coding": [
+        {"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type", "code": "author"}
+    ]
+}
+
+
+def software_devices(ctx: Context) -> list[Json]:
+    """SFT -> Device (IG ``SFT[Device]``); returns references."""
+    refs: list[Json] = []
+    for sft in ctx.msg.segments_named("SFT"):
+        dev: Json = {"resourceType": "Device"}
+        if sft.get(1):
+            dev["manufacturer"] = sft.get(1)
+        if sft.get(2):
+            dev["version"] = [{"value": sft.get(2)}]
+        if sft.get(3):
+            dev["deviceName"] = [{"name": sft.get(3), "type": "manufacturer-name"}]
+        if sft.get(4):
+            dev["modelNumber"] = sft.get(4)
+        if sft.get(5):
+            dev["note"] = [{"text": sft.get(5)}]
+        if len(dev) > 1:
+            refs.append(
+                ctx.add_shared(dev, resource_id("Device", sft.get(1), sft.get(3), sft.get(2), sft.get(4)))
+            )
+    return refs
+
+
+def message_provenance(ctx: Context, header_ref: Json | None) -> None:
+    """MSH -> Provenance of the message source (IG ``MSH[Provenance-Source]``): who sent it
+    (MSH-4 / MSH-22), when (MSH-7), from which software (SFT, MSH-3)."""
+    msh = ctx.msg.msh
+    recorded = dt.instant(msh.get(7), ctx.default_tz)
+    if recorded is None or header_ref is None:
+        return
+    agents: list[Json] = []
+    if not msh.get(22):
+        org = ctx.organization_from_hd(msh.value(4))
+        if org:
+            agents.append({"type": _AUTHOR, "who": org})
+    else:
+        org = ctx.organization_from_xon(msh.value(22))
+        if org:
+            agents.append({"type": _AUTHOR, "who": org})
+    if not agents:
+        return
+    msg_type = "^".join(p for p in (msh.get(9, 1), msh.get(9, 2), msh.get(9, 3)) if p)
+    prov: Json = {
+        "resourceType": "Provenance",
+        "target": [header_ref],
+        "recorded": recorded,
+        "occurredDateTime": recorded,
+        "activity": {"coding": [{"display": f"message - {msg_type}"}]},
+        "agent": agents,
+    }
+    entities = [{"role": "source", "what": ref} for ref in software_devices(ctx)]
+    if msh.get(3) and msh.get(24):
+        ident = dt.hd_identifier(msh.value(3), ctx)
+        if ident:
+            dev = {"resourceType": "Device", "identifier": [ident]}
+            ref = ctx.add_shared(dev, resource_id("Device", "MSH-3", msh.get(3), msh.get(3, 2)))
+            entities.append({"role": "source", "what": ref})
+    if entities:
+        prov["entity"] = entities
+    ctx.add(prov, key=("MSH", "provenance"))
+
+
+_DATA_ABSENT = {
+    "extension": [
+        {"url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason", "valueCode": "unknown"}
+    ]
+}
+
+
+def _set_endpoint(target: Json, v: Value) -> None:
+    """HD -> MessageHeader endpoint (IG ``HD[MessageHeader.source-endpoint]``): a URI from an ISO,
+    UUID, DNS or URI universal id; otherwise the required endpoint is marked data-absent."""
+    uid, kind = v.get(2), v.get(3).upper()
+    prefix = {"ISO": "urn:oid:", "UUID": "urn:uuid:", "DNS": "urn:dns:", "URI": ""}.get(kind)
+    if uid and prefix is not None:
+        target["endpoint"] = prefix + uid
+    else:
+        target["_endpoint"] = _DATA_ABSENT
+
+
+def convert_message(msg: Hl7Message, options: Options | None = None) -> Json:
+    """Convert one parsed message to a FHIR R4 Bundle (a dict)."""
+    options = options or Options()
+    ctx = Context(msg, options)
+    st = State(msg)
+    header = message_header(ctx, st) if options.message_header else None
+    header_ref = ctx.add(header, key=("MSH",)) if header is not None else None
+    if options.provenance:
+        message_provenance(ctx, header_ref)
+    for seg in msg.segments[1:]:
+        handler = HANDLERS.get(seg.name)
+        if handler is not None:
+            failure = None
+            try:
+                handler(ctx, seg, st)
+            except (ValueError, TypeError, KeyError, IndexError, AttributeError, UnicodeError) as exc:
+                failure = type(exc).__name__
+            if failure is not None:
+                # Raised outside the except block: neither cause nor context carries the
+                # original exception, whose text may quote field values.
+                raise TransformError(
+                    f"cannot map segment {seg.name} ({failure})",
+                    locations=[f"{seg.name} (segment {seg.index + 1})"],
+                ) from None
+            if seg.name in ("PID", "SCH", "AIS", "AIG", "AIL", "AIP") and st.appointment is not None:
+                _appointment_patient(ctx, st)
+    _close_order(ctx, st)
+    for doc, txa in st.documents:
+        _finish_document(doc, txa, ctx)
+    if header is not None and st.focus:
+        seen: list[Json] = []
+        for ref in st.focus:
+            if ref not in seen:
+                seen.append(ref)
+        header["focus"] = seen
+    for e in ctx.entries.values():
+        if e.resource.pop("_pending_target", False):
+            e.resource["target"] = (
+                [header_ref] if header_ref else list(st.focus[:1]) or [{"display": "message"}]
+            )
+    bundle = ctx.bundle(resource_id("Bundle", ctx.scope, ctx.control_id, msg.msh.get(7)))
+    ts = dt.instant(msg.msh.get(7), ctx.default_tz)
+    if ts:
+        bundle["timestamp"] = ts
+    if ctx.control_id:
+        ident: Json = {"value": ctx.control_id}
+        if ctx.sender_system:
+            ident["system"] = ctx.sender_system
+        bundle["identifier"] = ident
+    return bundle
+
+
+__all__ = ["HANDLERS", "RESULT_FAMILIES", "convert_message"]

@@ -1,0 +1,870 @@
+"""HL7 v2 datatype -> FHIR datatype maps (the IG's "datatype maps": CX[Identifier], XPN[HumanName]...).
+
+Every map is a function ``(value, ctx, vocab) -> FHIR value | None`` registered in :data:`DATATYPES`
+under the IG's map name. ``value`` is one repetition (a :class:`~pyheart.broker.hl7v2.Value`);
+``vocab`` names an IG concept map (see :mod:`._vocab`) that codes are translated with. Maps that
+create a resource (``XCN[Practitioner]``, ``HD[Organization]``, ``PL[Location]``...) add it to the
+bundle through ``ctx`` and return a Reference.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from pyheart.broker.hl7v2 import Value, unescape
+from pyheart.transformers.hl7v2_fhir._vocab import V2_TABLES, VOCAB
+from pyheart.transformers.hl7v2_fhir.ids import resource_id
+
+if TYPE_CHECKING:
+    from pyheart.transformers.hl7v2_fhir.context import Context
+
+Json = dict[str, Any]
+DatatypeMap = Callable[[Value, "Context", "str | None"], Any]
+
+V2_CS = "http://terminology.hl7.org/CodeSystem/v2-"
+
+# ------------------------------------------------------------------------------------ dates
+
+_DTM = re.compile(
+    r"^(?P<y>\d{4})(?P<mo>\d{2})?(?P<d>\d{2})?(?P<h>\d{2})?(?P<mi>\d{2})?(?P<s>\d{2})?"
+    r"(?:\.(?P<f>\d{1,4}))?(?P<tz>[+-]\d{4}|Z)?$"
+)
+
+
+def parse_tz(text: str) -> str | None:
+    """The ``+HH:MM`` offset of a DTM, or None when it has none."""
+    m = _DTM.match(text.strip())
+    if not m or not m.group("tz"):
+        return None
+    return _fmt_tz(m.group("tz"))
+
+
+def _fmt_tz(tz: str) -> str:
+    if tz == "Z":
+        return "Z"
+    return f"{tz[:3]}:{tz[3:]}"
+
+
+@lru_cache(maxsize=4096)
+def dtm(text: str, default_tz: str | None = None, *, date_only: bool = False) -> str | None:
+    """HL7 DTM/TS/DT -> FHIR ``date``/``dateTime``, keeping precision and zone.
+
+    FHIR requires seconds and a zone once a time is given. A time without a zone uses
+    ``default_tz`` (the message's MSH-7 zone, which HL7 v2 makes the default for the whole
+    message, or the configured zone); with neither, the value keeps day precision rather than
+    inventing a zone. Minutes without seconds get ``:00``. Unparseable values give None.
+    """
+    text = text.strip()
+    if not text:
+        return None
+    m = _DTM.match(text)
+    if not m:
+        return None
+    y, mo, d, h = m.group("y"), m.group("mo"), m.group("d"), m.group("h")
+    if y == "0000":  # FHIR has no year zero
+        return None
+    if mo and not 1 <= int(mo) <= 12:
+        return None
+    if d and not 1 <= int(d) <= 31:
+        return None
+    out = y
+    if mo:
+        out += f"-{mo}"
+        if d:
+            out += f"-{d}"
+    if date_only or not (h and d):
+        return out
+    tz = _fmt_tz(m.group("tz")) if m.group("tz") else default_tz
+    if tz is None:
+        return out
+    mi = m.group("mi") or "00"
+    s = m.group("s") or "00"
+    if int(h) > 23 or int(mi) > 59 or int(s) > 60:
+        return out
+    frac = f".{m.group('f')}" if m.group("f") and m.group("s") else ""
+    return f"{out}T{h}:{mi}:{s}{frac}{tz}"
+
+
+def instant(text: str, default_tz: str | None = None) -> str | None:
+    """HL7 DTM -> FHIR ``instant`` (needs seconds and a zone), or None when it cannot be one."""
+    value = dtm(text, default_tz)
+    if value is None or "T" not in value:
+        return None
+    return value
+
+
+# --------------------------------------------------------------------------------- vocabulary
+
+#: HL7 table 0396 coding-system names -> FHIR code-system URIs (the common ones).
+CODE_SYSTEMS: dict[str, str] = {
+    "LN": "http://loinc.org",
+    "LOINC": "http://loinc.org",
+    "SCT": "http://snomed.info/sct",
+    "SNM": "http://snomed.info/sct",
+    "SNOMED": "http://snomed.info/sct",
+    "SNOMEDCT": "http://snomed.info/sct",
+    "I10": "http://hl7.org/fhir/sid/icd-10",
+    "ICD10": "http://hl7.org/fhir/sid/icd-10",
+    "I10C": "http://hl7.org/fhir/sid/icd-10-cm",
+    "ICD10CM": "http://hl7.org/fhir/sid/icd-10-cm",
+    "I10P": "http://www.cms.gov/Medicare/Coding/ICD10",
+    "I9": "http://hl7.org/fhir/sid/icd-9-cm",
+    "I9C": "http://hl7.org/fhir/sid/icd-9-cm",
+    "I9CDX": "http://hl7.org/fhir/sid/icd-9-cm",
+    "CVX": "http://hl7.org/fhir/sid/cvx",
+    "MVX": "http://hl7.org/fhir/sid/mvx",
+    "NDC": "http://hl7.org/fhir/sid/ndc",
+    "RXNORM": "http://www.nlm.nih.gov/research/umls/rxnorm",
+    "RXN": "http://www.nlm.nih.gov/research/umls/rxnorm",
+    "UCUM": "http://unitsofmeasure.org",
+    "CPT": "http://www.ama-assn.org/go/cpt",
+    "C4": "http://www.ama-assn.org/go/cpt",
+    "C5": "http://www.ama-assn.org/go/cpt",
+    "HCPCS": "urn:oid:2.16.840.1.113883.6.285",
+    "HPC": "urn:oid:2.16.840.1.113883.6.285",
+    "ISO3166": "urn:iso:std:iso:3166",
+    "ISO3166_1": "urn:iso:std:iso:3166",
+    "ISO3166-1": "urn:iso:std:iso:3166",
+    "ISO3166_2": "urn:iso:std:iso:3166:-2",
+    "ISO639": "urn:ietf:bcp:47",
+    "ISO+": "urn:iso:std:iso:11073:10101",
+    "UPC": "urn:oid:2.16.840.1.113883.6.55",
+    "NUCC": "http://nucc.org/provider-taxonomy",
+    "CDCREC": "urn:oid:2.16.840.1.113883.6.238",
+    "NCIT": "http://ncimeta.nci.nih.gov",
+    "UMLS": "http://www.nlm.nih.gov/research/umls",
+    "DCM": "http://dicom.nema.org/resources/ontology/DCM",
+}
+
+_TABLE = re.compile(r"^(?:HL7|HL)?(\d{4})$")
+_URI_UNSAFE = re.compile(r"[^A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]")
+
+
+def code_system(name: str, ctx: Context | None = None) -> str | None:
+    """The FHIR system URI for a coding-system name (CWE.3): known names, ``HL7nnnn`` tables,
+    URIs and OIDs as given, anything else under the configured local base."""
+    if not name:
+        return None
+    return _code_system(name, ctx.code_system_base if ctx is not None else "urn:id:")
+
+
+@lru_cache(maxsize=2048)
+def _code_system(name: str, base: str) -> str | None:
+    name = name.strip()
+    if not name:
+        return None
+    known = CODE_SYSTEMS.get(name.upper())
+    if known:
+        return known
+    m = _TABLE.match(name.upper())
+    if m:
+        return V2_CS + m.group(1)
+    if name.startswith(("http://", "https://", "urn:")):
+        return _URI_UNSAFE.sub("_", name)
+    if re.fullmatch(r"\d+(\.\d+)+", name):
+        return "urn:oid:" + name
+    return base + _URI_UNSAFE.sub("_", name)
+
+
+def lookup(vocab: str | None, code: str) -> tuple[str, str, str] | None:
+    """Translate ``code`` with the IG concept map ``vocab`` (case-insensitive fallback)."""
+    if not vocab or not code:
+        return None
+    table = VOCAB.get(vocab)
+    if table is None:
+        return None
+    hit = table.get(code)
+    if hit is None:
+        hit = table.get(code.upper())
+    return hit
+
+
+def v2_display(table: str, code: str) -> str:
+    """The v2 text of ``code`` in HL7 table ``table`` ('' when unknown)."""
+    return V2_TABLES.get(table, {}).get(code, "")
+
+
+def coding(code: str, system: str | None = None, display: str | None = None) -> Json:
+    """A Coding dict with only the parts that are valued."""
+    out: Json = {}
+    if system:
+        out["system"] = system
+    if code:
+        # FHIR codes: no leading/trailing whitespace, single inner spaces.
+        code = " ".join(code.split())
+        if code:
+            out["code"] = code
+    if display:
+        out["display"] = display
+    return out
+
+
+# --------------------------------------------------------------------------- coded datatypes
+
+_WIDTH = 24
+
+
+_PAD = [""] * _WIDTH
+
+
+def comps(v: Value, ctx: Context) -> list[str]:
+    """The components of a field repetition, decoded (first sub-component of each), 1-based and
+    padded: ``comps(v, ctx)[5]`` is component 5 or ``""``. One split instead of one per read."""
+    d = ctx.delimiters
+    raw = v.raw
+    esc = d.escape
+    if d.subcomponent not in raw and not (esc and esc in raw):
+        out = ["", *raw.split(d.component)]
+    else:
+        out = [""]
+        for part in raw.split(d.component):
+            if d.subcomponent in part:
+                part = part.split(d.subcomponent, 1)[0]
+            if esc and esc in part:
+                part = unescape(part, d, ctx.charset)
+            out.append(part)
+    if len(out) < _WIDTH:
+        out += _PAD[len(out) :]
+    return out
+
+
+def cwe_codeable_concept(v: Value, ctx: Context, vocab: str | None = None) -> Json | None:
+    """CWE/CE/CNE/CF -> CodeableConcept (IG ``CWE[CodeableConcept]``): up to three codings, text
+    from CWE.9 (or the display when the value has no code). With a vocabulary map, a code from
+    the map's v2 table becomes the mapped FHIR coding, and the original v2 coding follows it."""
+    c = comps(v, ctx)
+    codings: list[Json] = []
+    for code_i, disp_i, sys_i, ver_i in ((1, 2, 3, 7), (4, 5, 6, 8), (10, 11, 12, 13)):
+        code = c[code_i]
+        display = c[disp_i]
+        if not code and not display:
+            continue
+        sys_name = c[sys_i]
+        mapped = lookup(vocab, code) if code_i == 1 else None
+        if mapped is not None and (not sys_name or _TABLE.match(sys_name.upper())):
+            codings.append(coding(mapped[0], mapped[2], mapped[1] or display))
+            if sys_name and code != mapped[0]:
+                codings.append(coding(code, code_system(sys_name, ctx), display))
+            continue
+        if not code:
+            continue
+        cd = coding(code, code_system(sys_name, ctx), display)
+        version = c[ver_i]
+        if version:
+            cd["version"] = version
+        codings.append(cd)
+    out: Json = {}
+    if codings:
+        out["coding"] = codings
+    text = c[9] or (c[2] if not codings else "")
+    if text:
+        out["text"] = text
+    return out or None
+
+
+#: ISO 639-2 (three-letter, HL7 table 0296's usual content) -> the BCP 47 codes the IG's
+#: PrimaryLanguage map lists.
+ISO639_2: dict[str, str] = {
+    "ara": "ar", "ben": "bn", "ces": "cs", "cze": "cs", "dan": "da", "deu": "de", "ger": "de",
+    "ell": "el", "gre": "el", "eng": "en", "spa": "es", "fin": "fi", "fra": "fr", "fre": "fr",
+    "fry": "fy", "hin": "hi", "hrv": "hr", "ita": "it", "jpn": "ja", "kor": "ko", "nld": "nl",
+    "dut": "nl", "nor": "no", "pan": "pa", "pol": "pl", "por": "pt", "rus": "ru", "srp": "sr",
+    "swe": "sv", "tel": "te", "zho": "zh", "chi": "zh",
+}  # fmt: skip
+
+
+def language_codeable_concept(v: Value, ctx: Context, vocab: str | None = None) -> Json | None:
+    """CWE language (PID-15, NK1-20) -> CodeableConcept coded in BCP 47 (IG PrimaryLanguage map),
+    keeping the sender's coding when it is not BCP 47 itself."""
+    cc = cwe_codeable_concept(v, ctx)
+    code = v.get(1)
+    bcp = code if lookup("PrimaryLanguage", code) else ISO639_2.get(code.lower())
+    mapped = lookup("PrimaryLanguage", bcp or "")
+    if cc is None or mapped is None:
+        return cc
+    first = coding(mapped[0], mapped[2], mapped[1])
+    rest = [c for c in cc.get("coding", []) if c.get("code") != mapped[0]]
+    cc["coding"] = [first, *rest]
+    return cc
+
+
+def cwe_coding(v: Value, ctx: Context, vocab: str | None = None) -> Json | None:
+    """CWE -> Coding (IG ``CWE[Coding]``), translated with ``vocab`` when it maps the code."""
+    c = comps(v, ctx)
+    code = c[1]
+    mapped = lookup(vocab, code)
+    if mapped is not None:
+        return coding(mapped[0], mapped[2], mapped[1] or c[2])
+    if not code:
+        return None
+    cd = coding(code, code_system(c[3], ctx), c[2])
+    if c[7]:
+        cd["version"] = c[7]
+    return cd
+
+
+def cwe_code(v: Value, ctx: Context, vocab: str | None = None) -> str | None:
+    """CWE/ID/IS -> code (IG ``CWE[code]``): the mapped FHIR code, or the v2 code without a map.
+
+    A required FHIR code binding with no match gives None rather than an invalid code.
+    """
+    code = v.get(1)
+    if not code:
+        return None
+    mapped = lookup(vocab, code)
+    if mapped is not None:
+        return mapped[0]
+    return None if vocab else code
+
+
+def id_coding(v: Value, ctx: Context, vocab: str | None = None) -> Json | None:
+    """ID/IS -> Coding (IG ``ID[Coding]``)."""
+    return cwe_coding(v, ctx, vocab)
+
+
+def id_codeable_concept(v: Value, ctx: Context, vocab: str | None = None) -> Json | None:
+    """ID/IS -> CodeableConcept (IG ``ID[CodeableConcept]``)."""
+    c = cwe_coding(v, ctx, vocab)
+    return {"coding": [c]} if c else None
+
+
+def id_boolean(v: Value, ctx: Context, vocab: str | None = None) -> bool | None:
+    """ID (table 0136 Y/N) -> boolean (IG ``ID[boolean]``)."""
+    code = v.get(1).upper()
+    if code == "Y":
+        return True
+    if code == "N":
+        return False
+    return None
+
+
+def st_string(v: Value, ctx: Context, vocab: str | None = None) -> str | None:
+    """ST/ID/IS/TX/FT -> string (the first component, decoded)."""
+    return v.get(1).strip() or None
+
+
+def st_text(v: Value, ctx: Context, vocab: str | None = None) -> str | None:
+    """FT/TX -> string, keeping every component (formatted text may contain ``^``)."""
+    return v.text().strip() or None
+
+
+def st_codeable_concept(v: Value, ctx: Context, vocab: str | None = None) -> Json | None:
+    """ST -> CodeableConcept.text (IG ``ST[CodeableConcept]``)."""
+    text = v.get(1).strip()
+    return {"text": text} if text else None
+
+
+def nm_decimal(v: Value, ctx: Context, vocab: str | None = None) -> float | int | None:
+    """NM -> decimal/integer (None when not a number)."""
+    return number(v.get(1))
+
+
+def nm_positive_int(v: Value, ctx: Context, vocab: str | None = None) -> int | None:
+    """NM -> positiveInt (IG ``NM[positiveInt]``)."""
+    n = number(v.get(1))
+    return int(n) if isinstance(n, int) and n > 0 else None
+
+
+@lru_cache(maxsize=4096)
+def number(text: str) -> float | int | None:
+    """A decimal from an NM value, or None."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        if re.fullmatch(r"[+-]?\d+", text):
+            return int(text)
+        f = float(text)
+    except ValueError:
+        return None
+    if f != f or f in (float("inf"), float("-inf")):
+        return None
+    return f
+
+
+def dtm_datetime(v: Value, ctx: Context, vocab: str | None = None) -> str | None:
+    """DTM/TS -> dateTime (IG ``DTM[dateTime]``; see :func:`dtm`)."""
+    return dtm(v.get(1), ctx.default_tz)
+
+
+def dtm_date(v: Value, ctx: Context, vocab: str | None = None) -> str | None:
+    """DTM/DT -> date."""
+    return dtm(v.get(1), None, date_only=True)
+
+
+def dtm_instant(v: Value, ctx: Context, vocab: str | None = None) -> str | None:
+    """DTM -> instant (None when the value has no time or zone)."""
+    return instant(v.get(1), ctx.default_tz)
+
+
+def dr_period(v: Value, ctx: Context, vocab: str | None = None) -> Json | None:
+    """DR -> Period (IG ``DR[Period]``)."""
+    out: Json = {}
+    start = dtm(v.get(1), ctx.default_tz)
+    end = dtm(v.get(2), ctx.default_tz)
+    if start:
+        out["start"] = start
+    if end:
+        out["end"] = end
+    return out or None
+
+
+def cq_quantity(v: Value, ctx: Context, vocab: str | None = None) -> Json | None:
+    """CQ -> Quantity (IG ``CQ[Quantity]``)."""
+    value = number(v.get(1))
+    if value is None:
+        return None
+    q: Json = {"value": value}
+    unit = v.component(2)
+    if unit.get(1):
+        q.update(_unit(unit, ctx))
+    return q
+
+
+def _unit(unit: Value, ctx: Context) -> Json:
+    """CWE units (as a component Value) -> Quantity unit/system/code."""
+    code = unit.get(1)
+    out: Json = {"unit": unit.get(2) or code}
+    sys_name = unit.get(3)
+    if sys_name:
+        system = code_system(sys_name, ctx)
+        if system:
+            out["system"] = system
+            out["code"] = code
+    return out
+
+
+def cwe_quantity_unit(v: Value, ctx: Context) -> Json:
+    """CWE units (a whole field repetition) -> Quantity unit/system/code (IG ``CWE[Quantity]``)."""
+    c = comps(v, ctx)
+    code = c[1]
+    if not code:
+        return {}
+    out: Json = {"unit": c[2] or code}
+    if c[3]:
+        system = code_system(c[3], ctx)
+        if system:
+            out["system"] = system
+            out["code"] = code
+    return out
+
+
+# ----------------------------------------------------------------------- names and contacts
+
+
+def xpn_human_name(v: Value, ctx: Context, vocab: str | None = None) -> Json | None:
+    """XPN -> HumanName (IG ``XPN[HumanName]``)."""
+    c = comps(v, ctx)
+    out: Json = {}
+    family = c[1]
+    if family:
+        out["family"] = family
+    given = [g for g in (c[2], c[3]) if g]
+    if given:
+        out["given"] = given
+    prefix = c[5]
+    if prefix:
+        out["prefix"] = [prefix]
+    suffix = [s for s in (c[4], c[6], c[14]) if s]
+    if suffix:
+        out["suffix"] = suffix
+    use = lookup("NameType", c[7])
+    if use:
+        out["use"] = use[0]
+    period = _period(c, 12, 13, ctx) or (dr_period(v.component(10), ctx) if c[10] else None)
+    if period:
+        out["period"] = period
+    order = lookup("NameAssemblyOrder", c[11])
+    if order:
+        out["extension"] = [
+            {"url": "http://hl7.org/fhir/StructureDefinition/humanname-assembly-order", "valueCode": order[0]}
+        ]
+    if not (family or given):
+        return None
+    return out
+
+
+def _period(c: list[str], start_pos: int, end_pos: int, ctx: Context) -> Json | None:
+    if not (c[start_pos] or c[end_pos]):
+        return None
+    out: Json = {}
+    start = dtm(c[start_pos], ctx.default_tz)
+    end = dtm(c[end_pos], ctx.default_tz)
+    if start:
+        out["start"] = start
+    if end:
+        out["end"] = end
+    return out or None
+
+
+def xpn_string(v: Value, ctx: Context, vocab: str | None = None) -> str | None:
+    """XPN -> string (IG ``XPN[string]``): the parts joined by spaces."""
+    c = comps(v, ctx)
+    parts = [c[5], c[2], c[3], c[1], c[4], c[6]]
+    text = " ".join(p for p in parts if p)
+    return text or None
+
+
+def xad_address(v: Value, ctx: Context, vocab: str | None = None) -> Json | None:
+    """XAD -> Address (IG ``XAD[Address]``)."""
+    c = comps(v, ctx)
+    out: Json = {}
+    lines = [x for x in (c[1], v.get(1, 2), v.get(1, 3), c[2], c[19]) if x]
+    if lines:
+        out["line"] = lines
+    for pos, key in ((3, "city"), (4, "state"), (5, "postalCode"), (6, "country"), (9, "district")):
+        text = c[pos]
+        if text:
+            out[key] = text
+    kind = c[7]
+    if kind in ("M", "SH"):
+        t = lookup("AddressType[Type]", kind)
+        if t:
+            out["type"] = t[0]
+    elif kind:
+        u = lookup("AddressType[Use]", kind)
+        if u:
+            out["use"] = u[0]
+    period = _period(c, 13, 14, ctx) or (dr_period(v.component(12), ctx) if c[12] else None)
+    if period:
+        out["period"] = period
+    if c[10]:
+        out.setdefault("extension", []).append(
+            {
+                "url": "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-censusTract",
+                "valueString": c[10],
+            }
+        )
+    return out or None
+
+
+_EMAIL_TYPES = frozenset({"Internet", "X.400", "NET"})
+
+
+def xtn_contact_point(v: Value, ctx: Context, vocab: str | None = None) -> Json | None:
+    """XTN -> ContactPoint (IG ``XTN[ContactPoint]``)."""
+    c = comps(v, ctx)
+    equip = c[3]
+    out: Json = {}
+    if equip in _EMAIL_TYPES or (not equip and c[4] and not c[1] and not c[7]):
+        value = c[4] or c[1]
+        system = "email"
+    else:
+        value = c[12] or c[1]
+        if not value and c[7]:
+            parts = []
+            if c[5]:
+                parts.append("+" + c[5])
+            if c[6]:
+                parts.append(c[6])
+            parts.append(c[7])
+            value = " ".join(parts)
+            if c[8]:
+                value += " X" + c[8]
+        mapped = lookup("TelecommunicationEquipmentType", equip)
+        system = mapped[0] if mapped else ("phone" if value else "")
+        if system == "mobile":  # the IG maps CP to contact-point-use "mobile"; the system is phone
+            system = "phone"
+            out["use"] = "mobile"
+        if not value and c[4]:
+            value = c[4]
+            system = "email"
+    if not value:
+        return None
+    if system:
+        out["system"] = system
+    out["value"] = value
+    use = lookup("TelecommunicationUseCode", c[2])
+    if use and "use" not in out:
+        out["use"] = use[0]
+    period = _period(c, 13, 14, ctx)
+    if period:
+        out["period"] = period
+    rank = number(c[18])
+    if isinstance(rank, int) and rank > 0:
+        out["rank"] = rank
+    return out
+
+
+# ------------------------------------------------------------------------------ identifiers
+
+
+def hd_system(v: Value, ctx: Context, *, offset: int = 0) -> str | None:
+    """HD -> uri (IG ``HD[uri]``): an ISO OID, UUID or URI from HD.2/HD.3, else the namespace
+    id under the configured base. ``offset`` reads an HD embedded as components (e.g. CX.4 is
+    sub-components, XCN.9 too: use :func:`hd_system_of`)."""
+    ns, uid, kind = v.get(1 + offset), v.get(2 + offset), v.get(3 + offset).upper()
+    return _hd_uri(ns, uid, kind, ctx)
+
+
+def hd_system_of(comp: Value, ctx: Context) -> str | None:
+    """HD given as one component (parts are sub-components) -> uri."""
+    return _hd_uri(comp.get(1), comp.get(2), comp.get(3).upper(), ctx)
+
+
+def _hd_uri(ns: str, uid: str, kind: str, ctx: Context) -> str | None:
+    if uid:
+        if kind == "ISO" or re.fullmatch(r"\d+(\.\d+)+", uid):
+            return "urn:oid:" + uid
+        if kind == "UUID":
+            return "urn:uuid:" + uid.lower()
+        if kind in ("URI", "URL") or uid.startswith(("http://", "https://", "urn:")):
+            return _URI_UNSAFE.sub("_", uid)
+        if not ns:
+            return ctx.system_base + _URI_UNSAFE.sub("_", uid)
+    if ns:
+        if ns.startswith(("http://", "https://", "urn:")):
+            return _URI_UNSAFE.sub("_", ns)
+        return ctx.system_base + _URI_UNSAFE.sub("_", ns)
+    return None
+
+
+def _identifier_type(code: str) -> Json | None:
+    if not code:
+        return None
+    mapped = lookup("IdentifierType", code)
+    if mapped:
+        return {"coding": [coding(mapped[0], mapped[2], mapped[1])]}
+    return {"coding": [coding(code, V2_CS + "0203", v2_display("0203", code))]}
+
+
+def cx_identifier(v: Value, ctx: Context, vocab: str | None = None) -> Json | None:
+    """CX -> Identifier (IG ``CX[Identifier]``): value, system from the assigning authority
+    (CX.4), type from CX.5 (table 0203), period from CX.7/CX.8, assigner from CX.4 / CX.6."""
+    c = comps(v, ctx)
+    value = c[1]
+    if not value:
+        return None
+    out: Json = {}
+    authority = v.component(4)
+    system = hd_system_of(authority, ctx) if authority else None
+    if system:
+        out["system"] = system
+    out["value"] = value
+    id_type = _identifier_type(c[5])
+    if id_type:
+        out["type"] = id_type
+    period = _period(c, 7, 8, ctx)
+    if period:
+        out["period"] = period
+    if c[2]:
+        out["extension"] = [
+            {"url": "http://hl7.org/fhir/StructureDefinition/identifier-checkDigit", "valueString": c[2]}
+        ]
+    # IG: CX.4 -> assigner(Organization) through HD[Organization]; CX.6 when CX.4 is empty.
+    facility = authority if (authority.get(1) or authority.get(2)) else v.component(6)
+    if facility.get(1) or facility.get(2):
+        ref = ctx.assigner(facility)
+        if ref:
+            out["assigner"] = ref
+    return out
+
+
+def dln_identifier(v: Value, ctx: Context, vocab: str | None = None) -> Json | None:
+    """DLN -> Identifier (IG ``DLN[Identifier]``): licence number, the issuing authority's system
+    (DLN.2 as a uri), expiry as period.end, type DL."""
+    c = comps(v, ctx)
+    if not c[1]:
+        return None
+    out: Json = {}
+    system = code_system(c[2], ctx) if c[2] else None
+    if system:
+        out["system"] = system
+    out["value"] = c[1]
+    out["type"] = {"coding": [coding("DL", V2_CS + "0203", "Driver's license number")]}
+    end = dtm(c[3], ctx.default_tz)
+    if end:
+        out["period"] = {"end": end}
+    return out
+
+
+def ei_identifier(v: Value, ctx: Context, vocab: str | None = None) -> Json | None:
+    """EI -> Identifier (IG ``EI[Identifier-Extension]``): EI.1 value, system from EI.2-EI.4."""
+    c = comps(v, ctx)
+    value = c[1]
+    if not value:
+        return None
+    out: Json = {}
+    system = _hd_uri(c[2], c[3], c[4].upper(), ctx)
+    if system:
+        out["system"] = system
+    out["value"] = value
+    return out
+
+
+def eip_identifiers(v: Value, ctx: Context) -> list[Json]:
+    """EIP -> placer and filler Identifiers (IG ``EIP[Identifier-*AssignedIdentifier]``)."""
+    out: list[Json] = []
+    for pos, kind in ((1, "PGN"), (2, "FGN")):
+        comp = v.component(pos)
+        if comp.get(1):
+            ident: Json = {}
+            system = _hd_uri(comp.get(2), comp.get(3), comp.get(4).upper(), ctx)
+            if system:
+                ident["system"] = system
+            ident["value"] = comp.get(1)
+            ident["type"] = {"coding": [coding(kind, V2_CS + "0203")]}
+            out.append(ident)
+    return out
+
+
+def hd_identifier(v: Value, ctx: Context, vocab: str | None = None) -> Json | None:
+    """HD -> Identifier (IG ``HD[Identifier]``): the namespace id, or the universal id as a URI."""
+    if v.get(2):
+        uri = _hd_uri("", v.get(2), v.get(3).upper(), ctx)
+        return {"system": "urn:ietf:rfc:3986", "value": uri} if uri else None
+    if v.get(1):
+        return {"value": v.get(1)}
+    return None
+
+
+def xon_string(v: Value, ctx: Context, vocab: str | None = None) -> str | None:
+    """XON -> string (the organisation name)."""
+    return v.get(1) or None
+
+
+# ------------------------------------------------------------------------ resource-creating
+
+
+def xcn_practitioner(v: Value, ctx: Context, vocab: str | None = None) -> Json | None:
+    """XCN -> Reference(Practitioner) (IG ``XCN[Practitioner]``)."""
+    return ctx.practitioner_from_xcn(v)
+
+
+def hd_organization(v: Value, ctx: Context, vocab: str | None = None) -> Json | None:
+    """HD -> Reference(Organization) (IG ``HD[Organization]``)."""
+    return ctx.organization_from_hd(v)
+
+
+def xon_organization(v: Value, ctx: Context, vocab: str | None = None) -> Json | None:
+    """XON -> Reference(Organization) (IG ``XON[Organization]``)."""
+    return ctx.organization_from_xon(v)
+
+
+def pl_location(v: Value, ctx: Context, vocab: str | None = None) -> Json | None:
+    """PL -> Reference(Location) (IG ``PL[Location]``): one Location per valued level, linked by
+    ``partOf``; the reference is to the most specific level."""
+    return ctx.location_from_pl(v)
+
+
+def hd_location(v: Value, ctx: Context, vocab: str | None = None) -> Json | None:
+    """HD -> Reference(Location) (IG ``HD[Location]``)."""
+    name = v.get(1)
+    if not name:
+        return None
+    loc: Json = {"resourceType": "Location", "name": name}
+    ident = hd_identifier(v, ctx)
+    if ident:
+        loc["identifier"] = [ident]
+    return ctx.add_shared(loc, resource_id("Location", ctx.scope, name, v.get(2)))
+
+
+def cwe_organization(v: Value, ctx: Context, vocab: str | None = None) -> Json | None:
+    """CWE -> Reference(Organization) (IG ``CWE[Organization]``): the code as identifier."""
+    code, name = v.get(1), v.get(2)
+    if not (code or name):
+        return None
+    org: Json = {"resourceType": "Organization"}
+    if code:
+        org["identifier"] = [{"value": code}]
+    if name:
+        org["name"] = name
+    return ctx.add_shared(org, resource_id("Organization", ctx.scope, code, name))
+
+
+def _memo(fn: DatatypeMap) -> DatatypeMap:
+    """Per-message memo for maps that create resources: the same XCN, XON or PL text in several
+    fields or segments (an ordering provider on every OBX) is built once."""
+
+    def wrapper(v: Value, ctx: Context, vocab: str | None = None) -> Any:
+        key = (fn, v.raw)
+        hit = ctx.memo.get(key)
+        if hit is None:
+            hit = ctx.memo[key] = fn(v, ctx, vocab)
+        return hit
+
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
+
+
+def _shared(fn: DatatypeMap) -> DatatypeMap:
+    """Per-message memo for maps whose results are never changed after they are built (coded
+    values): a code repeated on every OBX (interpretation N, status F) is built once and the
+    same object is placed in each resource. Callers must copy before changing such a value."""
+
+    def wrapper(v: Value, ctx: Context, vocab: str | None = None) -> Any:
+        key = (fn, v.raw, vocab)
+        memo = ctx.memo
+        if key in memo:
+            return memo[key]
+        hit = memo[key] = fn(v, ctx, vocab)
+        return hit
+
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
+
+
+#: The IG datatype maps this module implements, by IG name.
+DATATYPES: dict[str, DatatypeMap] = {
+    "CWE[CodeableConcept]": _shared(cwe_codeable_concept),
+    "CE[CodeableConcept]": _shared(cwe_codeable_concept),
+    "CNE[CodeableConcept]": _shared(cwe_codeable_concept),
+    "CF[CodeableConcept]": _shared(cwe_codeable_concept),
+    "IS[CodeableConcept]": id_codeable_concept,
+    "ID[CodeableConcept]": id_codeable_concept,
+    "ST[CodeableConcept]": st_codeable_concept,
+    "CWE[Coding]": _shared(cwe_coding),
+    "CWE[CodeableConcept-Language]": language_codeable_concept,
+    "ID[Coding]": id_coding,
+    "CWE[code]": _shared(cwe_code),
+    "ID[code]": _shared(cwe_code),
+    "IS[code]": _shared(cwe_code),
+    "ID[boolean]": id_boolean,
+    "ID[string]": st_string,
+    "IS[string]": st_string,
+    "ST[string]": st_string,
+    "FT[string]": st_text,
+    "CWE[string]": st_string,
+    "NM[decimal]": nm_decimal,
+    "NM[positiveInt]": nm_positive_int,
+    "DTM[dateTime]": dtm_datetime,
+    "TS[dateTime]": dtm_datetime,
+    "DTM[date]": dtm_date,
+    "DTM[instant]": dtm_instant,
+    "DR[Period]": dr_period,
+    "CQ[Quantity]": cq_quantity,
+    "XPN[HumanName]": xpn_human_name,
+    "XPN[string]": xpn_string,
+    "XAD[Address]": xad_address,
+    "XTN[ContactPoint]": xtn_contact_point,
+    "CX[Identifier]": cx_identifier,
+    "EI[Identifier-Extension]": ei_identifier,
+    "DLN[Identifier]": dln_identifier,
+    "HD[Identifier]": hd_identifier,
+    "XON[string]": xon_string,
+    "XCN[Practitioner]": _memo(xcn_practitioner),
+    "HD[Organization]": _memo(hd_organization),
+    "XON[Organization]": _memo(xon_organization),
+    "PL[Location]": _memo(pl_location),
+    "HD[Location]": _memo(hd_location),
+    "CWE[Organization]": _memo(cwe_organization),
+}
+
+__all__ = [
+    "CODE_SYSTEMS",
+    "DATATYPES",
+    "code_system",
+    "coding",
+    "cwe_codeable_concept",
+    "cx_identifier",
+    "dtm",
+    "instant",
+    "lookup",
+    "parse_tz",
+    "xad_address",
+    "xpn_human_name",
+    "xtn_contact_point",
+]
