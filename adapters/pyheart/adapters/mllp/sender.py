@@ -63,6 +63,12 @@ SENDER_SCHEMA: dict[str, Any] = {
         "description": "dead-letter topic; default '<topic>.dlq'",
     },
     "auto_offset_reset": {"type": "string", "enum": ["earliest", "latest"], "default": "earliest"},
+    "metadata_max_age_ms": {
+        "type": "integer",
+        "default": 10_000,
+        "minimum": 1000,
+        "description": "topic metadata refresh; finds a topic created after the sender started",
+    },
     "client_id": {"type": "string", "default": "pyheart-mllp-sender"},
     "connect_timeout_s": {"type": "number", "default": 10, "minimum": 0.1},
     "ack_timeout_s": {"type": "number", "default": 30, "minimum": 0.1},
@@ -145,6 +151,7 @@ def kafka_clients(settings: dict[str, Any]) -> tuple[Consumer, DlqProducer]:
         enable_auto_commit=False,
         auto_offset_reset=settings["auto_offset_reset"],
         isolation_level="read_committed",
+        metadata_max_age_ms=settings["metadata_max_age_ms"],
     )
     producer: DlqProducer = AIOKafkaProducer(
         bootstrap_servers=settings["bootstrap_servers"],

@@ -83,6 +83,9 @@ class KafkaSettings(_Strict):
     request_timeout_ms: int = Field(default=30_000, ge=1_000)
     transaction_timeout_ms: int = Field(default=60_000, ge=1_000)
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    #: How often clients refresh topic metadata. aiokafka's 5-minute default leaves a consumer that
+    #: subscribed before its topic existed (the normal case on a fresh cluster) idle for 5 minutes.
+    metadata_max_age_ms: int = Field(default=10_000, ge=1_000)
 
 
 class MetricsSettings(_Strict):

@@ -81,6 +81,7 @@ class KafkaClients:
             "bootstrap_servers": s.bootstrap_servers,
             "security_protocol": s.security_protocol,
             "request_timeout_ms": s.request_timeout_ms,
+            "metadata_max_age_ms": s.metadata_max_age_ms,
         }
 
     def consumer(self, *, group_id: str | None, read_committed: bool, client_id: str) -> ConsumerLike:
