@@ -21,4 +21,6 @@ fi
 if command -v java >/dev/null 2>&1 && .venv/bin/pyheart kafka --help >/dev/null 2>&1; then
   echo "== fetching Kafka jars (cached)"
   .venv/bin/pyheart kafka fetch
+  echo "== building the local HAPI FHIR server (cached)"
+  .venv/bin/pyheart fhir-server fetch
 fi

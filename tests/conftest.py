@@ -11,6 +11,9 @@ Fixtures
         no other test uses (the broker lives for the whole session).
     create_topics  ``await create_topics("in", "out", partitions=3)`` on the session broker;
         returns once every partition has a leader.
+    fhir_server (session)  base URL (``http://127.0.0.1:PORT/fhir``) of a real HAPI FHIR 8.8.0 JPA R4
+        server (in-memory H2), started lazily from ``$PYHEART_FHIR_BASE_URL`` (used as is) or else
+        :class:`pyheart.broker.devfhir.LocalFhirServer` (built once with Maven). Fails, never skips.
 
 Mark tests that use the broker with ``@pytest.mark.kafka`` (``pytest -m kafka`` runs just those).
 Outside fixtures the same helpers are ``pyheart.broker.devkafka.unique_name`` / ``create_topics``.
@@ -59,6 +62,31 @@ def kafka_bootstrap() -> Iterator[str]:
             yield bootstrap
             return
     pytest.fail(f"Kafka broker unavailable: {reason}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def fhir_server() -> Iterator[str]:
+    """Base URL of the session's FHIR R4 server (see the module docstring)."""
+    import os
+
+    from pyheart.broker.devfhir import DevFhirError, LocalFhirServer
+
+    external = os.environ.get("PYHEART_FHIR_BASE_URL", "")
+    if external:
+        yield external.rstrip("/")
+        return
+    server = LocalFhirServer()
+    try:
+        base_url = server.start()
+    except DevFhirError as exc:
+        reason = str(exc)
+    else:
+        try:
+            yield base_url
+        finally:
+            server.stop()
+        return
+    pytest.fail(f"FHIR server unavailable: {reason}", pytrace=False)
 
 
 @pytest.fixture

@@ -222,6 +222,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     plugins_list.set_defaults(func=_cmd_plugins_list)
     _add_kafka_parser(sub)
+    from pyheart.broker.devfhir import add_subcommands as add_fhir_server_commands
+
+    fhir_server = sub.add_parser(
+        "fhir-server", help="a local HAPI FHIR R4 server for development and CI (no Docker)"
+    )
+    fhir_server.set_defaults(func=functools.partial(_print_help, fhir_server))
+    add_fhir_server_commands(fhir_server)
     _add_offline_parsers(sub)
     add_engine_commands(sub)
     return parser

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sdk_plugins import InsuranceAdapter
@@ -128,3 +129,10 @@ def test_configuration_schema_example() -> None:
     plugin = InsuranceAdapter(config={"system_id": "sys", "base_url": "https://x"})
     PluginRegistry().register_plugin("ins", plugin)
     assert plugin.config["timeout"] == 30
+
+
+def test_readme_plugin_example_runs() -> None:
+    """The README's "plugin SDK" example runs unchanged."""
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    block = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    exec(compile(block, "README.md", "exec"), {"__name__": "readme_example"})  # noqa: S102 - our own README
