@@ -17,6 +17,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
+from corpus_paths import CORPUS
 from fhir_support import FaultProxy, TokenServer, canary, dumps, server_tls_context, transaction_bundle
 from mllp_support import make_pki
 
@@ -25,14 +26,7 @@ from pyheart.broker.contracts import Header
 
 CreateTopics = Callable[..., Awaitable[None]]
 #: The shared corpus lives beside the checkout (``../shared``), as on the developers' machines and CI.
-CORPUS_ADT = next(
-    (
-        root / "corpus/ms-fhir-converter/hl7v2/ADT-A01-01.hl7"
-        for root in (Path(__file__).resolve().parents[3] / "shared", Path("/work/shared"))
-        if (root / "corpus").is_dir()
-    ),
-    Path("/work/shared/corpus/ms-fhir-converter/hl7v2/ADT-A01-01.hl7"),
-)
+CORPUS_ADT = CORPUS / "ms-fhir-converter/hl7v2/ADT-A01-01.hl7"
 _WAIT_S = 60.0
 SYSTEM = "urn:oid:2.16.840.1.113883.19.5"
 

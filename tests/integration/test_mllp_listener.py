@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer
+from corpus_paths import corpus_root
 from mllp_support import Pki, hl7, make_pki, msa
 
 from pyheart.adapters.mllp.framing import Frame, MllpDecoder, encode_frame
@@ -31,7 +32,7 @@ from pyheart.broker.hl7v2 import parse_message
 
 pytestmark = pytest.mark.kafka
 
-CORPUS = Path(os.environ.get("PYHEART_CORPUS", "/work/shared/corpus")) / "ms-fhir-converter" / "hl7v2"
+CORPUS = corpus_root() / "ms-fhir-converter" / "hl7v2"
 MLLP_SEND = Path(sys.executable).with_name("mllp_send")
 CANARY = "QZXLISTENCANARY5"
 _TIMEOUT_S = 60.0

@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from corpus_paths import CORPUS
 
 from pyheart.broker.cli import main
 from pyheart.broker.offline import OfflineError, detect_format
 
-CORPUS = Path(__file__).resolve().parents[4] / "shared" / "corpus"
 ADT = CORPUS / "ms-fhir-converter" / "hl7v2" / "ADT-A01-01.hl7"
 CANARY = "ZQXCANARY"
 

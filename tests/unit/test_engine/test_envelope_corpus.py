@@ -6,12 +6,9 @@ without it this test fails, it never skips.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+from corpus_paths import CORPUS
 
 from pyheart.broker.engine.envelope import hl7_facts, parsed_hl7_facts
-
-CORPUS = Path(os.environ.get("PYHEART_CORPUS", "/work/shared/corpus"))
 
 
 def test_fast_facts_match_parser_over_corpus() -> None:

@@ -11,12 +11,11 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from corpus_paths import CORPUS
 
 from pyheart.broker.hl7v2 import Hl7Message, parse_message
 from pyheart.transformers.fhir_hl7v2 import fhir_to_hl7v2
 from pyheart.transformers.hl7v2_fhir import convert
-
-CORPUS = Path(__file__).resolve().parents[3].parent / "shared" / "corpus"
 
 #: Corpus messages of the kinds FHIR -> HL7 v2 emits (ADT, ORU, ORM/OML, VXU, SIU).
 MESSAGES = [

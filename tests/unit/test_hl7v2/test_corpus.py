@@ -8,20 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from corpus_paths import CORPUS
 
 from pyheart.broker.errors import ParseError
 from pyheart.broker.hl7v2.parser import Hl7Message, parse_batch, parse_message
-
-CORPUS = Path(__file__).resolve().parents[4] / "shared" / "corpus"
-if not CORPUS.is_dir():  # the tree may sit elsewhere: fall back to the fixed location
-    CORPUS = Path("/work/shared/corpus")
 
 #: Files whose segments are broken by hard line wraps (a line break inside a field).
 WRAPPED = {"node-hl7-complete/valid/catalyze-io/orm-example.hl7"}
 #: Damaged beyond repair: a line break inside MSH-10 and segments run together on one line.
 DAMAGED = {"node-hl7-complete/valid/remote-operations/mdm-example.hl7"}
-
-pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason="the shared corpus is not mounted")
 
 
 def _rel(path: Path) -> str:

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from corpus_paths import CORPUS
 
 from pyheart.broker.contracts import Format, Message
 from pyheart.broker.errors import ParseError
 from pyheart.broker.hl7v2.parser import parse_batch
 from pyheart.validators.hl7v2_strict import Hl7v2StrictValidator
 from pyheart.validators.hl7v2_structure import Hl7v2StructureValidator
-
-CORPUS = Path("/work/shared/corpus")
 
 
 def _payloads() -> list[bytes]:

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
+from corpus_paths import CORPUS
 
 from pyheart.broker.contracts import Format, Message, ValidationReport
 from pyheart.validators.fhir_structure import FhirStructureValidator, fhir_path
-
-CORPUS = Path("/work/shared/corpus")
 
 
 def _check(doc: Any, **config: Any) -> ValidationReport:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
+
+from corpus_paths import CORPUS
 
 from pyheart.broker.contracts import Format, Message, ValidationReport
 from pyheart.validators.hl7v2_strict import Hl7v2StrictValidator
 
-CORPUS = Path("/work/shared/corpus")
 MSH = "MSH|^~\\&|APP|FAC|RCV|RFAC|20240101120000||ADT^A01^ADT_A01|CTRL1|P|2.5"
 ADT = "\r".join([MSH, "EVN|A01|20240101", "PID|1||123^^^H^MR||Doe^John||19800101|M", "PV1|1|I"])
 

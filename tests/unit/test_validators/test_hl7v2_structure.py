@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
+
+from corpus_paths import CORPUS
 
 from pyheart.broker.contracts import Format, Message, ValidationReport
 from pyheart.validators.hl7v2_structure import Hl7v2StructureValidator
 
 MSH = "MSH|^~\\&|APP|FAC|RCV|RFAC|20240101120000||ADT^A01^ADT_A01|CTRL1|P|2.5"
 ADT = "\r".join([MSH, "EVN|A01|20240101", "PID|1||123^^^H^MR||Doe^John", "PV1|1|I"])
-CORPUS = Path("/work/shared/corpus")
 
 
 def _check(er7: str | bytes, **config: Any) -> ValidationReport:
