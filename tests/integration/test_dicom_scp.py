@@ -163,3 +163,15 @@ async def test_no_phi_in_logs_or_headers(
     for canary in (str(ds.PatientName), str(ds.PatientID)):
         assert canary not in caplog.text
         assert canary not in header_text
+
+
+@pytest.mark.parametrize("scp", [{"sop_classes": ["1.2.840.10008.5.1.4.1.1.2"]}], indirect=True)
+async def test_only_configured_sop_classes_are_accepted(kafka_bootstrap: str, scp: DicomStoreScp) -> None:
+    """With only CT Image Storage configured, a CT instance is stored and an MR instance is refused."""
+    assert scp.port is not None
+    ct = await asyncio.to_thread(storescu, scp.port, _testfile("CT_small.dcm"))
+    assert ct.returncode == 0, ct.stderr[-2000:]
+    mr = await asyncio.to_thread(storescu, scp.port, _testfile("MR_small.dcm"))
+    assert mr.returncode != 0
+    records = await read_topic(kafka_bootstrap, scp.config["topic"], 2, wait_s=5)
+    assert [json.loads(r.value)["00080016"]["Value"][0] for r in records] == ["1.2.840.10008.5.1.4.1.1.2"]
