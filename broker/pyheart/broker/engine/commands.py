@@ -164,7 +164,7 @@ def add_engine_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     run.add_argument(
         "--instance-id",
         default=os.environ.get("PYHEART_INSTANCE_ID"),
-        help="stable id of this worker in transactional ids (default: $PYHEART_INSTANCE_ID or host name)",
+        help="id of this worker in transactional ids (default: $PYHEART_INSTANCE_ID, else <host>-<lowest free slot>)",
     )
     run.add_argument("--metrics-port", type=int, help="override metrics.port (0 = any free port)")
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])

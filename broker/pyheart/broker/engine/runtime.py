@@ -23,12 +23,17 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import fcntl
+import functools
+import os
 import random
 import socket
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 from pyheart.broker.contracts import Header, Message
 from pyheart.broker.engine.adapters import AdapterHost
@@ -51,9 +56,41 @@ from pyheart.broker.logs import get_logger
 _log = get_logger("pyheart.engine")
 
 
+_HELD_SLOTS: list[IO[str]] = []
+
+
+def claim_instance_id(lock_dir: Path, host: str | None = None) -> tuple[str, IO[str]]:
+    """Claim the lowest free slot on this host: ``(f"{host}-{slot}", open lock file)``.
+
+    A slot is held by an exclusive ``flock`` on ``<lock_dir>/<host>-<slot>.lock`` for as long as the
+    returned file stays open; the kernel releases it when the process dies, kill -9 included.
+    """
+    host = host or socket.gethostname() or "pyheart"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    for slot in range(4096):
+        handle = (lock_dir / f"{host}-{slot}.lock").open("a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
+        return f"{host}-{slot}", handle
+    raise TransportError(f"no free instance slot under {lock_dir}", retriable=False)
+
+
+@functools.cache
 def default_instance_id() -> str:
-    """This worker's id in transactional ids: the host name (stable across restarts)."""
-    return socket.gethostname() or "pyheart"
+    """This process's id in transactional ids: ``<host>-<slot>`` (see :func:`claim_instance_id`).
+
+    Several workers on one host get different ids without configuration, so exactly-once workers
+    scale out by starting another process; a worker restarted after a crash takes the freed slot
+    again, so its transactional producer fences the dead one's open transaction at once.
+    ``$PYHEART_RUNTIME_DIR`` (default ``$XDG_RUNTIME_DIR`` or the temp dir) holds the lock files.
+    """
+    base = os.environ.get("PYHEART_RUNTIME_DIR") or os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    instance, handle = claim_instance_id(Path(base) / "pyheart-instances")
+    _HELD_SLOTS.append(handle)  # held until the process exits
+    return instance
 
 
 def _failed_future(exc: BaseException) -> asyncio.Future[Any]:
@@ -686,4 +723,4 @@ class Engine:
                 await self.http.stop()
 
 
-__all__ = ["Engine", "PipelineWorker", "default_instance_id"]
+__all__ = ["Engine", "PipelineWorker", "claim_instance_id", "default_instance_id"]
