@@ -60,93 +60,36 @@ def _kafka_libs() -> Path:
     return ensure_jars()
 
 
-def _cmd_kafka_fetch(_args: argparse.Namespace) -> int:
-    print(_kafka_libs())
-    return 0
-
-
-def _cmd_kafka_start(args: argparse.Namespace) -> int:
-    import time
-
-    from pyheart.broker.devkafka import BrokerState, DevKafkaError, LocalKafka
-    from pyheart.broker.devkafka.settings import port_is_free
-
-    state_path = _kafka_state_path()
-    state = BrokerState.read(state_path)
-    if state is not None and state.alive():
-        print(f"already running (pid {state.pid}); stop it with: pyheart kafka stop", file=sys.stderr)
-        print(state.bootstrap_servers)
-        return 0
-    if state is not None:  # recorded broker is gone (crash, reboot): clear what it left
-        state.stop()
-        state_path.unlink(missing_ok=True)
-    port: int | None = args.port
-    if port is not None and not port_is_free(port):
-        raise DevKafkaError(f"port {port} on 127.0.0.1 is in use")
-    if port is None and port_is_free(_DEMO_KAFKA_PORT):
-        port = _DEMO_KAFKA_PORT
-    libs = _kafka_libs()
-    kafka = LocalKafka(port=port, libs=libs, detach=True, ready_timeout=args.timeout)
-    bootstrap = kafka.start()
-    assert kafka.pid is not None
-    assert kafka.work_dir is not None
-    cds = "" if kafka.cds_archive is None else str(kafka.cds_archive)
-    BrokerState(kafka.pid, bootstrap, str(kafka.work_dir), time.time(), cds).write(state_path)
-    print(f"Kafka broker pid {kafka.pid}, log {kafka.log_path}, state {state_path}", file=sys.stderr)
-    print(bootstrap)
-    return 0
-
-
-def _cmd_kafka_status(_args: argparse.Namespace) -> int:
-    from pyheart.broker.devkafka import BrokerState
-
-    state = BrokerState.read(_kafka_state_path())
-    if state is None or not state.alive():
-        print("not running")
-        return 1
-    print(f"running: pid {state.pid}, work dir {state.work_dir}")
-    print(state.bootstrap_servers)
-    return 0
-
-
-def _cmd_kafka_stop(args: argparse.Namespace) -> int:
-    from pyheart.broker.devkafka import BrokerState
-
-    state_path = _kafka_state_path()
-    state = BrokerState.read(state_path)
-    if state is None:
-        print("no broker recorded")
-        return 0
-    outcome = state.stop(timeout=args.timeout)
-    state_path.unlink(missing_ok=True)
-    print(f"{outcome}: pid {state.pid}")
-    return 0
-
-
 def _print_help(parser: argparse.ArgumentParser, _args: argparse.Namespace) -> int:
     parser.print_help()
     return 2
 
 
 def _add_kafka_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from pyheart.broker.devjvm import ServiceCommands, add_service_commands
+    from pyheart.broker.devkafka import BrokerState, LocalKafka
+
     kafka = sub.add_parser("kafka", help="a local Apache Kafka broker for development and CI (no Docker)")
     kafka.set_defaults(func=functools.partial(_print_help, kafka))
-    kafka_sub = kafka.add_subparsers(dest="kafka_command", metavar="SUBCOMMAND")
-    fetch = kafka_sub.add_parser("fetch", help="download the broker jars with Maven (CI warm-up)")
-    fetch.set_defaults(func=_cmd_kafka_fetch)
-    start = kafka_sub.add_parser(
-        "start", help="start a broker in the background; prints its bootstrap address last"
+    commands = ServiceCommands(
+        command="pyheart kafka",
+        dest="kafka_command",
+        demo_port=_DEMO_KAFKA_PORT,
+        state_path=_kafka_state_path,
+        state_type=BrokerState,
+        fetch=_kafka_libs,
+        launch=lambda port, timeout: LocalKafka(
+            port=port, libs=_kafka_libs(), detach=True, ready_timeout=timeout
+        ),
+        started_note="Kafka broker pid {pid}, log {log}, state {state}",
+        fetch_help="download the broker jars with Maven (CI warm-up)",
+        start_help="start a broker in the background; prints its bootstrap address last",
+        port_help=f"client port (default: {_DEMO_KAFKA_PORT} if free, else any free port)",
+        status_help="is the background broker running (exit 1 if not)",
+        stop_help="stop the background broker and remove its data",
+        nothing_recorded="no broker recorded",
     )
-    start.add_argument(
-        "--port", type=int, help=f"client port (default: {_DEMO_KAFKA_PORT} if free, else any free port)"
-    )
-    start.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for readiness")
-    start.set_defaults(func=_cmd_kafka_start)
-    status = kafka_sub.add_parser("status", help="is the background broker running (exit 1 if not)")
-    status.set_defaults(func=_cmd_kafka_status)
-    stop = kafka_sub.add_parser("stop", help="stop the background broker and remove its data")
-    stop.add_argument("--timeout", type=float, default=30.0, help="seconds before SIGTERM becomes SIGKILL")
-    stop.set_defaults(func=_cmd_kafka_stop)
+    add_service_commands(kafka, commands)
 
 
 def _read_input(path: str) -> bytes:

@@ -3,16 +3,20 @@
 Pure functions and constants only (no processes, no I/O besides picking a free port), so they are
 unit-tested without a JVM. The same broker settings feed the local JVM broker
 (:func:`render_server_properties`) and the ``apache/kafka`` container (:func:`docker_env`).
+:func:`free_port`, :func:`port_is_free` and :func:`parse_java_major` are :mod:`pyheart.broker.devjvm`'s.
 """
 
 from __future__ import annotations
 
 import base64
 import re
-import socket
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
+
+from pyheart.broker.devjvm import free_port as free_port
+from pyheart.broker.devjvm import parse_java_major as parse_java_major
+from pyheart.broker.devjvm import port_is_free as port_is_free
 
 #: Apache Kafka release the broker runs (jars from Maven Central, or the ``apache/kafka`` image tag).
 KAFKA_VERSION = "4.1.1"
@@ -138,36 +142,6 @@ def new_cluster_id() -> str:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode("ascii")
         if not cluster_id.startswith("-"):
             return cluster_id
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port on ``host`` that is free right now (it may be taken again before it is used)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
-    """Whether a server could listen on ``port`` of ``host`` right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # like Kafka's acceptor: connections of a stopped broker in TIME_WAIT do not block the port
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-        return True
-
-
-def parse_java_major(version_output: str) -> int | None:
-    """The major version from ``java -version`` output (``"17.0.15"`` -> 17, ``"1.8.0_392"`` -> 8)."""
-    match = re.search(r'version "(\d+)(?:\.(\d+))?', version_output)
-    if match is None:
-        return None
-    major = int(match.group(1))
-    if major == 1 and match.group(2) is not None:
-        return int(match.group(2))
-    return major
 
 
 def unique_name(prefix: str) -> str:
