@@ -139,16 +139,9 @@ class FakeProducer:
             future.set_result(Meta(topic, 0, len(self.kafka.records) - 1))
         return future
 
-    async def send_and_wait(
-        self,
-        topic: str,
-        value: bytes | None = None,
-        key: bytes | None = None,
-        partition: int | None = None,
-        timestamp_ms: int | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
-    ) -> Any:
-        return await (await self.send(topic, value, key, partition, timestamp_ms, headers))
+    async def send_and_wait(self, topic: str, *args: Any, **kwargs: Any) -> Any:
+        """:meth:`send`, then wait for the acknowledgment (what the senders' dead-letter producer calls)."""
+        return await (await self.send(topic, *args, **kwargs))
 
 
 # --------------------------------------------------------------------------------------- MLLP client

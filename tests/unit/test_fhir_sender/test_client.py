@@ -191,3 +191,13 @@ def test_rejected_oauth2_client_is_retried_not_dead_lettered() -> None:
         "oauth2-token-rejected",
         "TransportError",
     )
+
+
+def test_unwrapped_ssl_error_is_a_retriable_transport_failure() -> None:
+    """An ssl.SSLError that escapes httpx (server aborted the handshake) is retried like other transport errors."""
+    import ssl
+
+    from pyheart.adapters.fhir.client import outcome_from_exception
+
+    outcome = outcome_from_exception(ssl.SSLError(1, "handshake failure"))
+    assert (outcome.ok, outcome.retriable, outcome.code) == (False, True, "fhir-unreachable")

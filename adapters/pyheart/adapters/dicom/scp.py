@@ -26,6 +26,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID
 from pynetdicom import AE, AllStoragePresentationContexts, evt
 
+from pyheart.adapters._delivery import idempotent_producer
 from pyheart.broker.contracts import Format, Header
 from pyheart.broker.logs import get_logger
 from pyheart.broker.plugin import Plugin, PluginMetadata, PluginType
@@ -90,11 +91,8 @@ class DicomStoreScp(Plugin):
         if self._server is not None:
             return True
         self._loop = asyncio.get_running_loop()
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=self.config["bootstrap_servers"],
-            acks="all",
-            enable_idempotence=True,
-            max_request_size=8 * 1024 * 1024,
+        self._producer = idempotent_producer(
+            self.config["bootstrap_servers"], max_request_size=8 * 1024 * 1024
         )
         await self._producer.start()
         ae = AE(ae_title=self.config["ae_title"])

@@ -28,8 +28,9 @@ from typing import Any, ClassVar
 
 import httpx
 
+from pyheart.adapters._delivery import checked_config
 from pyheart.broker.config import Secret, validate_config
-from pyheart.broker.errors import ConfigError, PluginConfigError, TransportError
+from pyheart.broker.errors import ConfigError, TransportError
 from pyheart.broker.logs import get_logger
 from pyheart.broker.plugin import Plugin, PluginMetadata, PluginType
 
@@ -71,14 +72,6 @@ MTLS_SCHEMA: dict[str, Any] = {
 def secret_text(value: object) -> str:
     """The text of a :class:`Secret` (or of a plain string given in code)."""
     return value.get() if isinstance(value, Secret) else str(value)
-
-
-def checked_config(plugin_id: str, schema: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
-    """``config`` validated against ``schema`` with defaults applied; raises :class:`PluginConfigError`."""
-    validated, issues = validate_config(schema, config)
-    if issues:
-        raise PluginConfigError(plugin_id, issues)
-    return validated
 
 
 class HttpAuthenticator(Plugin):

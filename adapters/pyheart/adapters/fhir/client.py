@@ -202,7 +202,9 @@ def outcome_from_exception(exc: Exception) -> Outcome:
     """Classify an exception raised while sending (transport errors are retried)."""
     if isinstance(exc, httpx.TimeoutException):
         return Outcome(False, None, True, "fhir-timeout", type(exc).__name__)
-    if isinstance(exc, httpx.TransportError):
+    if isinstance(exc, httpx.TransportError | OSError):
+        # OSError covers ssl.SSLError: a TLS handshake the server aborts can surface unwrapped
+        # by httpx; it is the same transport failure and is retried within the bounded budget.
         return Outcome(False, None, True, "fhir-unreachable", type(exc).__name__)
     code = getattr(exc, "code", "")
     # A token endpoint that refuses our client is a credential outage, not this message's fault:

@@ -6,14 +6,17 @@ message's fault (the OAuth2 authenticator already fetched a fresh token once bef
 is ``Retry-After`` when the server sends one (seconds or an HTTP date, capped at
 ``retry_after_max_s``), otherwise exponential backoff with jitter, capped at ``backoff_max_s``.
 After ``max_retries`` retries the message is dead-lettered.
+
+:class:`RetryPolicy` itself lives in :mod:`pyheart.adapters._delivery` (the MLLP sender uses it
+too) and is re-exported here.
 """
 
 from __future__ import annotations
 
 import email.utils
-import random
-from dataclasses import dataclass
 from datetime import UTC, datetime
+
+from pyheart.adapters._delivery import RetryPolicy
 
 #: HTTP statuses worth another try: timeouts, conflicts from concurrent writers, throttling, auth
 #: outages and server errors.
@@ -42,32 +45,6 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
         when = when.replace(tzinfo=UTC)
     current = now or datetime.now(UTC)
     return max(0.0, (when - current).total_seconds())
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Bounded retries with exponential backoff and jitter, honouring ``Retry-After``."""
-
-    max_retries: int = 5
-    backoff_s: float = 0.5
-    backoff_max_s: float = 30.0
-    retry_after_max_s: float = 120.0
-
-    def exhausted(self, attempt: int) -> bool:
-        """Whether ``attempt`` (1-based: the first try is attempt 1) was the last one allowed."""
-        return attempt > self.max_retries
-
-    def backoff(self, attempt: int) -> float:
-        """The backoff after failed ``attempt`` (1-based): ``backoff_s * 2**(attempt-1)``, capped,
-        with jitter over its upper half so that senders that failed together do not retry together."""
-        delay = min(self.backoff_max_s, self.backoff_s * 2.0 ** max(0, attempt - 1))
-        return delay * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not cryptography
-
-    def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        """Seconds to wait after failed ``attempt``: ``Retry-After`` (capped) when given, else the backoff."""
-        if retry_after is not None:
-            return min(max(0.0, retry_after), self.retry_after_max_s)
-        return self.backoff(attempt)
 
 
 __all__ = ["RETRIABLE_STATUSES", "RetryPolicy", "parse_retry_after", "retriable_status"]

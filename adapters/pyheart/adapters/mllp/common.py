@@ -1,43 +1,23 @@
-"""Helpers shared by the MLLP listener and sender: config checks, header values, backoff, traces."""
+"""Helpers shared by the MLLP listener and sender: config checks, header values, backoff, traces.
+
+Config checks, header values and backoff are the ones of :mod:`pyheart.adapters._delivery`
+(shared with the FHIR sender), re-exported here.
+"""
 
 from __future__ import annotations
 
 import os
-import random
 import re
 import socket
-from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
 
-from pyheart.broker.config import validate_config
-from pyheart.broker.errors import PluginConfigError
+from pyheart.adapters._delivery import backoff_delay, checked_config, header_text
 
 #: Envelope header with the Python codec the listener decoded the payload with (MSH-18 or the
 #: fallback), so consumers decode the original bytes the same way. Value-free ("utf-8", "latin-1").
 CHARSET_HEADER = "pyheart-charset"
 
-_PRINTABLE = re.compile(r"[^\x20-\x7e]")
 _TOKEN = re.compile(r"^[A-Za-z0-9_]{1,16}$")
-
-
-def checked_config(plugin_id: str, schema: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
-    """``config`` validated against ``schema`` with defaults applied (idempotent for a validated config).
-
-    The registry validates configs it loads; this repeats it so a plugin built in code and started
-    on its own gets the same checks.
-    """
-    validated, issues = validate_config(schema, config)
-    if issues:
-        raise PluginConfigError(plugin_id, issues)
-    return validated
-
-
-def header_text(value: str, limit: int = 64) -> str:
-    """A header value made of printable ASCII (other characters become ``?``), at most ``limit`` long."""
-    if value.isascii() and value.isprintable():
-        return value[:limit]
-    return _PRINTABLE.sub("?", value)[:limit]
 
 
 def header_token(value: str) -> str:
@@ -63,12 +43,6 @@ def peer_name(peername: object) -> str:
         host, port = peername[0], peername[1]
         return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
     return "unknown"
-
-
-def backoff_delay(attempt: int, base_s: float, max_s: float) -> float:
-    """Exponential backoff with full jitter over [delay/2, delay] for ``attempt`` (1-based)."""
-    delay = min(max_s, base_s * 2.0 ** max(0, attempt - 1))
-    return delay * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not cryptography
 
 
 def enable_keepalive(sock: socket.socket | None, idle_s: int = 60) -> None:

@@ -52,6 +52,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from pyheart.adapters._delivery import BOOTSTRAP_SERVERS_FIELD, idempotent_producer
 from pyheart.adapters.mllp.ack import (
     AckError,
     AckMode,
@@ -95,7 +96,7 @@ _TOPIC = r"^[A-Za-z0-9._-]{1,249}$"
 LISTENER_SCHEMA: dict[str, Any] = {
     "host": {"type": "string", "default": "127.0.0.1", "description": "address to listen on"},
     "port": {"type": "integer", "default": 2575, "minimum": 0, "maximum": 65535, "description": "0: any"},
-    "bootstrap_servers": {"type": "string", "default": "localhost:9092"},
+    "bootstrap_servers": BOOTSTRAP_SERVERS_FIELD,
     "topic": {"type": "string", "required": True, "pattern": _TOPIC, "description": "accepted messages"},
     "reject_topic": {
         "type": "string",
@@ -171,13 +172,9 @@ ProducerFactory = Callable[[dict[str, Any]], Producer]
 
 def kafka_producer(settings: dict[str, Any]) -> Producer:
     """The real producer: aiokafka, idempotent, ``acks=all``."""
-    from aiokafka import AIOKafkaProducer  # imported here: no work at import time
-
-    producer: Producer = AIOKafkaProducer(
-        bootstrap_servers=settings["bootstrap_servers"],
-        client_id=settings["client_id"],
-        acks="all",
-        enable_idempotence=True,
+    producer: Producer = idempotent_producer(
+        settings["bootstrap_servers"],
+        settings["client_id"],
         linger_ms=settings["linger_ms"],
         request_timeout_ms=settings["kafka_request_timeout_ms"],
         max_request_size=settings["max_message_bytes"] + 65_536,

@@ -20,6 +20,10 @@ code and the attempt count) - never a field value.
 Receivers that close the connection after each message (hl7apy's ``MLLPServer`` does) are
 handled: a connection found closed is reopened before sending, and a message whose reused
 connection turned out to be closed before any byte of an answer is sent again on a fresh one.
+
+The Kafka side (clients, fetch / retry / dead-letter / commit loop) is
+:class:`pyheart.adapters._delivery.KafkaDelivery`, shared with the FHIR sender; this module adds
+the MLLP exchange and the ACK check.
 """
 
 from __future__ import annotations
@@ -27,54 +31,41 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-import time
-from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
+from pyheart.adapters._delivery import (
+    ATTEMPTS_HEADER,
+    ClientFactory,
+    ConsumerRecord,
+    DeadLetter,
+    Delivered,
+    SenderStats,
+    Stopping,
+    TopicSender,
+    consumer_fields,
+    consumer_settings,
+    kafka_clients,
+    retry_fields,
+)
 from pyheart.adapters.mllp.ack import parse_ack
-from pyheart.adapters.mllp.common import backoff_delay, checked_config, enable_keepalive, header_text
+from pyheart.adapters.mllp.common import backoff_delay, enable_keepalive, header_text
 from pyheart.adapters.mllp.framing import Frame, MllpDecoder, Oversized, commit_ack_value, encode_frame
 from pyheart.adapters.mllp.tls import TLS_SCHEMA, client_context
-from pyheart.broker.contracts import Header
-from pyheart.broker.errors import ParseError, Stage, TransportError
+from pyheart.broker.errors import ParseError, TransportError
 from pyheart.broker.hl7v2 import parse_message
-from pyheart.broker.logs import get_logger
-from pyheart.broker.plugin import Plugin, PluginMetadata, PluginType
 
 #: Dead-letter header: the ACK code the receiver answered (AR, CR, AE ...), when there was one.
 ACK_CODE_HEADER = "pyheart-ack-code"
-#: Dead-letter header: how many delivery attempts were made.
-ATTEMPTS_HEADER = "pyheart-attempts"
-
-_TOPIC = r"^[A-Za-z0-9._-]{1,249}$"
 
 #: The sender's configuration schema (the spec's dialect; see :mod:`pyheart.broker.config`).
 SENDER_SCHEMA: dict[str, Any] = {
     "host": {"type": "string", "required": True, "description": "downstream MLLP receiver"},
     "port": {"type": "integer", "required": True, "minimum": 1, "maximum": 65535},
-    "bootstrap_servers": {"type": "string", "default": "localhost:9092"},
-    "topic": {"type": "string", "required": True, "pattern": _TOPIC},
-    "group_id": {"type": "string", "required": True, "min_length": 1},
-    "dlq_topic": {
-        "type": "string",
-        "default": "",
-        "pattern": r"^([A-Za-z0-9._-]{1,249})?$",
-        "description": "dead-letter topic; default '<topic>.dlq'",
-    },
-    "auto_offset_reset": {"type": "string", "enum": ["earliest", "latest"], "default": "earliest"},
-    "metadata_max_age_ms": {
-        "type": "integer",
-        "default": 10_000,
-        "minimum": 1000,
-        "description": "topic metadata refresh; finds a topic created after the sender started",
-    },
-    "client_id": {"type": "string", "default": "pyheart-mllp-sender"},
+    **consumer_fields("pyheart-mllp-sender"),
     "connect_timeout_s": {"type": "number", "default": 10, "minimum": 0.1},
     "ack_timeout_s": {"type": "number", "default": 30, "minimum": 0.1},
-    "max_retries": {"type": "integer", "default": 5, "minimum": 0},
-    "retry_backoff_s": {"type": "number", "default": 1.0, "minimum": 0},
-    "retry_backoff_max_s": {"type": "number", "default": 30.0, "minimum": 0},
+    **retry_fields(backoff_s=1.0),
     "max_ack_bytes": {"type": "integer", "default": 1_000_000, "minimum": 64},
     "normalize_line_endings": {
         "type": "boolean",
@@ -86,80 +77,6 @@ SENDER_SCHEMA: dict[str, Any] = {
     "shutdown_timeout_s": {"type": "number", "default": 10, "minimum": 0},
     "tls": TLS_SCHEMA,
 }
-
-
-class ConsumerRecord(Protocol):
-    """What the sender reads from a Kafka record (aiokafka's ``ConsumerRecord``)."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: Sequence[tuple[str, bytes]]
-
-
-class Consumer(Protocol):
-    """What the sender needs from a Kafka consumer (``AIOKafkaConsumer`` satisfies it)."""
-
-    async def start(self) -> None:
-        """Join the group."""
-
-    async def stop(self) -> None:
-        """Leave the group."""
-
-    async def getmany(self, *partitions: Any, timeout_ms: int = 0, max_records: int | None = None) -> Any:
-        """Fetched records by partition."""
-
-    async def commit(self, offsets: Any = None) -> None:
-        """Commit ``{TopicPartition: offset}``."""
-
-
-class DlqProducer(Protocol):
-    """What the sender needs to publish dead letters (``AIOKafkaProducer`` satisfies it)."""
-
-    async def start(self) -> None:
-        """Connect."""
-
-    async def stop(self) -> None:
-        """Flush and disconnect."""
-
-    async def send_and_wait(
-        self,
-        topic: str,
-        value: bytes | None = None,
-        key: bytes | None = None,
-        partition: int | None = None,
-        timestamp_ms: int | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
-    ) -> Any:
-        """Publish and wait for the broker's acknowledgment."""
-
-
-ClientFactory = Callable[[dict[str, Any]], tuple[Consumer, DlqProducer]]
-
-
-def kafka_clients(settings: dict[str, Any]) -> tuple[Consumer, DlqProducer]:
-    """The real clients: a manual-commit aiokafka consumer and an idempotent ``acks=all`` producer."""
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # no work at import time
-
-    consumer: Consumer = AIOKafkaConsumer(
-        settings["topic"],
-        bootstrap_servers=settings["bootstrap_servers"],
-        group_id=settings["group_id"],
-        client_id=settings["client_id"],
-        enable_auto_commit=False,
-        auto_offset_reset=settings["auto_offset_reset"],
-        isolation_level="read_committed",
-        metadata_max_age_ms=settings["metadata_max_age_ms"],
-    )
-    producer: DlqProducer = AIOKafkaProducer(
-        bootstrap_servers=settings["bootstrap_servers"],
-        client_id=f"{settings['client_id']}-dlq",
-        acks="all",
-        enable_idempotence=True,
-    )
-    return consumer, producer
 
 
 class MllpClient:
@@ -291,76 +208,47 @@ class _ClosedBeforeAnswer(Exception):
     """The peer closed the connection before sending any byte of an answer."""
 
 
-class _Stopping(Exception):
-    """The adapter is stopping: leave the record uncommitted."""
-
-
-@dataclass
-class SenderStats:
-    """Counters since the adapter started."""
-
-    delivered: int = 0
-    dead_lettered: int = 0
-    retries: int = 0
-    committed: int = 0
-
-
 @dataclass(frozen=True)
-class _Failure:
-    code: str
-    error_class: str
+class _Outcome:
+    """One attempt's result: acknowledged (``ok``), or what went wrong (codes and locations only)."""
+
+    code: str = ""
+    error_class: str = ""
     locations: tuple[str, ...] = ()
     ack_code: str = ""
+    ok: bool = False
+    retry_after: float | None = None  # receivers give no hint: plain backoff
+
+    @property
+    def retriable(self) -> bool:
+        """Anything but a rejection (AR/CR) is tried again."""
+        return self.ack_code not in ("AR", "CR")
 
 
-class MllpSender(Plugin):
+_ACKED = _Outcome(ok=True)
+
+
+class MllpSender(TopicSender):
     """MLLP sender adapter: delivers HL7 v2 records from a topic to a downstream MLLP receiver."""
 
     NAME = "mllp-sender"
+    DESCRIPTION = "MLLP sender (HL7 v2 out): delivers a topic to an MLLP receiver, commits after the ACK"
+    SCHEMA = SENDER_SCHEMA
+    EVENTS = "mllp.sender"
 
     def __init__(
         self, config: dict[str, Any] | None = None, *, client_factory: ClientFactory | None = None
     ) -> None:
-        super().__init__(config)
-        self._client_factory: ClientFactory = client_factory or kafka_clients
-        self._log = get_logger("pyheart.adapters.mllp.sender")
-        self._settings: dict[str, Any] = {}
-        self._consumer: Consumer | None = None
-        self._producer: DlqProducer | None = None
+        super().__init__(config, client_factory=client_factory)
         self._client: MllpClient | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._started: asyncio.Event | None = None
-        self._stopping = False
-        self._wake: asyncio.Event | None = None
-        self.stats = SenderStats()
-
-    def get_metadata(self) -> PluginMetadata:
-        """Name, type and config schema."""
-        return PluginMetadata(
-            name=self.NAME,
-            version="0.1.0",
-            plugin_type=PluginType.ADAPTER,
-            description="MLLP sender (HL7 v2 out): delivers a topic to an MLLP receiver, commits after the ACK",
-            author="PyHeart",
-            config_schema=SENDER_SCHEMA,
-        )
-
-    def validate_config(self, config: dict[str, Any]) -> bool:
-        """The dead-letter topic must differ from the consumed topic."""
-        return config.get("dlq_topic") != config.get("topic")
-
-    @property
-    def running(self) -> bool:
-        """True once the Kafka clients are started and the delivery loop runs."""
-        return self._started is not None and self._started.is_set()
 
     async def initialize(self) -> bool:
         """Start the delivery loop (Kafka clients are started in it, retried until reachable)."""
         if self.initialized:
             return True
-        s = checked_config(self.NAME, SENDER_SCHEMA, self.config)
-        s["dlq_topic"] = s["dlq_topic"] or f"{s['topic']}.dlq"
+        s = consumer_settings(self.NAME, SENDER_SCHEMA, self.config)
         self._settings = s
+        self._delivery.configure(s)
         tls = s["tls"]
         self._client = MllpClient(
             s["host"],
@@ -372,13 +260,7 @@ class MllpSender(Plugin):
             max_ack_bytes=s["max_ack_bytes"],
             keepalive=s["tcp_keepalive"],
         )
-        self._stopping = False
-        self._started = asyncio.Event()
-        self._wake = asyncio.Event()
-        self.stats = SenderStats()
-        self._task = asyncio.create_task(self._run())
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self._started.wait()), timeout=s["connect_timeout_s"])
+        await self._delivery.start(wait_s=s["connect_timeout_s"])
         self.initialized = True
         self._log.info(
             "mllp.sender.start",
@@ -391,108 +273,20 @@ class MllpSender(Plugin):
 
     async def cleanup(self) -> bool:
         """Finish the record in hand (bounded), leave the rest uncommitted, stop the clients."""
-        if self._task is None:
+        if not self._delivery.active:
             return True
-        self._stopping = True
-        if self._wake is not None:
-            self._wake.set()
-        task, self._task = self._task, None
-        done, _ = await asyncio.wait({task}, timeout=self._settings.get("shutdown_timeout_s", 10))
-        if not done:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        elif not task.cancelled() and task.exception() is not None:
-            self._log.error("mllp.sender.stop", outcome="failure", error_type=type(task.exception()).__name__)
-        await self._stop_clients()
+        await self._delivery.finish(self._settings.get("shutdown_timeout_s", 10))
+        if self._client is not None:
+            await self._client.close()
+        await self._delivery.stop_clients()
         self.initialized = False
         self._log.info("mllp.sender.stop", outcome="success", count=self.stats.delivered)
         return True
 
-    # ------------------------------------------------------------------------------ loop
-    async def _start_clients(self) -> bool:
-        attempt = 0
-        while not self._stopping:
-            consumer, producer = self._client_factory(self._settings)
-            try:
-                await producer.start()
-                await consumer.start()
-            except Exception as exc:  # unreachable cluster: retry
-                attempt += 1
-                self._log.warning(
-                    "mllp.sender.kafka", outcome="unavailable", attempt=attempt, error_type=type(exc).__name__
-                )
-                for client in (consumer, producer):
-                    with contextlib.suppress(Exception):
-                        await client.stop()
-                await self._pause(backoff_delay(attempt, 0.5, 10.0))
-                continue
-            self._consumer, self._producer = consumer, producer
-            return True
-        return False
-
-    async def _stop_clients(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-        for client in (self._consumer, self._producer):
-            if client is not None:
-                with contextlib.suppress(Exception):
-                    await client.stop()
-        self._consumer = self._producer = None
-        if self._started is not None:
-            self._started.clear()
-
-    async def _pause(self, seconds: float) -> None:
-        """Sleep, but wake up at once when the adapter is stopping."""
-        if self._wake is None or seconds <= 0:
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
-
-    async def _run(self) -> None:
-        if not await self._start_clients():
-            return
-        assert self._consumer is not None
-        assert self._started is not None
-        self._started.set()
-        consumer = self._consumer
-        failures = 0
-        while not self._stopping:
-            try:
-                batches: Mapping[Any, list[Any]] = await consumer.getmany(timeout_ms=500, max_records=100)
-            except Exception as exc:  # aiokafka retries most errors itself; back off on the rest
-                failures += 1
-                self._log.warning(
-                    "mllp.sender.fetch", outcome="failure", attempt=failures, error_type=type(exc).__name__
-                )
-                await self._pause(backoff_delay(failures, 0.5, 10.0))
-                continue
-            failures = 0
-            for tp, records in batches.items():
-                for record in records:
-                    if self._stopping:
-                        return
-                    try:
-                        await self._process(record)
-                    except _Stopping:
-                        return
-                    try:
-                        await consumer.commit({tp: record.offset + 1})
-                        self.stats.committed += 1
-                    except Exception as exc:  # e.g. a rebalance took the partition: redelivered later
-                        self._log.warning(
-                            "mllp.sender.commit",
-                            outcome="failure",
-                            topic=record.topic,
-                            partition=record.partition,
-                            offset=record.offset,
-                            error_type=type(exc).__name__,
-                        )
-
-    async def _process(self, record: ConsumerRecord) -> None:
-        """Deliver one record, or dead-letter it. Returns when the offset may be committed."""
+    # ------------------------------------------------------------------------------ delivery
+    async def _handle(self, record: ConsumerRecord) -> Delivered | DeadLetter:
+        """Deliver one record: what the delivery loop logs, or what it dead-letters."""
         s = self._settings
-        started = time.monotonic()
         payload = record.value or b""
         try:
             message = parse_message(payload, fallback_charset=s["fallback_charset"])
@@ -500,52 +294,33 @@ class MllpSender(Plugin):
             if not control_id:
                 raise ParseError("MSH-10 (message control id) is empty", locations=["MSH-10"])
         except ParseError as exc:
-            await self._dead_letter(record, _Failure(exc.code, type(exc).__name__, tuple(exc.locations)), 0)
-            return
+            return _dead_letter(_Outcome(exc.code, type(exc).__name__, tuple(exc.locations)), 0)
         if s["normalize_line_endings"]:
             payload = payload.replace(b"\r\n", b"\r").replace(b"\n", b"\r")
-        attempt = 0
-        while True:
-            if self._stopping:
-                raise _Stopping
-            attempt += 1
-            try:
-                failure = await self._attempt(payload, control_id, record)
-            except _Stopping:
-                raise
-            except Exception as exc:  # a bug here must not kill the loop: count it as a failed attempt
-                failure = _Failure("sender-error", type(exc).__name__)
-            if failure is None:
-                self.stats.delivered += 1
-                self._log.info(
-                    "mllp.sender.delivered",
-                    topic=record.topic,
-                    partition=record.partition,
-                    offset=record.offset,
-                    control_id=header_text(control_id),
-                    attempt=attempt,
-                    duration_ms=round((time.monotonic() - started) * 1000, 3),
-                )
-                return
-            if failure.ack_code in ("AR", "CR") or attempt > s["max_retries"]:
-                await self._dead_letter(record, failure, attempt)
-                return
-            self.stats.retries += 1
-            delay = backoff_delay(attempt, s["retry_backoff_s"], s["retry_backoff_max_s"])
-            self._log.warning(
-                "mllp.sender.retry",
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-                error_code=failure.code,
-                ack_code=failure.ack_code or None,
-                attempt=attempt,
-                delay_s=round(delay, 3),
-            )
-            await self._pause(delay)
+        outcome, attempts = await self._delivery.retry(
+            lambda: self._attempt_guarded(payload, control_id, record),
+            lambda failed: {
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "error_code": failed.code,
+                "ack_code": failed.ack_code or None,
+            },
+        )
+        if outcome.ok:
+            return Delivered(attempts, {"control_id": header_text(control_id)})
+        return _dead_letter(outcome, attempts)
 
-    async def _attempt(self, payload: bytes, control_id: str, record: ConsumerRecord) -> _Failure | None:
-        """One delivery attempt. None when acknowledged; otherwise what went wrong."""
+    async def _attempt_guarded(self, payload: bytes, control_id: str, record: ConsumerRecord) -> _Outcome:
+        try:
+            return await self._attempt(payload, control_id, record)
+        except Stopping:
+            raise
+        except Exception as exc:  # a bug here must not kill the loop: count it as a failed attempt
+            return _Outcome("sender-error", type(exc).__name__)
+
+    async def _attempt(self, payload: bytes, control_id: str, record: ConsumerRecord) -> _Outcome:
+        """One delivery attempt: acknowledged, or what went wrong."""
         assert self._client is not None
         s = self._settings
         connect_attempt = 0
@@ -555,9 +330,9 @@ class MllpSender(Plugin):
                 break
             except TransportError as exc:
                 if exc.code != "connect-failed":
-                    return _Failure(exc.code, type(exc).__name__)
-                if self._stopping:
-                    raise _Stopping from None
+                    return _Outcome(exc.code, type(exc).__name__)
+                if self._delivery.stopping:
+                    raise Stopping from None
                 connect_attempt += 1
                 delay = backoff_delay(
                     connect_attempt, max(s["retry_backoff_s"], 0.1), s["retry_backoff_max_s"]
@@ -572,81 +347,39 @@ class MllpSender(Plugin):
                     partition=record.partition,
                     offset=record.offset,
                 )
-                await self._pause(delay)
+                await self._delivery.pause(delay)
         commit = commit_ack_value(response)
         if commit is True:
-            return None
+            return _ACKED
         if commit is False:
-            return _Failure("commit-nak", "CommitNak", ack_code="NAK")
+            return _Outcome("commit-nak", "CommitNak", ack_code="NAK")
         try:
             ack = parse_ack(response, fallback_charset=s["fallback_charset"])
         except ParseError as exc:
-            return _Failure("ack-invalid", type(exc).__name__, tuple(exc.locations))
+            return _Outcome("ack-invalid", type(exc).__name__, tuple(exc.locations))
         if ack.control_id != control_id:
             await self._client.close()  # whatever else is buffered on it is stale
-            return _Failure("ack-mismatch", "AckMismatch", ("MSA-2",), ack.code)
+            return _Outcome("ack-mismatch", "AckMismatch", ("MSA-2",), ack.code)
         if ack.accepted:
-            return None
+            return _ACKED
         code = "ack-rejected" if ack.rejected else "ack-error"
-        return _Failure(code, "NegativeAck", ack.locations, ack.code)
+        return _Outcome(code, "NegativeAck", ack.locations, ack.code)
 
-    async def _dead_letter(self, record: ConsumerRecord, failure: _Failure, attempts: int) -> None:
-        """Publish ``record`` to the dead-letter topic with error headers; retried until Kafka takes it."""
-        s = self._settings
-        error_names = {
-            Header.ERROR_STAGE,
-            Header.ERROR_CODE,
-            Header.ERROR_CLASS,
-            Header.ERROR_PLUGIN,
-            Header.ERROR_LOCATIONS,
-            Header.ORIGINAL_TOPIC,
-            Header.ORIGINAL_PARTITION,
-            Header.ORIGINAL_OFFSET,
-            ACK_CODE_HEADER,
-            ATTEMPTS_HEADER,
-        }
-        headers = [(k, v) for k, v in (record.headers or ()) if k not in error_names]
-        extra = {
-            Header.ERROR_STAGE: Stage.DELIVER.value,
-            Header.ERROR_CODE: failure.code,
-            Header.ERROR_CLASS: failure.error_class,
-            Header.ERROR_PLUGIN: self.NAME,
-            Header.ERROR_LOCATIONS: ",".join(failure.locations),
-            Header.ORIGINAL_TOPIC: record.topic,
-            Header.ORIGINAL_PARTITION: str(record.partition),
-            Header.ORIGINAL_OFFSET: str(record.offset),
-            ACK_CODE_HEADER: failure.ack_code,
-            ATTEMPTS_HEADER: str(attempts),
-        }
-        headers += [(k, header_text(v, 200).encode("ascii")) for k, v in extra.items() if v]
-        attempt = 0
-        while True:
-            assert self._producer is not None
-            try:
-                await self._producer.send_and_wait(
-                    s["dlq_topic"], value=record.value, key=record.key, headers=headers
-                )
-                break
-            except Exception as exc:  # Kafka unavailable: the offset stays uncommitted meanwhile
-                attempt += 1
-                self._log.warning(
-                    "mllp.sender.dlq", outcome="failure", attempt=attempt, error_type=type(exc).__name__
-                )
-                if self._stopping:
-                    raise _Stopping from None
-                await self._pause(backoff_delay(attempt, 0.5, 10.0))
-        self.stats.dead_lettered += 1
-        self._log.warning(
-            "mllp.sender.dead_letter",
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            error_code=failure.code,
-            ack_code=failure.ack_code or None,
-            locations=list(failure.locations),
-            attempt=attempts,
-            target=s["dlq_topic"],
-        )
+
+def _dead_letter(failure: _Outcome, attempts: int) -> DeadLetter:
+    """The dead letter for ``failure``: error codes, ERR locations and the ACK code, never a value."""
+    return DeadLetter(
+        attempts,
+        failure.code,
+        failure.error_class,
+        failure.locations,
+        headers={ACK_CODE_HEADER: failure.ack_code},
+        log_fields={
+            "error_code": failure.code,
+            "ack_code": failure.ack_code or None,
+            "locations": list(failure.locations),
+        },
+    )
 
 
 __all__ = [
