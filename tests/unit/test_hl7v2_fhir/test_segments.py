@@ -426,12 +426,22 @@ def test_message_header_endpoint_oid(h: ModuleType) -> None:
 
 
 def test_prt_primary_care_provider(h: ModuleType) -> None:
-    """PRT-4 'PP' after PID -> Patient.generalPractitioner."""
+    """PRT-4 'PP' after PID -> Patient.generalPractitioner, a PractitionerRole (IG)."""
     bundle = h.run(
         "ADT^A01^ADT_A01", PID, h.seg("PRT", {4: "PP^Primary Care Provider^HL70912", 5: "55^Gp^Gail"})
     )
     gp = h.one(bundle, "Patient")["generalPractitioner"][0]["reference"]
-    assert gp == h.entries(bundle, "Practitioner")[0]["fullUrl"]
+    assert gp == h.entries(bundle, "PractitionerRole")[0]["fullUrl"]
+
+
+def test_prt_practitioner_role(h: ModuleType) -> None:
+    """PRT -> PractitionerRole with PRT-4 as code and PRT-5 as practitioner."""
+    bundle = h.run(
+        "ADT^A01^ADT_A01", PID, h.seg("PRT", {4: "PP^Primary Care Provider^HL70912", 5: "55^Gp^Gail"})
+    )
+    role = h.one(bundle, "PractitionerRole")
+    assert role["code"][0]["coding"][0]["code"] == "PP"
+    assert role["practitioner"]["reference"] == h.entries(bundle, "Practitioner")[0]["fullUrl"]
 
 
 def test_prt_observation_device(h: ModuleType) -> None:

@@ -16,6 +16,11 @@ Choices (documented here because the IG leaves them open)
       matches); others get ids from sender + control id + segment position and ``PUT Type/id``.
       Identifiers without an assigning authority take the sender's (MSH-4) namespace as system.
       ``bundle_type: batch`` uses ``PUT Type/id`` and ``Type/id`` references throughout.
+    - PractitionerRoles (ROL, PRT, OBX-16/25, ORC-21): ids from the practitioner's id, the
+      role code and the organisation's id (or ROL-1 when valued), the same in transaction and
+      batch bundles. A TQ1 between ORC and its OBR/RXE waits for that resource; after SCH it
+      times the Appointment. OBR's specimen fields make a Specimen only when the order group
+      has no SPM (SPM is the specimen's own segment).
     - Times: precision and zone are kept. A time without a zone takes MSH-7's zone (HL7 v2 makes
       it the message default), else the configured ``default_timezone``, else the value keeps day
       precision (no invented zone). Provenance needs an instant: without one it is not emitted.

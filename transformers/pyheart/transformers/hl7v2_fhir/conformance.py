@@ -9,6 +9,17 @@ Agreement is the share of those values that our Bundle for the same input also c
 message type (template) and overall (micro-averaged over all values). Date-times with a time and a
 zone are compared as instants (normalised to UTC): FHIR-Converter re-expresses every time in the
 converting machine's zone, while we keep the sender's offset; both denote the same instant.
+
+Review of the metric (2026-11, no scoring change): paths drop list indexes, so the order of
+repetitions does not count; values are compared exactly per resource type and path, which
+credits neither a value in the wrong element nor a differently-cased text (both are real
+differences a receiver sees). FHIR-Converter names local identifier and code systems under
+``http://example.com/v2-to-fhir-converter/``; we keep the configured ``system_base`` instead
+and ``--ms-bases`` shows what that naming alone is worth (about 1.5 points). Its displays come
+from the v2 tables where ours come from the IG concept maps, and it maps some fields the IG
+maps elsewhere (CWE.2 as ``text``, XCN.7 as a name suffix, '--' joined descriptions): those
+values stay in the denominator and count as missed, so the figure understates IG conformance
+rather than overstating it.
 """
 
 from __future__ import annotations

@@ -200,32 +200,39 @@ class Context:
 
     def organization_from_hd(self, v: Value) -> Json | None:
         """HD (as a field repetition or a component) -> Organization (IG ``HD[Organization]``)."""
-        ns, uid, kind = v.get(1), v.get(2), v.get(3)
-        if not (ns or uid):
-            return None
-        memo_key = ("HD", f"{ns}\x00{uid}\x00{kind}")
+        uid = v.get(2)
+        # The raw text alone is ambiguous (a field repetition or a component); with HD.2 it
+        # decides every element built below.
+        memo_key = ("HD", v.raw, uid)
         hit = self.memo.get(memo_key)
         if hit is not None:
             return hit  # type: ignore[no-any-return]
+        ns, kind = v.get(1), v.get(3)
+        if not (ns or uid):
+            return None
         res: Json = {"resourceType": "Organization"}
         idents: list[Json] = []
         if ns:
             idents.append({"value": ns})
             res["name"] = ns
         if uid:
-            ident: Json = {"value": uid}
-            if kind.upper() in ("ISO", "UUID", "URI"):
-                ident["system"] = "urn:ietf:rfc:3986"
-                prefix = {"ISO": "urn:oid:", "UUID": "urn:uuid:"}.get(kind.upper(), "")
-                ident["value"] = prefix + uid if not uid.startswith("urn:") else uid
-            mapped = dt.lookup("UniversalIDType", kind)
-            if mapped:
-                ident["type"] = {"coding": [dt.coding(mapped[0], mapped[2], mapped[1])]}
-            idents.append(ident)
+            idents.append(self._universal_identifier(uid, kind))
         res["identifier"] = idents
         rid = resource_id("Organization", "HD", ns, uid)
         ref = self.memo[memo_key] = self._put("Organization", rid, res, None)
         return ref
+
+    def _universal_identifier(self, uid: str, kind: str) -> Json:
+        """An HD universal id (HD.2) with its type (HD.3) as an Identifier."""
+        ident: Json = {"value": uid}
+        if kind.upper() in ("ISO", "UUID", "URI"):
+            ident["system"] = "urn:ietf:rfc:3986"
+            prefix = {"ISO": "urn:oid:", "UUID": "urn:uuid:"}.get(kind.upper(), "")
+            ident["value"] = prefix + uid if not uid.startswith("urn:") else uid
+        mapped = dt.lookup("UniversalIDType", kind)
+        if mapped:
+            ident["type"] = {"coding": [dt.coding(mapped[0], mapped[2], mapped[1])]}
+        return ident
 
     def organization_from_xon(self, v: Value) -> Json | None:
         """XON -> Organization (IG ``XON[Organization]``)."""
@@ -274,12 +281,18 @@ class Context:
         key: list[str] = [self.scope]
         last: Json | None = None
         last_res: Json | None = None
+        c = dt.comps(v, self)  # decoded first sub-components, one split for the six levels
+        has_subs = self.delimiters.subcomponent in v.raw
         for pos, code, display in levels:
-            name = v.get(pos)
+            name = c[pos]
             if not name:
                 continue
             key.append(f"{pos}={name}")
             res: Json = {"resourceType": "Location", "name": name, "identifier": [{"value": name}]}
+            uid = v.get(pos, 2) if has_subs else ""
+            if uid:
+                # IG PL -> HD[Identifier]: the level's universal id is a second identifier.
+                res["identifier"].append(self._universal_identifier(uid, v.get(pos, 3)))
             res["mode"] = "instance"
             if code:
                 res["physicalType"] = {
@@ -295,8 +308,8 @@ class Context:
             parent = ref
             last = ref
             last_res = res
-        if last_res is not None and v.get(9):
-            last_res["description"] = v.get(9)
+        if last_res is not None and c[9]:
+            last_res["description"] = c[9]
         return last
 
     def sender_ident(self, ident: Json) -> Json:

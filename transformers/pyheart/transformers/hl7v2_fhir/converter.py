@@ -73,6 +73,7 @@ class State:
         self.patient: Json | None = None
         self.encounter: Json | None = None
         self.encounter_ref: Json | None = None
+        self.episode: Json | None = None
         self.orc: Segment | None = None
         self.order: Json | None = None
         self.order_ref: Json | None = None
@@ -88,6 +89,17 @@ class State:
         self.last: Json | None = None
         self.focus: list[Json] = []
         self.order_used = False
+        #: TQ1 segments of the current ORC group that came before its OBR/RXO/RXE.
+        self.pending_timing: list[Segment] = []
+        self._names: list[str] | None = None
+        #: The order group resource the OBX results belong to, with its first identifier.
+        self.group_ident: tuple[Json | None, Json | None] = (None, None)
+
+    def segment_names(self, ctx: Context) -> list[str]:
+        """The message's segment ids in order (by ``Segment.index``), listed once."""
+        if self._names is None:
+            self._names = [seg.name for seg in ctx.msg]
+        return self._names
 
 
 def _new(rtype: str) -> Json:
@@ -132,9 +144,22 @@ def h_pid(ctx: Context, seg: Segment, st: State) -> None:
     ctx.patient = res
     st.patient = res
     st.focus.append(ctx.patient_ref)
-    st.encounter = st.encounter_ref = None
+    st.encounter = st.encounter_ref = st.episode = None
     st.last = res
     _us_core_race_ethnicity(seg, res)
+    if seg.get(12):
+        _county(seg, res)
+    if seg.get(39):
+        for rep in seg.reps(39):
+            # IG PID-39: tribal citizenship, as the patient-citizenship extension's code.
+            tribe = dt.cwe_codeable_concept(rep, ctx)
+            if tribe:
+                res.setdefault("extension", []).append(
+                    {
+                        "url": _SD + "patient-citizenship",
+                        "extension": [{"url": "code", "valueCodeableConcept": tribe}],
+                    }
+                )
     _birth_time(ctx, seg, res)
     _animal_breed(ctx, seg, res)
     for rep in seg.reps(21):
@@ -158,6 +183,17 @@ def h_pid(ctx: Context, seg: Segment, st: State) -> None:
 
 
 _ROLE_CODE = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
+
+
+def _county(seg: Segment, res: Json) -> None:
+    """IG PID-12: the county code is the district of the only address without a county
+    (XAD.9), else of an address of its own."""
+    county = seg.get(12)
+    addresses = res.get("address") or []
+    if len(addresses) == 1 and not seg.get(11, 9) and "district" not in addresses[0]:
+        addresses[0] = {**addresses[0], "district": county}
+    else:
+        res.setdefault("address", []).append({"district": county})
 
 
 def _birth_time(ctx: Context, seg: Segment, res: Json) -> None:
@@ -276,6 +312,26 @@ def h_nk1(ctx: Context, seg: Segment, st: State) -> None:
         contact = fm.apply(fm.NK1_CONTACT, seg, {}, ctx)
         if contact:
             st.patient.setdefault("contact", []).append(contact)
+        org = (
+            ctx.entries.get(_rid_in(contact["organization"]["reference"]))
+            if "organization" in contact
+            else None
+        )
+        if org is not None and (seg.get(30) or seg.get(31) or seg.get(32)):
+            # IG NK1-30/31/32: the contact person of the next-of-kin organisation.
+            person: Json = {}
+            name = dt.xpn_human_name(seg.value(30), ctx) if seg.get(30) else None
+            if name:
+                person["name"] = name
+            telecom = [t for t in (dt.xtn_contact_point(r, ctx) for r in seg.reps(31)) if t]
+            if telecom:
+                person["telecom"] = telecom
+            address = dt.xad_address(seg.value(32), ctx) if seg.get(32) else None
+            if address:
+                person["address"] = address
+            contacts = org.resource.setdefault("contact", [])
+            if person and person not in contacts:
+                contacts.append(person)
 
 
 def h_pv1(ctx: Context, seg: Segment, st: State) -> None:
@@ -295,12 +351,17 @@ def h_pv1(ctx: Context, seg: Segment, st: State) -> None:
                 loc["status"] = "planned"
     _subject(ctx, res)
     episode = dt.cx_identifier(seg.value(54), ctx) if seg.get(54) else None
+    st.episode = None
     if episode is not None and ctx.patient_ref is not None:
         # IG PV1-54: the episode of care the visit belongs to.
         eoc: Json = {"resourceType": "EpisodeOfCare", "identifier": [episode], "status": "active"}
         eoc["patient"] = ctx.patient_ref
         res["episodeOfCare"] = [ctx.add(eoc, ident=episode)]
+        st.episode = eoc
     ident = next((i for i in res.get("identifier", []) if i.get("value") == seg.get(19)), None)
+    if ident is not None and seg.get(19, 5) and seg.get(19, 5) != "VN":
+        # IG PV1-19 assigns the type VN (visit number) whatever CX.5 says.
+        ident["type"] = {"coding": [{"system": dt.V2_CS + "0203", "code": "VN"}], "text": "visit number"}
     ref = ctx.add(res, ident=ident if seg.get(19) else None, key=("PV1", str(seg.index)))
     st.encounter, st.encounter_ref = res, ref
     ctx.encounter_ref = ref
@@ -378,6 +439,27 @@ def h_dg1(ctx: Context, seg: Segment, st: State) -> None:
         res["code"] = {"text": seg.get(4)}
     if st.encounter_ref is not None:
         res["encounter"] = st.encounter_ref
+    asserted = dt.dtm(seg.get(19), ctx.default_tz) if seg.get(19) else None
+    if asserted:
+        # IG DG1-19: also the condition-assertedDate extension (recordedDate is a field row).
+        res.setdefault("extension", []).append(
+            {"url": _SD + "condition-assertedDate", "valueDateTime": asserted}
+        )
+    if seg.get(21) == "D":
+        # IG DG1-21: a diagnosis action "delete" marks the Condition entered-in-error.
+        res["verificationStatus"] = {
+            "coding": [
+                dt.coding("entered-in-error", "http://terminology.hl7.org/CodeSystem/condition-ver-status")
+            ]
+        }
+    if seg.get(22):
+        # IG DG1-22: the parent diagnosis, by its identifier (EI[Condition]).
+        parent = dt.ei_identifier(seg.value(22), ctx)
+        if parent is not None:
+            cause = {"resourceType": "Condition", "identifier": [parent], "subject": ctx.patient_ref}
+            res.setdefault("extension", []).append(
+                {"url": _SD + "condition-dueTo", "valueReference": ctx.add(cause, ident=parent)}
+            )
     ident = (res.get("identifier") or [None])[0]
     key = seg.get(3) or seg.get(4)
     if ident:
@@ -389,6 +471,17 @@ def h_dg1(ctx: Context, seg: Segment, st: State) -> None:
         rank = dt.number(seg.get(15))
         if isinstance(rank, int) and rank > 0:
             diag["rank"] = rank
+        use = dt.cwe_codeable_concept(seg.value(6), ctx, "DiagnosisType") if seg.get(6) else None
+        if use:
+            diag["use"] = use
+        if st.episode is not None:
+            # IG DG1[EpisodeOfCare]: the same diagnosis on the visit's episode of care.
+            episode_diag: Json = {"condition": ref}
+            if use:
+                episode_diag["role"] = use
+            if "rank" in diag:
+                episode_diag["rank"] = diag["rank"]
+            st.episode.setdefault("diagnosis", []).append(episode_diag)
         st.encounter.setdefault("diagnosis", []).append(diag)
     st.last = res
 
@@ -398,7 +491,14 @@ def h_pr1(ctx: Context, seg: Segment, st: State) -> None:
     res = _clinical(ctx, seg, st, fm.PR1, "Procedure", "subject")
     if res is None or ctx.patient_ref is None:
         return
-    res["status"] = "completed"
+    res["status"] = "unknown"  # IG: the status depends on the message context; "unknown" if unclear
+    if seg.get(25):
+        # IG PR1-25: the parent procedure, by its identifier.
+        parent = dt.ei_identifier(seg.value(25), ctx)
+        if parent is not None:
+            whole: Json = {"resourceType": "Procedure", "identifier": [parent], "status": "unknown"}
+            whole["subject"] = ctx.patient_ref
+            res["partOf"] = [ctx.add(whole, ident=parent)]
     if "code" not in res and seg.get(4):
         res["code"] = {"text": seg.get(4)}
     elif seg.get(4):
@@ -452,8 +552,9 @@ def h_in1(ctx: Context, seg: Segment, st: State) -> None:
         address = dt.xad_address(seg.value(5), ctx)
         if payor is not None and address is not None:
             payor.resource.setdefault("address", [address])
-    if seg.get(36):
-        res["subscriberId"] = seg.get(36)
+    # IG IN1-49 (insured's id) is the subscriber id; IN1-36 (policy number) when it is empty.
+    if seg.get(49) or seg.get(36):
+        res["subscriberId"] = seg.get(49) or seg.get(36)
     relation = seg.get(17).upper()
     if relation in ("SEL", "01", "18"):  # the insured is the patient (0063 SEL, X12 01/18 self)
         res["subscriber"] = ctx.patient_ref
@@ -481,6 +582,8 @@ def h_orc(ctx: Context, seg: Segment, st: State) -> None:
     st.orc = seg
     st.order = st.order_ref = st.report = st.report_ref = None
     st.order_used = False
+    st.pending_timing = []
+    st.medication = st.medication_ref = None
 
 
 def _close_order(ctx: Context, st: State) -> None:
@@ -501,7 +604,9 @@ def _service_request(ctx: Context, obr: Segment | None, st: State) -> None:
         for parent in parents:
             res.setdefault("basedOn", []).append({"type": "ServiceRequest", "identifier": parent})
     res.setdefault("status", "unknown")
-    res["intent"] = "order"
+    res["intent"] = "reflex-order" if obr is not None and obr.get(11) == "G" else "order"
+    if st.orc is not None:
+        _order_requester(ctx, st.orc, res)
     res["subject"] = ctx.patient_ref
     if st.encounter_ref is not None:
         res["encounter"] = st.encounter_ref
@@ -509,10 +614,107 @@ def _service_request(ctx: Context, obr: Segment | None, st: State) -> None:
     seg = obr or st.orc
     key = (seg.name, str(seg.index)) if seg is not None else ()
     st.order = res
+    _apply_pending_timing(ctx, st, res)
     st.order_ref = ctx.add(res, ident=ident, key=key)
+    if st.orc is not None:
+        _order_provenance(ctx, st.orc, st.order_ref)
     st.order_used = True
     st.focus.append(st.order_ref)
     st.last = res
+
+
+def _order_requester(ctx: Context, orc: Segment, res: Json) -> None:
+    """IG ORC-21..24: the requester in the ordering facility, a PractitionerRole; ORC-38 the
+    filler's order group number."""
+    if orc.get(38):
+        ident = {"value": orc.get(38), "type": {"coding": [dt.coding("FGN", dt.V2_CS + "0203")]}}
+        res.setdefault("identifier", []).append(ident)
+    if not orc.get(21):
+        return
+    org_ref = ctx.organization_from_xon(orc.value(21))
+    org = ctx.entries.get(_rid_in(org_ref["reference"])) if org_ref else None
+    if org is not None:
+        if orc.get(22):
+            address = dt.xad_address(orc.value(22), ctx)
+            if address and address not in org.resource.setdefault("address", []):
+                org.resource["address"].append(address)
+        telecom = [t for t in (dt.xtn_contact_point(r, ctx) for r in orc.reps(23)) if t]
+        for t in telecom:
+            if t not in org.resource.setdefault("telecom", []):
+                org.resource["telecom"].append(t)
+    person = res.get("requester")
+    if person is None or org_ref is None or not person.get("reference"):
+        return
+    if orc.get(24):
+        practitioner = ctx.entries.get(_rid_in(person["reference"]))
+        address = dt.xad_address(orc.value(24), ctx)
+        if practitioner is not None and address:
+            practitioner.resource.setdefault("address", [address])
+    role = {"resourceType": "PractitionerRole", "practitioner": person, "organization": org_ref}
+    rid = resource_id("PractitionerRole", _rid_in(person["reference"]), "", _rid_in(org_ref["reference"]))
+    res["requester"] = ctx.add_shared(role, rid)
+
+
+def _obr_specimen(ctx: Context, obr: Segment, st: State) -> Json | None:
+    """IG ``OBR[Specimen]``: the specimen of an OBR that says how or when it was collected,
+    unless the order group has SPM segments (the specimen's own segment, which then maps it)."""
+    if not (obr.get(7) or obr.get(9) or obr.get(10) or obr.get(14) or obr.get(15)):
+        return None
+    names = st.segment_names(ctx)
+    for name in names[obr.index + 1 :]:
+        if name == "SPM":
+            return None
+        if name in ("OBR", "ORC"):
+            break
+    spec = fm.apply(fm.OBR_SPECIMEN, obr, _new("Specimen"), ctx)
+    if len(spec) == 1:
+        return None
+    if obr.get(2):
+        accession = dt.ei_identifier(obr.value(2), ctx)
+        if accession:
+            spec["accessionIdentifier"] = accession
+    _subject(ctx, spec)
+    return ctx.add(spec, key=("OBR", str(obr.index), "Specimen"))
+
+
+_DATA_OPERATION = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
+_ORDER_ACTIVITY = {"NW": "CREATE", "SC": "UPDATE", "OC": "CANCEL", "CA": "CANCEL"}
+_PROVENANCE_PT = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
+
+
+def _order_provenance(ctx: Context, orc: Segment, target: Json) -> None:
+    """IG ``ORC[Provenance]``: who entered, verified, ordered and performed the order action
+    (ORC-10/11/12/19), when (ORC-9), which action (ORC-1)."""
+    if not ctx.options.provenance:
+        return
+    recorded = dt.instant(orc.get(9), ctx.default_tz)
+    if recorded is None:
+        return  # Provenance.recorded is a required instant
+    agents: list[Json] = []
+    fields = orc.fields
+    width = len(fields)
+    for field, code in ((10, "enterer"), (11, "verifier"), (12, "author"), (19, "performer")):
+        if field < width and fields[field] not in ("", '""'):
+            who = ctx.practitioner_from_xcn(orc.value(field))
+            if who is not None:
+                agents.append({"type": {"coding": [dt.coding(code, _PROVENANCE_PT)]}, "who": who})
+    if not agents:
+        return
+    if width > 17 and fields[17]:
+        org = dt.cwe_organization(orc.value(17), ctx)
+        if org is not None:
+            agents[0]["onBehalfOf"] = org
+    prov: Json = {"resourceType": "Provenance", "target": [target], "recorded": recorded}
+    prov["occurredDateTime"] = dt.dtm(orc.get(9), ctx.default_tz) or recorded
+    activity = _ORDER_ACTIVITY.get(orc.get(1))
+    if activity:
+        prov["activity"] = {"coding": [dt.coding(activity, _DATA_OPERATION)]}
+    prov["agent"] = agents
+    if width > 28 and fields[28]:
+        label = dt.cwe_coding(orc.value(28), ctx, "ConfidentialityCode")
+        if label:
+            prov["meta"] = {"security": [label]}
+    ctx.add(prov, key=("ORC", str(orc.index), "Provenance"))
 
 
 def h_obr(ctx: Context, seg: Segment, st: State) -> None:
@@ -522,8 +724,8 @@ def h_obr(ctx: Context, seg: Segment, st: State) -> None:
     if st.family not in RESULT_FAMILIES or ctx.patient_ref is None:
         return
     rep = fm.apply(fm.OBR_DR, seg, _new("DiagnosticReport"), ctx)
-    if st.orc is not None and not rep.get("identifier"):
-        fm.apply(fm.ORC_SR_IDS, st.orc, rep, ctx)
+    if st.orc is not None:
+        fm.apply(fm.ORC_DR, st.orc, rep, ctx)
     rep.setdefault("status", "unknown")
     if "code" not in rep:
         rep["code"] = {"text": "unknown"}
@@ -532,6 +734,9 @@ def h_obr(ctx: Context, seg: Segment, st: State) -> None:
         rep["encounter"] = st.encounter_ref
     if st.order_ref is not None:
         rep["basedOn"] = [st.order_ref]
+    specimen = _obr_specimen(ctx, seg, st)
+    if specimen is not None:
+        rep["specimen"] = [specimen]
     st.report = rep
     st.report_ref = ctx.add(rep, ident=_first_ident(rep), key=("OBR", str(seg.index)))
     st.focus.append(st.report_ref)
@@ -539,7 +744,8 @@ def h_obr(ctx: Context, seg: Segment, st: State) -> None:
 
 def h_obx(ctx: Context, seg: Segment, st: State) -> None:
     """OBX -> Observation (document content in MDM; DiagnosticReport.presentedForm for ED)."""
-    vtype = seg.get(2).upper()
+    fields = seg.fields
+    vtype = fields[2].upper() if len(fields) > 2 else ""
     if st.family == "MDM" and st.document is not None:
         _document_content(seg, vtype, st.document)
         return
@@ -555,6 +761,7 @@ def h_obx(ctx: Context, seg: Segment, st: State) -> None:
     if "code" not in res:
         res["code"] = {"text": "unknown"}
     _observation_value(ctx, seg, vtype, res)
+    _observation_roles(ctx, seg, res)
     if ctx.patient_ref is not None:
         res["subject"] = ctx.patient_ref
     if st.encounter_ref is not None:
@@ -563,14 +770,21 @@ def h_obx(ctx: Context, seg: Segment, st: State) -> None:
         res["basedOn"] = [st.order_ref]
     if st.immunization is not None and st.family == "VXU":
         res["partOf"] = [ctx.ref("Immunization", _rid_of(ctx, st.immunization))]
-    ident = _first_ident(res)
+    ident = _first_ident(res) if "identifier" in res else None
     key: tuple[str, ...] = ("OBX", str(seg.index))
     if ident is None:
-        order_ident = _first_ident(st.report or st.order or {})
+        group = st.report or st.order or {}
+        if st.group_ident[0] is not group:
+            st.group_ident = (group, _first_ident(group))  # once per order group, not per OBX
+        order_ident = st.group_ident[1]
         if order_ident is not None:
             # Results have no id of their own: filler order + code + sub-id names them, so a
             # corrected result updates the same Observation.
-            value = "-".join(p for p in (order_ident["value"], seg.get(3), seg.get(4), seg.get(1)) if p)
+            value = "-".join(
+                p
+                for p in (order_ident["value"], _first_component(ctx, seg, fields, 3), seg.get(4), seg.get(1))
+                if p
+            )
             ident = {"system": order_ident.get("system") or ctx.sender_system or "", "value": value}
             if not ident["system"]:
                 ident = None
@@ -583,6 +797,86 @@ def h_obx(ctx: Context, seg: Segment, st: State) -> None:
         st.report.setdefault("result", []).append(ref)
     elif st.order is not None and st.family not in RESULT_FAMILIES:
         st.order.setdefault("supportingInfo", []).append(ref)
+
+
+def _first_component(ctx: Context, seg: Segment, fields: list[str], n: int) -> str:
+    """``seg.get(n)`` (decoded first component) read from the split ``fields`` when the text
+    has nothing to decode (no escape, sub-component or repetition), which is nearly always."""
+    raw = fields[n] if n < len(fields) else ""
+    d = ctx.delimiters
+    if raw and (d.escape in raw or d.subcomponent in raw or d.repetition in raw or raw == '""'):
+        return seg.get(n)
+    return raw.split(d.component, 1)[0]
+
+
+_PRACTITIONER_ROLE = "http://terminology.hl7.org/CodeSystem/practitioner-role"
+
+
+def _observation_roles(ctx: Context, seg: Segment, res: Json) -> None:
+    """IG OBX-16 (responsible observer) and OBX-25 (medical director, of the OBX-23
+    organisation) -> performer PractitionerRoles; OBX-18 device, OBX-24 performing organisation
+    address, OBX-29 category, OBX-33 specimen."""
+    fields = seg.fields
+    if len(fields) <= 16:
+        return  # none of these fields is present (most OBX stop at OBX-14)
+    fields = [f if f != '""' else "" for f in fields] + _EMPTY_FIELDS
+    if fields[16]:
+        for rep in seg.reps(16):
+            person = ctx.practitioner_from_xcn(rep)
+            if person is not None:
+                code = dt.coding("responsibleObserver", _PRACTITIONER_ROLE, "responsible observer")
+                res.setdefault("performer", []).append(_practitioner_role(ctx, person, code, None))
+    if fields[25]:
+        person = ctx.practitioner_from_xcn(seg.value(25))
+        if person is not None:
+            org = ctx.organization_from_xon(seg.value(23)) if fields[23] else None
+            code = dt.coding("MDIR", dt.V2_CS + "0912", dt.v2_display("0912", "MDIR") or "Medical Director")
+            res.setdefault("performer", []).append(_practitioner_role(ctx, person, code, org))
+    if fields[24] and fields[23]:
+        # IG OBX-24: the performing organisation's address (OBX-23's Organization).
+        org_ref = ctx.organization_from_xon(seg.value(23))
+        address = dt.xad_address(seg.value(24), ctx)
+        org_entry = ctx.entries.get(_rid_in(org_ref["reference"])) if org_ref else None
+        if org_entry is not None and address:
+            org_entry.resource.setdefault("address", []).append(address)
+    if fields[18]:
+        # IG OBX-18: the equipment instance, a Device identified by the EI.
+        for rep in seg.reps(18):
+            ident = dt.ei_identifier(rep, ctx)
+            if ident is not None:
+                res.setdefault(
+                    "device", ctx.add({"resourceType": "Device", "identifier": [ident]}, ident=ident)
+                )
+    if fields[29]:
+        kind = seg.get(29)
+        res["category"] = [
+            {"coding": [dt.coding(kind, dt.V2_CS + "0936", dt.v2_display("0936", kind) or None)]}
+        ]
+    if fields[33]:
+        specimens = seg.reps(33)
+        if len(specimens) == 1:
+            # IG OBX-33 (one specimen): the Specimen with those placer/filler identifiers.
+            idents = dt.eip_identifiers(specimens[0], ctx)
+            if idents:
+                spec = {"resourceType": "Specimen", "identifier": idents}
+                _subject(ctx, spec)
+                res["specimen"] = ctx.add(spec, ident=idents[0])
+
+
+_EMPTY_FIELDS = [""] * 40
+
+
+def _practitioner_role(ctx: Context, person: Json, code: Json, org: Json | None) -> Json:
+    role: Json = {"resourceType": "PractitionerRole", "practitioner": person, "code": [{"coding": [code]}]}
+    if org is not None:
+        role["organization"] = org
+    rid = resource_id(
+        "PractitionerRole",
+        _rid_in(person["reference"]),
+        code["code"],
+        _rid_in(org["reference"]) if org else "",
+    )
+    return ctx.add_shared(role, rid)
 
 
 def _rid_of(ctx: Context, res: Json) -> str:
@@ -769,6 +1063,13 @@ def h_spm(ctx: Context, seg: Segment, st: State) -> None:
             when = dt.dtm(coll.get(1), ctx.default_tz)
             if when:
                 res.setdefault("collection", {})["collectedDateTime"] = when
+    for rep in seg.reps(3):
+        # IG SPM-3: the parent specimen, by its placer/filler identifiers.
+        parent_ids = dt.eip_identifiers(rep, ctx)
+        if parent_ids:
+            parent = {"resourceType": "Specimen", "identifier": parent_ids}
+            _subject(ctx, parent)
+            res.setdefault("parent", []).append(ctx.add(parent, ident=parent_ids[0]))
     ident = _first_ident(res, ("FGN", "PGN"))
     ref = ctx.add(res, ident=ident, key=("SPM", str(seg.index)))
     if st.report is not None:
@@ -778,21 +1079,134 @@ def h_spm(ctx: Context, seg: Segment, st: State) -> None:
     st.last = res
 
 
+_UCUM_TIME = {
+    "s": "s",
+    "min": "min",
+    "h": "h",
+    "hr": "h",
+    "d": "d",
+    "wk": "wk",
+    "mo": "mo",
+    "a": "a",
+    "yr": "a",
+}
+_UCUM = "http://unitsofmeasure.org"
+
+
+def _tq1_timing(ctx: Context, seg: Segment) -> Json:
+    """TQ1-3..8, 13, 14 -> Timing (IG ``TQ1[ServiceRequest]`` / ``TQ1[MedicationRequest]``)."""
+    timing: Json = {}
+    repeat: Json = {}
+    rpt = seg.value(3)
+    if rpt.get(1):
+        # IG RPT[Timing]: RPT.1 the repeat pattern code (table 0335), RPT.5/6 the period.
+        code = rpt.get(1)
+        display = dt.v2_display("0335", code)
+        timing["code"] = {"coding": [dt.coding(code, dt.V2_CS + "0335", display or None)]}
+    period = dt.number(rpt.get(5))
+    unit = _UCUM_TIME.get(rpt.get(6))
+    if period is not None and unit:
+        repeat["period"], repeat["periodUnit"] = period, unit
+    when = dt.lookup("EventRelatedPeriod", rpt.get(8))
+    if when:
+        repeat["when"] = [when[0]]
+    rpt_offset = dt.number(rpt.get(9))
+    rpt_factor = {"s": 0, "min": 1, "h": 60, "d": 1440}.get(_UCUM_TIME.get(rpt.get(10), "min"))
+    if isinstance(rpt_offset, int) and rpt_offset >= 0 and rpt_factor:
+        repeat["offset"] = rpt_offset * rpt_factor
+    elif seg.get(5) and not rpt.get(9):
+        offset = dt.number(seg.get(5))
+        factor = {"s": 0, "min": 1, "h": 60, "d": 1440}.get(_UCUM_TIME.get(seg.get(5, 2), "min"))
+        if isinstance(offset, int) and offset >= 0 and factor:
+            repeat["offset"] = offset * factor
+    start = dt.dtm(seg.get(7), ctx.default_tz)
+    end = dt.dtm(seg.get(8), ctx.default_tz)
+    if start or end:
+        repeat["boundsPeriod"] = {k: v for k, v in (("start", start), ("end", end)) if v}
+    elif seg.get(6):
+        bound = dt.cq_quantity(seg.value(6), ctx)
+        if bound:
+            ucum = _UCUM_TIME.get(seg.get(6, 2))
+            if ucum:
+                bound.update({"system": _UCUM, "code": ucum})
+            repeat["boundsDuration"] = bound
+    duration = dt.number(seg.get(13))
+    duration_unit = _UCUM_TIME.get(seg.get(13, 2))
+    if duration is not None and duration >= 0 and duration_unit:
+        repeat["duration"], repeat["durationUnit"] = duration, duration_unit
+    count = dt.number(seg.get(14))
+    if isinstance(count, int) and count > 0:
+        repeat["countMax"] = count
+    times = [t for t in (_time_of_day(r.get(1)) for r in seg.reps(4)) if t]
+    if times:
+        repeat["timeOfDay"] = times
+    if repeat:
+        timing["repeat"] = repeat
+    return timing
+
+
+def _time_of_day(text: str) -> str | None:
+    """TM (HHMM[SS], colons tolerated) -> FHIR time, or None when it is not a clock time."""
+    digits = text.replace(":", "")
+    if len(digits) not in (4, 6) or not digits.isdigit():
+        return None
+    hh, mm, ss = digits[:2], digits[2:4], digits[4:6] or "00"
+    if int(hh) > 23 or int(mm) > 59 or int(ss) > 59:
+        return None
+    return f"{hh}:{mm}:{ss}"
+
+
 def h_tq1(ctx: Context, seg: Segment, st: State) -> None:
-    """TQ1 -> ServiceRequest timing and priority."""
-    target = st.order
-    if target is None:
+    """TQ1 -> timing, quantity, priority and instructions of the ServiceRequest (IG
+    ``TQ1[ServiceRequest]``) or of the MedicationRequest's dosage (IG ``TQ1[MedicationRequest]``).
+    A TQ1 between ORC and its OBR/RXO/RXE waits for that resource."""
+    if st.appointment is not None and st.orc is None and st.last is st.appointment:
+        # The SCH's timing (v2.6+ replaces SCH-11 by TQ1): the appointment's start and end.
+        for field, key in ((7, "start"), (8, "end")):
+            when = dt.instant(seg.get(field), ctx.default_tz)
+            if when:
+                st.appointment[key] = when
         return
-    if not any(k.startswith("occurrence") for k in target):
-        period = {}
-        start = dt.dtm(seg.get(7), ctx.default_tz)
-        end = dt.dtm(seg.get(8), ctx.default_tz)
-        if start:
-            period["start"] = start
-        if end:
-            period["end"] = end
-        if period:
-            target["occurrencePeriod"] = period
+    target = st.medication if st.medication is not None else st.order
+    if target is None:
+        if st.orc is not None:
+            st.pending_timing.append(seg)
+        return
+    _apply_timing(ctx, seg, target)
+
+
+def _apply_pending_timing(ctx: Context, st: State, target: Json) -> None:
+    for seg in st.pending_timing:
+        _apply_timing(ctx, seg, target)
+    st.pending_timing = []
+
+
+def _apply_timing(ctx: Context, seg: Segment, target: Json) -> None:
+    timing = _tq1_timing(ctx, seg)
+    quantity = dt.cq_quantity(seg.value(2), ctx) if seg.get(2) else None
+    text = seg.get(11)
+    if target.get("resourceType") == "MedicationRequest":
+        dosage = target.setdefault("dosageInstruction", [{}])[0]
+        if timing:
+            dosage.setdefault("timing", timing)
+        if quantity:
+            rates = dosage.setdefault("doseAndRate", [{}])
+            if not any(k.startswith("dose") for k in rates[0]):
+                rates[0]["doseQuantity"] = quantity  # dose[x] is a choice: an RXO dose range stays
+        if seg.get(10):
+            dosage.setdefault("additionalInstruction", []).append({"text": seg.get(10)})
+        if text:
+            dosage.setdefault("text", text)
+    else:
+        if timing and "occurrenceTiming" not in target and "occurrencePeriod" not in target:
+            when = target.pop("occurrenceDateTime", None)
+            if when:
+                timing["event"] = [when]  # OBR-6 (requested time) kept as the timing's event
+            target["occurrenceTiming"] = timing
+        if quantity:
+            target.setdefault("quantityQuantity", quantity)
+        if text:
+            target.setdefault("note", []).append({"text": text})
     prio = dt.lookup("ExtendedPriorityCodes", seg.get(9))
     if prio and target.get("resourceType") in ("ServiceRequest", "MedicationRequest"):
         target.setdefault("priority", prio[0])
@@ -813,6 +1227,12 @@ def h_rxa(ctx: Context, seg: Segment, st: State) -> None:
         res["vaccineCode"] = {"text": "unknown"}
     if "occurrenceDateTime" not in res:
         res["occurrenceString"] = "unknown"
+    location = ctx.entries.get(_rid_in(res["location"]["reference"])) if "location" in res else None
+    if location is not None and seg.get(28):
+        # IG RXA-28: the administration location's address.
+        address = dt.xad_address(seg.value(28), ctx)
+        if address:
+            location.resource.setdefault("address", address)
     dose = dt.number(seg.get(6))
     if dose is not None and dose != 999:
         res["doseQuantity"] = {"value": dose, **dt.cwe_quantity_unit(seg.value(7), ctx)}
@@ -846,6 +1266,13 @@ def h_rxr(ctx: Context, seg: Segment, st: State) -> None:
             dosage.setdefault("route", route)
         if site:
             dosage.setdefault("site", site)
+        method = dt.cwe_codeable_concept(seg.value(4), ctx, "AdministrationMethod") if seg.get(4) else None
+        if method:
+            dosage.setdefault("method", method)
+        if seg.get(5):
+            instruction = dt.cwe_codeable_concept(seg.value(5), ctx, "RoutingInstruction")
+            if instruction:
+                dosage.setdefault("additionalInstruction", []).append(instruction)
 
 
 def h_rx_order(ctx: Context, seg: Segment, st: State) -> None:
@@ -856,12 +1283,14 @@ def h_rx_order(ctx: Context, seg: Segment, st: State) -> None:
     res = fm.apply(rows, seg, _new("MedicationRequest"), ctx)
     if seg.name == "RXE":
         _rxe_amounts(ctx, seg, res)
+    else:
+        _rxo_details(ctx, seg, res)
     if st.orc is not None:
         fm.apply(fm.ORC_MED, st.orc, res, ctx)
         st.order_used = True
     res.setdefault("status", "unknown")
-    res["intent"] = "order"
-    if "medicationCodeableConcept" not in res:
+    res["intent"] = "original-order" if seg.name == "RXO" else "order"  # IG RXO: original-order
+    if "medicationCodeableConcept" not in res and "medicationReference" not in res:
         res["medicationCodeableConcept"] = {"text": "unknown"}
     res["subject"] = ctx.patient_ref
     if st.encounter_ref is not None:
@@ -869,8 +1298,41 @@ def h_rx_order(ctx: Context, seg: Segment, st: State) -> None:
     ident = _first_ident(res)
     ref = ctx.add(res, ident=ident, key=(seg.name, str(seg.index)))
     st.medication, st.medication_ref = res, ref
+    _apply_pending_timing(ctx, st, res)
+    if st.orc is not None:
+        _order_provenance(ctx, st.orc, ref)
     st.last = res
     st.focus.append(ref)
+
+
+_DOSE_RATE_TYPE = "http://terminology.hl7.org/CodeSystem/dose-rate-type"
+
+
+def _rxo_details(ctx: Context, seg: Segment, res: Json) -> None:
+    """IG ``RXO[MedicationRequest]``: the requested give amount range (RXO-2/3, units RXO-4) as
+    the ordered dose, RXO-12 dispense units; RXO-1 (code) and RXO-5 (form) as a Medication."""
+    low, high = dt.number(seg.get(2)), dt.number(seg.get(3))
+    if low is not None or high is not None:
+        unit = dt.cwe_quantity_unit(seg.value(4), ctx) if seg.get(4) else {}
+        dose_range: Json = {}
+        if low is not None:
+            dose_range["low"] = {"value": low, **unit}
+        if high is not None:
+            dose_range["high"] = {"value": high, **unit}
+        dosage = res.setdefault("dosageInstruction", [{}])[0]
+        dosage.setdefault("doseAndRate", []).append(
+            {"type": {"coding": [dt.coding("ordered", _DOSE_RATE_TYPE, "Ordered")]}, "doseRange": dose_range}
+        )
+    quantity = res.get("dispenseRequest", {}).get("quantity")
+    if quantity is not None and seg.get(12):
+        quantity.update(dt.cwe_quantity_unit(seg.value(12), ctx))
+    code = res.pop("medicationCodeableConcept", None)
+    if code is not None:
+        medication: Json = {"resourceType": "Medication", "code": code}
+        form = dt.cwe_codeable_concept(seg.value(5), ctx, "RequestedDosageForm") if seg.get(5) else None
+        if form:
+            medication["form"] = form
+        res["medicationReference"] = ctx.add(medication, key=("RXO", str(seg.index), "Medication"))
 
 
 def _rxe_amounts(ctx: Context, seg: Segment, res: Json) -> None:
@@ -934,6 +1396,10 @@ def h_sch(ctx: Context, seg: Segment, st: State) -> None:
         res["start"] = start
     if end:
         res["end"] = end
+    for field in (26, 27):
+        # IG SCH-26/27: the placer/filler order the appointment fulfils.
+        for order_ident in dt.eip_identifiers(seg.value(field), ctx) if seg.get(field) else ():
+            res.setdefault("basedOn", []).append({"type": "ServiceRequest", "identifier": order_ident})
     ident = _first_ident(res)
     ref = ctx.add(res, ident=ident, key=("SCH", str(seg.index)))
     st.appointment = res
@@ -956,6 +1422,13 @@ def h_ais(ctx: Context, seg: Segment, st: State) -> None:
         return
     rows = {"AIS": fm.AIS, "AIG": fm.AIG, "AIL": fm.AIL, "AIP": fm.AIP}[seg.name]
     fm.apply(rows, seg, st.appointment, ctx)
+    if seg.name == "AIP" and seg.get(4):
+        # IG AIP-4: the role of the AIP-3 person, as that participant's type.
+        person = ctx.practitioner_from_xcn(seg.value(3)) if seg.get(3) else None
+        role = dt.cwe_codeable_concept(seg.value(4), ctx)
+        for part in st.appointment.get("participant", []):
+            if person is not None and role and part.get("actor") == person and "type" not in part:
+                part["type"] = [role]
     start_pos = {"AIS": 4, "AIG": 8, "AIL": 6, "AIP": 6}[seg.name]
     start = dt.instant(seg.get(start_pos), ctx.default_tz)
     if start and "start" not in st.appointment:
@@ -977,35 +1450,73 @@ def h_ft1(ctx: Context, seg: Segment, st: State) -> None:
     st.last = res
 
 
+def _rid_in(reference: str) -> str:
+    """The id in ``urn:uuid:<id>`` or ``Type/<id>`` (ids must not depend on the bundle type)."""
+    return reference.rpartition(":")[2].rpartition("/")[2]
+
+
+def _practitioner_address(ctx: Context, practitioner: Json, seg: Segment, field: int) -> None:
+    """The address field ``field`` of ``seg`` on the referenced Practitioner (ROL-11, PRT-14)."""
+    if not seg.get(field):
+        return
+    entry = ctx.entries.get(_rid_in(practitioner["reference"]))
+    addresses = [a for a in (dt.xad_address(r, ctx) for r in seg.reps(field)) if a]
+    if entry is not None and addresses and "address" not in entry.resource:
+        entry.resource["address"] = addresses
+
+
 def h_rol(ctx: Context, seg: Segment, st: State) -> None:
-    """ROL -> Practitioner as an Encounter participant, or the patient's primary care provider."""
-    for rep in seg.reps(4):
-        ref = ctx.practitioner_from_xcn(rep)
-        if ref is None:
-            continue
-        role = dt.cwe_codeable_concept(seg.value(3), ctx, "ProviderRole")
-        if st.encounter is not None:
-            part: Json = {"individual": ref}
-            if role:
-                part["type"] = [role]
-            st.encounter.setdefault("participant", []).append(part)
-        elif st.patient is not None and seg.get(3) == "PP":
-            st.patient.setdefault("generalPractitioner", []).append(ref)
+    """ROL -> PractitionerRole (IG ``ROL[Encounter-PractitionerRole]``): an Encounter
+    participant, or (PP after PID, IG ``ROL[Patient-GeneralPractitioner]``) the patient's
+    primary care provider."""
+    role = fm.apply(fm.ROL, seg, _new("PractitionerRole"), ctx)
+    practitioner = role.get("practitioner")
+    if practitioner is None:
+        return
+    codes = role.get("code") or [{}]
+    code = (codes[0].get("coding") or [{}])[0].get("code", "")
+    org = _rid_in((role.get("organization") or {}).get("reference", ""))
+    _practitioner_address(ctx, practitioner, seg, 11)
+    ident = (role.get("identifier") or [None])[0]
+    if ident is not None and ident.get("value"):
+        ref = ctx.add(role, ident=ident)
+    else:
+        ref = ctx.add_shared(
+            role, resource_id("PractitionerRole", _rid_in(practitioner["reference"]), code, org)
+        )
+    if st.encounter is not None:
+        part: Json = {"individual": ref}
+        if role.get("code"):
+            part["type"] = role["code"]
+        if role.get("period"):
+            part["period"] = role["period"]
+        st.encounter.setdefault("participant", []).append(part)
+    elif st.patient is not None and seg.get(3) == "PP":
+        st.patient.setdefault("generalPractitioner", []).append(ref)
 
 
 def h_prt(ctx: Context, seg: Segment, st: State) -> None:
     """PRT (v2.7+ participation) -> the participant of the resource it follows: Observation
     performer or device, order/report performer, Encounter participant, or the patient's primary
-    care provider (PRT-4 'PP' after PID)."""
-    person = ctx.practitioner_from_xcn(seg.value(5)) if seg.get(5) else None
-    org = ctx.organization_from_xon(seg.value(8)) if seg.get(8) else None
+    care provider (PRT-4 'PP' after PID). A person becomes a PractitionerRole (IG
+    ``PRT[PractitionerRole]``), a device a Device (IG ``PRT[Device]``)."""
+    role = fm.apply(fm.PRT_ROLE, seg, _new("PractitionerRole"), ctx)
+    person: Json | None = None
+    if "practitioner" in role:
+        codes = role.get("code") or [{}]
+        code = (codes[0].get("coding") or [{}])[0].get("code", "")
+        org_rid = _rid_in((role.get("organization") or {}).get("reference", ""))
+        _practitioner_address(ctx, role["practitioner"], seg, 14)
+        rid = resource_id("PractitionerRole", _rid_in(role["practitioner"]["reference"]), code, org_rid)
+        person = ctx.add_shared(role, rid)
+    org = role.get("organization")
     device: Json | None = None
-    dev_ident = dt.ei_identifier(seg.value(10), ctx) if seg.get(10) else None
-    if dev_ident is not None:
-        dev = {"resourceType": "Device", "identifier": [dev_ident]}
-        device = ctx.add(dev, ident=dev_ident)
+    if seg.get(10):
+        dev = fm.apply(fm.PRT_DEVICE, seg, _new("Device"), ctx)
+        dev_ident = (dev.get("identifier") or [None])[0]
+        if dev_ident is not None:
+            device = ctx.add(dev, ident=dev_ident)
     who = person or org
-    role = dt.cwe_codeable_concept(seg.value(4), ctx)
     last = st.last or {}
     rtype = last.get("resourceType")
     if rtype == "Observation":
@@ -1013,6 +1524,11 @@ def h_prt(ctx: Context, seg: Segment, st: State) -> None:
             last.setdefault("performer", []).append(who)
         if device is not None and "device" not in last:
             last["device"] = device
+        if "location" in role and person is None:
+            # IG PRT[Observation-Location]: where the observation was made.
+            last.setdefault("extension", []).append(
+                {"url": _SD + "event-location", "valueReference": role["location"][0]}
+            )
     elif rtype in ("ServiceRequest", "DiagnosticReport", "MedicationRequest") and who is not None:
         key = "requester" if rtype != "DiagnosticReport" and seg.get(4) in ("OP", "ORD") else "performer"
         if key == "requester":
@@ -1021,8 +1537,8 @@ def h_prt(ctx: Context, seg: Segment, st: State) -> None:
             last.setdefault("performer", []).append(who)
     elif st.encounter is not None and rtype == "Encounter" and person is not None:
         part: Json = {"individual": person}
-        if role:
-            part["type"] = [role]
+        if role.get("code"):
+            part["type"] = role["code"]
         st.encounter.setdefault("participant", []).append(part)
     elif st.patient is not None and rtype == "Patient" and seg.get(4) == "PP" and who is not None:
         st.patient.setdefault("generalPractitioner", []).append(who)
@@ -1119,13 +1635,18 @@ def message_header(ctx: Context, st: State) -> Json:
         if software.get(2):
             source["version"] = software.get(2)
     res["source"] = source
-    if msh.get(5) or msh.get(6) or msh.get(25):
+    if msh.get(5) or msh.get(6) or msh.get(25) or msh.get(23):
         target = msh.value(25) if msh.get(25) else msh.value(5)
         dest: Json = {}
         _set_endpoint(dest, target)
         if target.get(1):
             dest["name"] = target.get(1)
-        receiver = ctx.organization_from_hd(msh.value(6))
+        # IG: MSH-23 (receiving responsible organization) is the receiver, else MSH-6.
+        receiver = (
+            ctx.organization_from_xon(msh.value(23))
+            if msh.get(23)
+            else ctx.organization_from_hd(msh.value(6))
+        )
         if receiver:
             dest["receiver"] = receiver
         res["destination"] = [dest]
@@ -1140,6 +1661,17 @@ def message_header(ctx: Context, st: State) -> Json:
         }
     if msh.get(8):
         res.setdefault("meta", {})["security"] = [{"code": msh.get(8)}]
+    for field, vocab in ((26, "ConfidentialityClassification"), (27, "SecurityLabelHandlingInstructions")):
+        label = dt.cwe_coding(msh.value(field), ctx, vocab) if msh.get(field) else None
+        if label:
+            res.setdefault("meta", {}).setdefault("security", []).append(label)
+    country = msh.get(17)
+    sender = res.get("sender")
+    if country and sender is not None:
+        # IG MSH-17: the sending organisation's country.
+        org = ctx.entries.get(_rid_in(sender["reference"]))
+        if org is not None and not org.resource.get("address"):
+            org.resource["address"] = [{"country": country}]
     return res
 
 

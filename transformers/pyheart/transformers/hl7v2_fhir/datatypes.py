@@ -438,7 +438,18 @@ def _unit(unit: Value, ctx: Context) -> Json:
 
 
 def cwe_quantity_unit(v: Value, ctx: Context) -> Json:
-    """CWE units (a whole field repetition) -> Quantity unit/system/code (IG ``CWE[Quantity]``)."""
+    """CWE units (a whole field repetition) -> Quantity unit/system/code (IG ``CWE[Quantity]``).
+
+    Memoised per message (the same unit recurs on every OBX): callers copy the result into
+    their Quantity and never change it."""
+    key = ("unit", v.raw)
+    hit = ctx.memo.get(key)
+    if hit is None:
+        hit = ctx.memo[key] = _cwe_quantity_unit(v, ctx)
+    return hit
+
+
+def _cwe_quantity_unit(v: Value, ctx: Context) -> Json:
     c = comps(v, ctx)
     code = c[1]
     if not code:
@@ -602,14 +613,21 @@ def hd_system(v: Value, ctx: Context, *, offset: int = 0) -> str | None:
 
 def hd_system_of(comp: Value, ctx: Context) -> str | None:
     """HD given as one component (parts are sub-components) -> uri."""
-    return _hd_uri(comp.get(1), comp.get(2), comp.get(3).upper(), ctx)
+    raw = comp.raw
+    d = ctx.delimiters
+    if d.escape and d.escape in raw:
+        return _hd_uri(comp.get(1), comp.get(2), comp.get(3).upper(), ctx)
+    # One split instead of three reads (hot path: every identifier's assigning authority).
+    parts = raw.split(d.subcomponent, 3)
+    parts += _PAD[: 3 - len(parts)] if len(parts) < 3 else []
+    return _hd_uri(parts[0], parts[1], parts[2].upper(), ctx)
 
 
 def _hd_uri(ns: str, uid: str, kind: str, ctx: Context) -> str | None:
     if uid:
         if kind == "ISO" or re.fullmatch(r"\d+(\.\d+)+", uid):
             return "urn:oid:" + uid
-        if kind == "UUID":
+        if kind in ("UUID", "GUID"):  # table 0301: GUID is "same as UUID"
             return "urn:uuid:" + uid.lower()
         if kind in ("URI", "URL") or uid.startswith(("http://", "https://", "urn:")):
             return _URI_UNSAFE.sub("_", uid)

@@ -1,0 +1,50 @@
+"""The field-map engine: how declared rows become FHIR elements (generated per-table plans)."""
+
+from __future__ import annotations
+
+from pyheart.broker.hl7v2 import parse_message
+from pyheart.transformers.hl7v2_fhir.context import Context, Options
+from pyheart.transformers.hl7v2_fhir.fieldmaps import FieldMap, apply
+
+MSG = 'MSH|^~\\&|APP|FAC|||20240102||ADT^A01|C1|P|2.5.1\rZZZ|A~B|X|Y|Z|""\r'
+#: Tables are module-level: the engine keys its generated plans by the table's identity.
+LIST = (FieldMap("ZZZ", 1, "Patient", "a.b[]", "ST[string]"),)
+FIRST_WINS = (
+    FieldMap("ZZZ", 2, "Patient", "c", "ST[string]"),
+    FieldMap("ZZZ", 3, "Patient", "c", "ST[string]"),
+)
+KEYED = (FieldMap("ZZZ", 4, "Patient", "ext[]", "ST[string]", key="valueString", fixed={"url": "u"}),)
+CONDITIONAL = (FieldMap("ZZZ", 2, "Patient", "d", "ST[string]", when=lambda s: s.raw(3) == "nope"),)
+NULL = (FieldMap("ZZZ", 5, "Patient", "e", "ST[string]"),)
+
+
+def _apply(rows: tuple[FieldMap, ...]) -> dict[str, object]:
+    msg = parse_message(MSG)
+    seg = msg.segment("ZZZ")
+    assert seg is not None
+    return apply(rows, seg, {}, Context(msg, Options()))
+
+
+def test_list_path_takes_every_repetition() -> None:
+    """A ``[]`` path gains one item per repetition, under its parent elements."""
+    assert _apply(LIST) == {"a": {"b": ["A", "B"]}}
+
+
+def test_scalar_keeps_first_value() -> None:
+    """A scalar element keeps the value of the first row that sets it."""
+    assert _apply(FIRST_WINS) == {"c": "X"}
+
+
+def test_key_wraps_value_with_fixed_part() -> None:
+    """A row with ``key`` puts the value into ``{**fixed, key: value}``."""
+    assert _apply(KEYED) == {"ext": [{"url": "u", "valueString": "Z"}]}
+
+
+def test_condition_skips_row() -> None:
+    """A row whose ``when`` is false for the segment maps nothing."""
+    assert _apply(CONDITIONAL) == {}
+
+
+def test_null_value_maps_nothing() -> None:
+    """An HL7 null (``""``) maps nothing."""
+    assert _apply(NULL) == {}
