@@ -192,3 +192,10 @@ def test_arbitrary_bytes_parse_or_parse_error(data: bytes) -> None:
 def test_unescape_total(text: str, d: Delimiters, charset: str) -> None:
     """unescape accepts any text in any charset without raising."""
     assert isinstance(unescape(text, d, charset), str)
+
+
+def test_line_break_round_trips_when_dot_is_the_escape_character() -> None:
+    """With '.' as the escape character a line break is written as hex, not as the ambiguous '..br.'."""
+    d = Delimiters("|", "^", "~", ".", "&")
+    assert escape("a\nb", d) == "a.X0A.b"
+    assert unescape(escape("a\nb", d), d) == "a\nb"

@@ -245,8 +245,9 @@ def escape(text: str, d: Delimiters = DEFAULT_DELIMITERS) -> str:
         "\r": f"{esc}X0D{esc}",
         "\n": f"{esc}.br{esc}",
     }
-    if "." in (d.field, d.component, d.repetition, d.subcomponent, d.truncation):
-        table["\n"] = f"{esc}X0A{esc}"  # ``.br`` would be split on the delimiter
+    if "." in (esc, d.field, d.component, d.repetition, d.subcomponent, d.truncation):
+        # ``.br`` would be split on the delimiter, or read as an empty escape when ``.`` escapes.
+        table["\n"] = f"{esc}X0A{esc}"
     if d.truncation:
         table[d.truncation] = f"{esc}P{esc}"
     for absent in _ABSENT:
@@ -290,6 +291,11 @@ class Value:
             elif subcomponent != 1:
                 return ""
         return unescape(part, self._d, self._charset) if self._d.escape in part else part
+
+    @property
+    def level(self) -> int:
+        """0 for a field repetition (parts are components), 1 for a component (sub-components)."""
+        return self._level
 
     def component(self, position: int) -> Value:
         """Component ``position`` as a :class:`Value` whose parts are its sub-components."""
