@@ -13,6 +13,10 @@ target; :class:`KafkaDelivery` is everything around that, written once:
   published until Kafka acknowledges it;
 - the offset is committed only after delivery or after the dead letter is acknowledged.
 
+Kafka security (TLS, SASL) is one set of schema fields for every adapter, :func:`security_fields`
+(``security_protocol``, ``kafka_tls``, ``kafka_sasl``; see :mod:`pyheart.broker.kafka_security`),
+applied by :func:`idempotent_producer` and :func:`manual_commit_consumer`.
+
 Log events are ``<prefix>.kafka``, ``.fetch``, ``.commit``, ``.retry``, ``.delivered``,
 ``.dead_letter``, ``.dlq`` and ``.stop`` with the adapter's prefix (``mllp.sender``, ``fhir.sender``).
 """
@@ -32,6 +36,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 from pyheart.broker.config import validate_config
 from pyheart.broker.contracts import Header
 from pyheart.broker.errors import PluginConfigError, Stage
+from pyheart.broker.kafka_security import config_kwargs, explain_failures, security_fields
 from pyheart.broker.logs import SafeBoundLogger, get_logger
 from pyheart.broker.plugin import Plugin, PluginMetadata, PluginType
 
@@ -102,6 +107,7 @@ def consumer_fields(client_id: str) -> dict[str, Any]:
     """Schema fields of an adapter that consumes a topic and dead-letters what it cannot deliver."""
     return {
         "bootstrap_servers": dict(BOOTSTRAP_SERVERS_FIELD),
+        **security_fields(),
         "topic": {"type": "string", "required": True, "pattern": _TOPIC},
         "group_id": {"type": "string", "required": True, "min_length": 1},
         "dlq_topic": {
@@ -189,34 +195,50 @@ class DlqProducer(Protocol):
 ClientFactory = Callable[[dict[str, Any]], tuple[Consumer, DlqProducer]]
 
 
-def idempotent_producer(bootstrap_servers: str, client_id: str | None = None, **options: Any) -> Any:
+def idempotent_producer(
+    bootstrap_servers: str,
+    client_id: str | None = None,
+    *,
+    security: Mapping[str, Any] | None = None,
+    **options: Any,
+) -> Any:
     """An aiokafka producer that waits for every in-sync replica (``acks=all``) and is idempotent.
 
+    ``security`` is the adapter's checked config (its :func:`security_fields`; ``None``: PLAINTEXT);
     ``options`` go to ``AIOKafkaProducer`` as they are (``linger_ms``, ``max_request_size`` ...);
-    without ``client_id`` aiokafka's default is kept.
+    without ``client_id`` aiokafka's default is kept. Raises :class:`ConfigError` for broken
+    security settings, naming the field.
     """
     from aiokafka import AIOKafkaProducer  # no work at import time
 
     if client_id is not None:
         options["client_id"] = client_id
-    return AIOKafkaProducer(
-        bootstrap_servers=bootstrap_servers, acks="all", enable_idempotence=True, **options
+    secure = config_kwargs(security or {})
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap_servers, acks="all", enable_idempotence=True, **secure, **options
     )
+    return explain_failures(producer, bootstrap_servers, secure)
 
 
 def manual_commit_consumer(settings: Mapping[str, Any]) -> Consumer:
-    """An aiokafka consumer of ``settings['topic']``: manual commits, ``read_committed``."""
+    """An aiokafka consumer of ``settings['topic']``: manual commits, ``read_committed``, the config's security."""
     from aiokafka import AIOKafkaConsumer  # no work at import time
 
-    consumer: Consumer = AIOKafkaConsumer(
-        settings["topic"],
-        bootstrap_servers=settings["bootstrap_servers"],
-        group_id=settings["group_id"],
-        client_id=settings["client_id"],
-        enable_auto_commit=False,
-        auto_offset_reset=settings["auto_offset_reset"],
-        isolation_level="read_committed",
-        metadata_max_age_ms=settings["metadata_max_age_ms"],
+    secure = config_kwargs(settings)
+    consumer: Consumer = explain_failures(
+        AIOKafkaConsumer(
+            settings["topic"],
+            bootstrap_servers=settings["bootstrap_servers"],
+            group_id=settings["group_id"],
+            client_id=settings["client_id"],
+            enable_auto_commit=False,
+            auto_offset_reset=settings["auto_offset_reset"],
+            isolation_level="read_committed",
+            metadata_max_age_ms=settings["metadata_max_age_ms"],
+            **secure,
+        ),
+        settings["bootstrap_servers"],
+        secure,
     )
     return consumer
 
@@ -224,7 +246,9 @@ def manual_commit_consumer(settings: Mapping[str, Any]) -> Consumer:
 def kafka_clients(settings: dict[str, Any]) -> tuple[Consumer, DlqProducer]:
     """The real clients: a manual-commit aiokafka consumer and an idempotent ``acks=all`` producer."""
     consumer = manual_commit_consumer(settings)
-    producer: DlqProducer = idempotent_producer(settings["bootstrap_servers"], f"{settings['client_id']}-dlq")
+    producer: DlqProducer = idempotent_producer(
+        settings["bootstrap_servers"], f"{settings['client_id']}-dlq", security=settings
+    )
     return consumer, producer
 
 
@@ -430,6 +454,7 @@ class KafkaDelivery:
                     outcome="unavailable",
                     attempt=attempt,
                     error_type=type(exc).__name__,
+                    error_code=getattr(exc, "code", None),
                 )
                 for client in (consumer, producer):
                     with contextlib.suppress(Exception):
@@ -618,4 +643,5 @@ __all__ = [
     "idempotent_producer",
     "kafka_clients",
     "manual_commit_consumer",
+    "security_fields",
 ]

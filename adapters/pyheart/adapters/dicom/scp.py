@@ -26,7 +26,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID
 from pynetdicom import AE, AllStoragePresentationContexts, evt
 
-from pyheart.adapters._delivery import idempotent_producer
+from pyheart.adapters._delivery import idempotent_producer, security_fields
 from pyheart.broker.contracts import Format, Header
 from pyheart.broker.logs import get_logger
 from pyheart.broker.plugin import Plugin, PluginMetadata, PluginType
@@ -67,6 +67,7 @@ class DicomStoreScp(Plugin):
             author="PyHeart",
             config_schema={
                 "bootstrap_servers": {"type": "string", "required": True},
+                **security_fields(),
                 "topic": {"type": "string", "required": True, "pattern": r"^[A-Za-z0-9._-]{1,249}$"},
                 "ae_title": {"type": "string", "default": "PYHEART", "pattern": r"^[ -\[\]-~]{1,16}$"},
                 "host": {"type": "string", "default": "127.0.0.1"},
@@ -92,7 +93,7 @@ class DicomStoreScp(Plugin):
             return True
         self._loop = asyncio.get_running_loop()
         self._producer = idempotent_producer(
-            self.config["bootstrap_servers"], max_request_size=8 * 1024 * 1024
+            self.config["bootstrap_servers"], security=self.config, max_request_size=8 * 1024 * 1024
         )
         await self._producer.start()
         ae = AE(ae_title=self.config["ae_title"])

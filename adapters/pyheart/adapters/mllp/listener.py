@@ -52,7 +52,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pyheart.adapters._delivery import BOOTSTRAP_SERVERS_FIELD, idempotent_producer
+from pyheart.adapters._delivery import BOOTSTRAP_SERVERS_FIELD, idempotent_producer, security_fields
 from pyheart.adapters.mllp.ack import (
     AckError,
     AckMode,
@@ -97,6 +97,7 @@ LISTENER_SCHEMA: dict[str, Any] = {
     "host": {"type": "string", "default": "127.0.0.1", "description": "address to listen on"},
     "port": {"type": "integer", "default": 2575, "minimum": 0, "maximum": 65535, "description": "0: any"},
     "bootstrap_servers": BOOTSTRAP_SERVERS_FIELD,
+    **security_fields(),  # Kafka TLS / SASL (``tls`` below is the MLLP server's own TLS)
     "topic": {"type": "string", "required": True, "pattern": _TOPIC, "description": "accepted messages"},
     "reject_topic": {
         "type": "string",
@@ -171,10 +172,11 @@ ProducerFactory = Callable[[dict[str, Any]], Producer]
 
 
 def kafka_producer(settings: dict[str, Any]) -> Producer:
-    """The real producer: aiokafka, idempotent, ``acks=all``."""
+    """The real producer: aiokafka, idempotent, ``acks=all``, with the config's Kafka security."""
     producer: Producer = idempotent_producer(
         settings["bootstrap_servers"],
         settings["client_id"],
+        security=settings,
         linger_ms=settings["linger_ms"],
         request_timeout_ms=settings["kafka_request_timeout_ms"],
         max_request_size=settings["max_message_bytes"] + 65_536,
@@ -400,6 +402,7 @@ class MllpListener(Plugin):
                     outcome="unavailable",
                     attempt=attempt,
                     error_type=type(exc).__name__,
+                    error_code=getattr(exc, "code", None),
                     bootstrap_servers=self._settings["bootstrap_servers"],
                 )
                 with contextlib.suppress(Exception):

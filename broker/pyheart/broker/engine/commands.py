@@ -44,7 +44,7 @@ def check(settings: EngineSettings, env_paths: set[str]) -> list[Pipeline]:
     pipelines: list[Pipeline] = []
     problems: list[str] = []
     try:
-        AdapterHost(settings.adapters, settings.kafka.bootstrap_servers, env_paths)
+        AdapterHost(settings.adapters, settings.kafka, env_paths)
     except ConfigError as exc:
         problems.append(str(exc).removeprefix("invalid adapter configuration:\n  "))
     for index, p in enumerate(settings.pipelines):

@@ -28,6 +28,30 @@ An operator reads and writes this file, so it is small and explicit::
 Every ``${VAR}`` / ``${VAR:-default}`` is expanded first (all missing variables reported at once),
 unknown keys are rejected everywhere, and every error names its path (``pipelines[0].routes[1].topic``)
 and the rule, never the value.
+
+Secured clusters: ``kafka.security_protocol`` with a ``tls`` and/or ``sasl`` block; every engine client
+(pipelines, replay) and every adapter that leaves these out of its own config uses them::
+
+    kafka:
+      bootstrap_servers: kafka-1.hospital.example:9093
+      security_protocol: SASL_SSL          # PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL
+      tls:                                 # SSL / SASL_SSL: ca_file, or system_ca: true
+        ca_file: /etc/pyheart/kafka-ca.pem
+        cert_file: /etc/pyheart/client.pem # mutual TLS (optional): cert_file + key_file
+        key_file: /etc/pyheart/client.key
+        key_password: ${KAFKA_KEY_PASSWORD}
+        check_hostname: true
+      sasl:                                # SASL_PLAINTEXT / SASL_SSL
+        mechanism: SCRAM-SHA-512           # PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512
+        username: pyheart
+        password: ${KAFKA_PASSWORD}
+
+``sasl.password`` and ``tls.key_password`` are secrets: only ``${VAR}`` references are accepted in
+a file, and they stay masked (``Secret('**********')``) in reprs and dumps. Rules: SSL / SASL_SSL need
+``tls.ca_file`` or ``tls.system_ca: true``; SASL_* need ``sasl``; a ``tls`` block without SSL (or
+``sasl`` without SASL) is rejected rather than silently ignored; ``cert_file`` and ``key_file`` go
+together. Adapters take the same blocks as ``security_protocol`` / ``kafka_tls`` / ``kafka_sasl``
+(see :mod:`pyheart.broker.kafka_security`).
 """
 
 from __future__ import annotations
@@ -36,11 +60,28 @@ import os
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
-from pyheart.broker.config import expand_env, load_document
+from pyheart.broker.config import Secret, expand_env, load_document
 from pyheart.broker.contracts import Header
 from pyheart.broker.errors import ConfigError
+from pyheart.broker.kafka_security import (
+    KafkaSecurity,
+    SaslMechanism,
+    SaslSettings,
+    SecurityProtocol,
+    TlsSettings,
+)
 
 #: Topic events the engine raises; hooks map them to plugins and topics.
 EVENTS: tuple[str, ...] = (
@@ -67,12 +108,53 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _to_secret(value: Any) -> Secret:
+    if isinstance(value, Secret):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be a string")  # never the value itself
+    return Secret(value)
+
+
+#: A :class:`Secret` field: masked in repr and in JSON dumps.
+SecretField = Annotated[
+    Secret,
+    PlainValidator(_to_secret),
+    PlainSerializer(repr, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "writeOnly": True}),
+]
+
+#: Paths of the secret fields of the file (their values must come from ``${VAR}``).
+SECRET_PATHS: tuple[str, ...] = ("kafka.sasl.password", "kafka.tls.key_password")
+
+
+class KafkaTlsSettings(_Strict):
+    """TLS to the brokers: whom to trust (``ca_file`` or ``system_ca``) and, for mutual TLS, who we are."""
+
+    ca_file: str | None = None
+    system_ca: bool = False
+    cert_file: str | None = None
+    key_file: str | None = None
+    key_password: SecretField | None = None
+    check_hostname: bool = True
+
+
+class KafkaSaslSettings(_Strict):
+    """SASL credentials (PLAIN or SCRAM)."""
+
+    mechanism: SaslMechanism = "PLAIN"
+    username: Annotated[str, Field(min_length=1)]
+    password: SecretField
+
+
 class KafkaSettings(_Strict):
     """Connection and client settings shared by every pipeline."""
 
     bootstrap_servers: str = "localhost:9092"
     client_id: str = "pyheart"
-    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    tls: KafkaTlsSettings | None = None
+    sasl: KafkaSaslSettings | None = None
     session_timeout_ms: int = Field(default=10_000, ge=1_000)
     heartbeat_interval_ms: int = Field(default=3_000, ge=100)
     max_poll_interval_ms: int = Field(default=300_000, ge=1_000)
@@ -86,6 +168,34 @@ class KafkaSettings(_Strict):
     #: How often clients refresh topic metadata. aiokafka's 5-minute default leaves a consumer that
     #: subscribed before its topic existed (the normal case on a fresh cluster) idle for 5 minutes.
     metadata_max_age_ms: int = Field(default=10_000, ge=1_000)
+
+    @model_validator(mode="after")
+    def _security_rules(self) -> KafkaSettings:
+        issues = self.security().issues()
+        if issues:
+            raise ValueError("; ".join(str(issue) for issue in issues))
+        return self
+
+    def security(self) -> KafkaSecurity:
+        """The security settings, for :func:`pyheart.broker.kafka_security.client_kwargs`."""
+        tls = self.tls
+        sasl = self.sasl
+        return KafkaSecurity(
+            protocol=self.security_protocol,
+            tls=None
+            if tls is None
+            else TlsSettings(
+                ca_file=tls.ca_file,
+                cert_file=tls.cert_file,
+                key_file=tls.key_file,
+                key_password=tls.key_password,
+                check_hostname=tls.check_hostname,
+                system_ca=tls.system_ca,
+            ),
+            sasl=None
+            if sasl is None
+            else SaslSettings(username=sasl.username, password=sasl.password, mechanism=sasl.mechanism),
+        )
 
 
 class MetricsSettings(_Strict):
@@ -310,13 +420,31 @@ def _messages(exc: ValidationError, data: Any) -> list[str]:
     return lines
 
 
-def parse_settings(data: Mapping[str, Any]) -> EngineSettings:
-    """Validate an already expanded document; :class:`ConfigError` lists every problem with its path."""
+def _literal_secrets(data: Mapping[str, Any], env_paths: set[str]) -> list[str]:
+    lines = []
+    for path in SECRET_PATHS:
+        node: Any = data
+        for part in path.split("."):
+            node = node.get(part) if isinstance(node, Mapping) else None
+        if node is not None and not isinstance(node, Secret) and path not in env_paths:
+            lines.append(f"{path}: must be an environment reference such as ${{VAR}}, not a literal [secret]")
+    return lines
+
+
+def parse_settings(data: Mapping[str, Any], env_paths: set[str] | None = None) -> EngineSettings:
+    """Validate an already expanded document; :class:`ConfigError` lists every problem with its path.
+
+    ``env_paths`` (from :func:`~pyheart.broker.config.expand_env`) are the paths whose values came
+    from environment references; secrets must be among them. ``None``: built in code, not checked.
+    """
+    lines = [] if env_paths is None else _literal_secrets(data, env_paths)
     try:
-        return EngineSettings.model_validate(data)
+        settings = EngineSettings.model_validate(data)
     except ValidationError as exc:
-        lines = _messages(exc, data)
+        lines.extend(_messages(exc, data))
+    if lines:
         raise ConfigError("invalid engine configuration:\n  " + "\n  ".join(lines)) from None
+    return settings
 
 
 def load_settings(
@@ -325,7 +453,7 @@ def load_settings(
     """Read, expand and validate a configuration; returns the settings and the env-derived paths."""
     document = load_document(source)
     expanded = expand_env(document, environ)
-    return parse_settings(expanded.data), expanded.env_paths
+    return parse_settings(expanded.data, expanded.env_paths), expanded.env_paths
 
 
 __all__ = [
@@ -334,7 +462,9 @@ __all__ = [
     "EngineSettings",
     "HookTarget",
     "InputSettings",
+    "KafkaSaslSettings",
     "KafkaSettings",
+    "KafkaTlsSettings",
     "KeySettings",
     "MetricsSettings",
     "PipelineSettings",

@@ -8,6 +8,11 @@ Delivery settings: producers are idempotent with ``acks=all``; consumers never a
 runtime commits after every output of a message is acknowledged). Exactly-once pipelines use a
 transactional producer whose id is stable per pipeline and worker instance, so a restarted worker
 fences its predecessor and aborts its open transaction at once, and ``read_committed`` consumers.
+
+Security (TLS, SASL) comes from ``kafka.security_protocol`` / ``tls`` / ``sasl`` through
+:func:`pyheart.broker.kafka_security.client_kwargs`, the same for every client; the TLS context is
+built once per :class:`KafkaClients`. A failed authentication becomes a non-retriable
+:class:`TransportError` with code ``kafka-auth`` that names the settings to check, never a value.
 """
 
 from __future__ import annotations
@@ -18,11 +23,18 @@ from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.errors import KafkaError, KafkaTimeoutError
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import (
+    AuthenticationFailedError,
+    KafkaError,
+    KafkaTimeoutError,
+    SaslAuthenticationFailed,
+)
 from aiokafka.structs import TopicPartition
 
 from pyheart.broker.engine.config import KafkaSettings
 from pyheart.broker.errors import TransportError
+from pyheart.broker.kafka_security import client_kwargs, explain_failures
 
 
 class ConsumerLike(Protocol):
@@ -74,12 +86,19 @@ class KafkaClients:
 
     def __init__(self, settings: KafkaSettings) -> None:
         self.settings = settings
+        self._security: dict[str, Any] | None = None
+
+    def security(self) -> dict[str, Any]:
+        """The security keyword arguments of every client (raises :class:`ConfigError` naming the field)."""
+        if self._security is None:
+            self._security = client_kwargs(self.settings.security(), "kafka")
+        return dict(self._security)
 
     def _common(self) -> dict[str, Any]:
         s = self.settings
         return {
             "bootstrap_servers": s.bootstrap_servers,
-            "security_protocol": s.security_protocol,
+            **self.security(),
             "request_timeout_ms": s.request_timeout_ms,
             "metadata_max_age_ms": s.metadata_max_age_ms,
         }
@@ -87,7 +106,7 @@ class KafkaClients:
     def consumer(self, *, group_id: str | None, read_committed: bool, client_id: str) -> ConsumerLike:
         """An aiokafka consumer that never auto-commits."""
         s = self.settings
-        return AIOKafkaConsumer(  # type: ignore[no-any-return]
+        consumer = AIOKafkaConsumer(
             **self._common(),
             group_id=group_id,
             client_id=client_id,
@@ -99,11 +118,12 @@ class KafkaClients:
             max_poll_interval_ms=s.max_poll_interval_ms,
             max_partition_fetch_bytes=max(1_048_576, s.max_batch_size),
         )
+        return self._explained(consumer)  # type: ignore[no-any-return]
 
     def producer(self, *, transactional_id: str | None, client_id: str) -> ProducerLike:
         """An idempotent aiokafka producer with ``acks=all`` (transactional when an id is given)."""
         s = self.settings
-        return AIOKafkaProducer(  # type: ignore[no-any-return]
+        producer = AIOKafkaProducer(
             **self._common(),
             client_id=client_id,
             acks="all",
@@ -113,13 +133,38 @@ class KafkaClients:
             transactional_id=transactional_id,
             transaction_timeout_ms=s.transaction_timeout_ms,
         )
+        return self._explained(producer)  # type: ignore[no-any-return]
+
+    def admin(self, *, client_id: str) -> AIOKafkaAdminClient:
+        """An aiokafka admin client with the same connection and security settings."""
+        s = self.settings
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=s.bootstrap_servers,
+            **self.security(),
+            client_id=client_id,
+            request_timeout_ms=s.request_timeout_ms,
+            metadata_max_age_ms=s.metadata_max_age_ms,
+        )
+        return self._explained(admin)
+
+    def _explained(self, client: Any) -> Any:
+        """``client`` whose failed ``start()`` names the security settings when they are the cause."""
+        return explain_failures(client, self.settings.bootstrap_servers, self.security(), "kafka")
 
 
 def as_transport_error(exc: BaseException) -> TransportError:
     """A client exception as a :class:`TransportError` whose ``retriable`` follows the client's."""
     if isinstance(exc, TransportError):
         return exc
-    if isinstance(exc, KafkaError):
+    if isinstance(exc, (SaslAuthenticationFailed, AuthenticationFailedError)):
+        # The broker's reason text is dropped: it may echo the user name.
+        err = TransportError(
+            f"kafka: authentication failed ({type(exc).__name__}): check kafka.sasl "
+            "(mechanism, username, password) and security_protocol",
+            retriable=False,
+            code="kafka-auth",
+        )
+    elif isinstance(exc, KafkaError):
         # A delivery timeout is worth another try with the idempotent producer (aiokafka says no).
         retriable = bool(getattr(exc, "retriable", False)) or isinstance(exc, KafkaTimeoutError)
         err = TransportError(f"kafka: {type(exc).__name__}", retriable=retriable, code="kafka-error")

@@ -27,6 +27,7 @@ from pyheart.broker.engine.envelope import ERROR_HEADERS, coordinates, decode_he
 from pyheart.broker.engine.kafka_io import KafkaClients, as_transport_error
 from pyheart.broker.engine.pipeline import Pipeline
 from pyheart.broker.errors import ConfigError, TransportError
+from pyheart.broker.kafka_security import explain_failures
 from pyheart.broker.logs import get_logger
 
 _audit = get_logger("pyheart.audit")
@@ -159,19 +160,25 @@ async def replay(
         **who,
     )
     report = ReplayReport()
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=kafka.bootstrap_servers,
-        security_protocol=kafka.security_protocol,
-        group_id=None,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        client_id=f"{kafka.client_id}-replay",
+    clients = KafkaClients(kafka)
+    consumer = explain_failures(
+        AIOKafkaConsumer(
+            bootstrap_servers=kafka.bootstrap_servers,
+            **clients.security(),
+            group_id=None,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            client_id=f"{kafka.client_id}-replay",
+        ),
+        kafka.bootstrap_servers,
+        clients.security(),
+        "kafka",
     )
     producer = None
     started_pipeline = False
     try:
         await consumer.start()
-        producer = KafkaClients(kafka).producer(transactional_id=None, client_id=f"{kafka.client_id}-replay")
+        producer = clients.producer(transactional_id=None, client_id=f"{kafka.client_id}-replay")
         await producer.start()
         if selection.topic not in await consumer.topics():
             raise ConfigError(f"topic '{selection.topic}' does not exist")

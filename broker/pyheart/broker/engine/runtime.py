@@ -21,6 +21,7 @@ are cleaned up.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import collections
 import contextlib
 import fcntl
@@ -90,6 +91,7 @@ def default_instance_id() -> str:
     base = os.environ.get("PYHEART_RUNTIME_DIR") or os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
     instance, handle = claim_instance_id(Path(base) / "pyheart-instances")
     _HELD_SLOTS.append(handle)  # held until the process exits
+    atexit.register(handle.close)  # closed explicitly at exit (the kernel releases it on a crash anyway)
     return instance
 
 
@@ -662,9 +664,7 @@ class Engine:
             )
             for i, p in chosen
         ]
-        self.adapters = AdapterHost(
-            [a for a in settings.adapters if not only], settings.kafka.bootstrap_servers, env_paths
-        )
+        self.adapters = AdapterHost([a for a in settings.adapters if not only], settings.kafka, env_paths)
         self.http: HttpEndpoint | None = None
         if serve_metrics and settings.metrics.enabled:
             self.http = HttpEndpoint(
