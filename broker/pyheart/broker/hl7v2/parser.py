@@ -280,17 +280,22 @@ class Value:
 
     def get(self, position: int = 1, subcomponent: int = 1) -> str:
         """The decoded text at ``position`` (1-based) and, for a repetition, its ``subcomponent``."""
-        parts = self._split()
+        parts = self._parts
+        if parts is None:
+            parts = self._split()
         if position < 1 or position > len(parts):
             return ""
         part = parts[position - 1]
+        if not part:
+            return ""
+        d = self._d
         if self._level == 0:
-            if self._d.subcomponent in part:
-                subs = part.split(self._d.subcomponent)
+            if d.subcomponent in part:
+                subs = part.split(d.subcomponent)
                 part = subs[subcomponent - 1] if 1 <= subcomponent <= len(subs) else ""
             elif subcomponent != 1:
                 return ""
-        return unescape(part, self._d, self._charset) if self._d.escape in part else part
+        return unescape(part, d, self._charset) if d.escape in part else part
 
     @property
     def level(self) -> int:
@@ -367,6 +372,12 @@ class Segment:
     def fields(self) -> list[str]:
         """Every field as written, the name first (a copy)."""
         return list(self._split())
+
+    def raw_fields(self) -> list[str]:
+        """Every field as written, the name first: the segment's own list, not a copy (for
+        readers that scan many fields; never change it)."""
+        fields = self._fields
+        return fields if fields is not None else self._split()
 
     def raw(self, n: int) -> str:
         """Field ``n`` exactly as written (escapes and delimiters intact)."""

@@ -29,6 +29,11 @@ Choices (documented here because the IG leaves them open)
       a server that must keep its other data should apply that entry as a PATCH.
     - Results: Observations without OBX-21 are identified by filler order + OBX-3 + OBX-4 (+ set
       id), so a corrected result updates the same Observation; OBX-11/OBR-25 give the status.
+    - Speed: what a feed repeats is built once and kept across messages, per conversion settings
+      and bounded in size: coded values, the resources built for practitioners, organisations
+      and locations (replayed into each bundle as a fresh build would add them), the parts of a
+      CX after its value, and the MessageHeader of a sender's header. Kept as JSON, so no two
+      bundles share an object; patient data (names, addresses, telecoms) is not kept.
 
 Commands
     ``python -m pyheart.transformers.hl7v2_fhir.conformance [--json] [--missed] [--detail TYPE]``

@@ -9,14 +9,18 @@ identifier get an id from the sender, the message control id and the segment pos
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
-from pyheart.broker.hl7v2 import Hl7Message, Segment, Value
+import orjson
+
+from pyheart.broker.hl7v2 import Delimiters, Hl7Message, Segment, Value
 from pyheart.transformers.hl7v2_fhir import datatypes as dt
-from pyheart.transformers.hl7v2_fhir.ids import identifier_id, resource_id
+from pyheart.transformers.hl7v2_fhir.ids import identifier_id, message_resource_id, resource_id
 
 Json = dict[str, Any]
 
@@ -71,15 +75,36 @@ class Context:
         #: Per-message memo of resource-creating datatype maps (see datatypes._memo).
         self.memo: dict[tuple[object, ...], Any] = {}
         self.charset = msg.charset
+        #: Coded-map results kept across messages (see datatypes.coded_cache).
+        self.coded = dt.coded_cache(self)
         #: Scope for ids of things only unique per sender (locations, unidentified orgs).
         self.scope = f"{msh.get(3)}^{msh.get(4)}"
         self.transaction = options.bundle_type == "transaction"
         self.entries: dict[str, Entry] = {}
         #: The sender's identifier system, used for identifiers without an assigning authority.
-        self.sender_system = dt.hd_system(msh.value(4), self) or dt.hd_system(msh.value(3), self)
+        self.sender_system = _sender_system(
+            msh.value(4).raw, msh.value(3).raw, self.delimiters, self.charset, self.system_base
+        )
         self.patient: Json | None = None
         self.patient_ref: Json | None = None
         self.encounter_ref: Json | None = None
+        #: Puts of the build being recorded (see :meth:`replay`), else None.
+        self.recording: list[tuple[str, str, Json, tuple[str, str] | None, bytes]] | None = None
+        #: Memo entries set by the build being recorded: (memo key, index of its put).
+        self.marks: list[tuple[tuple[object, ...], int]] = []
+        self.recipes = _recipes(
+            (
+                self.delimiters,
+                self.charset,
+                self.system_base,
+                self.code_system_base,
+                self.default_tz,
+                self.sender_system,
+                self.scope,
+                self.transaction,
+                options.assigner_organizations,
+            )
+        )
 
     # ------------------------------------------------------------------------------- entries
     def ref(self, rtype: str, rid: str) -> Json:
@@ -102,7 +127,7 @@ class Context:
             ident_key = (system, ident["value"])
             rid = identifier_id(rtype, system, ident["value"])
         else:
-            rid = resource_id(rtype, self.scope, self.control_id, *key)
+            rid = message_resource_id(rtype, self.scope, self.control_id, *key)
         return self._put(rtype, rid, resource, ident_key)
 
     def add_shared(self, resource: Json, rid: str) -> Json:
@@ -110,40 +135,111 @@ class Context:
         return self._put(resource["resourceType"], rid, resource, None)
 
     def _put(self, rtype: str, rid: str, resource: Json, ident: tuple[str, str] | None) -> Json:
-        found = self.entries.get(rid)
+        if self.recording is not None:
+            self.recording.append((rtype, rid, resource, ident, orjson.dumps(resource)))
+        entries = self.entries
+        found = entries.get(rid)
         if found is None:
-            self.entries[rid] = Entry(rtype, rid, resource, ident)
+            entries[rid] = Entry(rtype, rid, resource, ident)
         elif found.resource is not resource:
             target = found.resource
             for k, v in resource.items():
                 if k not in target and not _choice_taken(target, k):
                     target[k] = v
-        return self.ref(rtype, rid)
+        if self.transaction:  # self.ref(), inlined: every resource added comes through here
+            return {"reference": f"urn:uuid:{rid}"}
+        return {"reference": f"{rtype}/{rid}"}
 
     def bundle(self, bundle_id: str) -> Json:
         """The finished Bundle."""
-        entries = []
+        entries: list[Json] = []
+        append = entries.append
+        transaction = self.transaction
         for e in self.entries.values():
             res = e.resource
-            if self.transaction and e.ident is not None and e.ident[0]:
-                system, value = e.ident
-                url = f"{e.rtype}?identifier={_q(system)}|{_q(value)}"
+            rid = e.rid
+            ident = e.ident
+            if transaction and ident is not None and ident[0]:
+                url = f"{e.rtype}?identifier={_q(ident[0])}|{_q(ident[1])}"
                 res.pop("id", None)
             else:
-                url = f"{e.rtype}/{e.rid}"
-                res["id"] = e.rid
-            entries.append(
-                {
-                    "fullUrl": f"urn:uuid:{e.rid}",
-                    "resource": res,
-                    "request": {"method": "PUT", "url": url},
-                }
-            )
+                url = f"{e.rtype}/{rid}"
+                res["id"] = rid
+            append({"fullUrl": f"urn:uuid:{rid}", "resource": res, "request": {"method": "PUT", "url": url}})
         return {"resourceType": "Bundle", "id": bundle_id, "type": self.options.bundle_type, "entry": entries}
 
     # ---------------------------------------------------------------------- shared resources
+    def _replay(self, kind: str, v: Value, build: Callable[[Value], Json | None]) -> Json | None:
+        """``build(v)``, which adds shared resources (practitioners, organisations, locations)
+        and returns a Reference, replayed when the same value was built under the same settings
+        in an earlier message: the same doctors, facilities and wards recur in every message of
+        a feed (see :meth:`replay`)."""
+        if self.recording is not None:
+            return build(v)  # part of an enclosing build, which records these puts
+        return self.replay((kind, v.raw, v.level), lambda: build(v))
+
+    def replay(self, key: tuple[object, ...], build: Callable[[], Json | None]) -> Json | None:
+        """``build()``, whose result and the resources it adds depend only on ``key`` and this
+        context's settings, replayed when an earlier message built the same ``key``. What is
+        kept is the JSON of each resource added (as added and as left) and of the result, so
+        every message gets its own objects, merged into its bundle exactly as a fresh build
+        would. Inside another build, ``build()`` simply runs (the outer one records)."""
+        if self.recording is not None:
+            return build()
+        kept = self.recipes.get(key)
+        if kept is not None:
+            puts, result, marks = kept
+            objs: list[Json] = []
+            refs: list[Json] = []
+            entries = self.entries
+            for rtype, rid, as_added, as_left, ident, same in puts:
+                if same >= 0:
+                    res = objs[same]
+                elif rid in entries:
+                    res = orjson.loads(as_added)  # merged: the keys it had when added count
+                else:
+                    res = orjson.loads(as_left)
+                objs.append(res)
+                refs.append(self._put(rtype, rid, res, ident))
+            for memo_key, index in marks:
+                self.memo[memo_key] = refs[index]
+            if result is None:
+                return None
+            return refs[-1] if result is _LAST_REF else orjson.loads(result)
+        rec: list[tuple[str, str, Json, tuple[str, str] | None, bytes]] = []
+        self.recording = rec
+        self.marks = []
+        try:
+            out = build()
+        finally:
+            self.recording = None
+        recipe: list[Recipe] = []
+        first: dict[int, int] = {}
+        for rtype, rid, res, ident, as_added in rec:
+            same = first.setdefault(id(res), len(recipe))
+            recipe.append(
+                (rtype, rid, as_added, orjson.dumps(res), ident, same if same < len(recipe) else -1)
+            )
+        if out is None:
+            kept_out = None
+        elif rec and out == self.ref(rec[-1][0], rec[-1][1]):
+            kept_out = _LAST_REF  # the usual result: a reference to the last resource added
+        else:
+            kept_out = orjson.dumps(out)
+        self.keep(key, (tuple(recipe), kept_out, tuple(self.marks)))
+        return out
+
+    def keep(self, key: tuple[object, ...], value: object) -> None:
+        """Keep ``value`` for later messages under these settings (a bounded store)."""
+        if len(self.recipes) > _RECIPES_MAX:
+            self.recipes.clear()
+        self.recipes[key] = value
+
     def practitioner_from_xcn(self, v: Value) -> Json | None:
         """XCN -> Practitioner (IG ``XCN[Practitioner]``), added once per id; returns a Reference."""
+        return self._replay("XCN", v, self._practitioner_from_xcn)
+
+    def _practitioner_from_xcn(self, v: Value) -> Json | None:
         c = dt.comps(v, self)
         ident_value = c[1]
         name = _xcn_name(c, self)
@@ -200,13 +296,25 @@ class Context:
 
     def organization_from_hd(self, v: Value) -> Json | None:
         """HD (as a field repetition or a component) -> Organization (IG ``HD[Organization]``)."""
+        # The raw text alone is ambiguous (a field repetition or a component); with the level
+        # it decides every element built. A build being recorded must add the Organization
+        # itself (a later message replays it without this one's memo), so it skips the memo.
+        memo_key = ("HD", v.raw, v.level)
+        if self.recording is None:
+            hit = self.memo.get(memo_key)
+            if hit is not None:
+                return hit  # type: ignore[no-any-return]
+        ref = self._replay("HD", v, self._organization_from_hd)
+        if ref is not None:
+            self.memo[memo_key] = ref
+            if self.recording is not None:
+                # Inside a recorded build: its replays set this memo entry too (to the
+                # reference of the Organization just added).
+                self.marks.append((memo_key, len(self.recording) - 1))
+        return ref
+
+    def _organization_from_hd(self, v: Value) -> Json | None:
         uid = v.get(2)
-        # The raw text alone is ambiguous (a field repetition or a component); with HD.2 it
-        # decides every element built below.
-        memo_key = ("HD", v.raw, uid)
-        hit = self.memo.get(memo_key)
-        if hit is not None:
-            return hit  # type: ignore[no-any-return]
         ns, kind = v.get(1), v.get(3)
         if not (ns or uid):
             return None
@@ -219,8 +327,7 @@ class Context:
             idents.append(self._universal_identifier(uid, kind))
         res["identifier"] = idents
         rid = resource_id("Organization", "HD", ns, uid)
-        ref = self.memo[memo_key] = self._put("Organization", rid, res, None)
-        return ref
+        return self._put("Organization", rid, res, None)
 
     def _universal_identifier(self, uid: str, kind: str) -> Json:
         """An HD universal id (HD.2) with its type (HD.3) as an Identifier."""
@@ -236,6 +343,9 @@ class Context:
 
     def organization_from_xon(self, v: Value) -> Json | None:
         """XON -> Organization (IG ``XON[Organization]``)."""
+        return self._replay("XON", v, self._organization_from_xon)
+
+    def _organization_from_xon(self, v: Value) -> Json | None:
         name = v.get(1)
         ident_value = v.get(10) or v.get(3)
         if not (name or ident_value):
@@ -269,6 +379,9 @@ class Context:
     def location_from_pl(self, v: Value) -> Json | None:
         """PL -> Locations (IG ``PL[Location]``): facility (si) > building (bu) > floor (lvl) >
         point of care > room (ro) > bed (bd), each ``partOf`` the next valued level up."""
+        return self._replay("PL", v, self._location_from_pl)
+
+    def _location_from_pl(self, v: Value) -> Json | None:
         levels = (
             (4, "si", "Site"),
             (7, "bu", "Building"),
@@ -319,6 +432,39 @@ class Context:
         return {**ident, "system": self.sender_system}
 
 
+@lru_cache(maxsize=256)
+def _sender_system(msh4: str, msh3: str, d: Delimiters, charset: str, system_base: str) -> str | None:
+    """The identifier system of the sender (MSH-4, else MSH-3, as HD uris); senders recur."""
+    for raw in (msh4, msh3):
+        v = Value(raw, d, 0, charset)
+        system = dt.hd_uri(v.get(1), v.get(2), v.get(3).upper(), system_base)
+        if system:
+            return system
+    return None
+
+
+#: One added resource of a recorded build: type, id, JSON as added and as left, identifier,
+#: and the index of an earlier put of the same object (-1: none).
+Recipe = tuple[str, str, bytes, bytes, tuple[str, str] | None, int]
+#: Kept builds (see :meth:`Context.replay`) and other results that depend only on the settings
+#: (e.g. the parts of a CX after its value): per settings, by key.
+_RECIPES: dict[tuple[object, ...], dict[tuple[object, ...], Any]] = {}
+_RECIPES_MAX = 4096
+#: Kept result of a build that returned the reference to the last resource it added.
+_LAST_REF = b"<last ref>"
+
+
+def _recipes(settings: tuple[object, ...]) -> dict[tuple[object, ...], Any]:
+    """The recorded shared-resource builds for messages converted under ``settings`` (every
+    context value those builds read: delimiters, charset, bases, zone, sender, bundle type)."""
+    found = _RECIPES.get(settings)
+    if found is None:
+        if len(_RECIPES) > 32:  # bounded memory: at most 33 x 4097 kept builds
+            _RECIPES.clear()
+        found = _RECIPES[settings] = {}
+    return found
+
+
 _CHOICES = (
     "value",
     "effective",
@@ -345,8 +491,14 @@ def _choice_taken(res: Json, key: str) -> bool:
     return False
 
 
+#: What ``quote(text, safe=":/.-_~@")`` leaves as it is (identifier values nearly always).
+_UNQUOTED = re.compile(r"[A-Za-z0-9_.\-~:/@]*")
+
+
 @lru_cache(maxsize=4096)
 def _q(text: str) -> str:
+    if _UNQUOTED.fullmatch(text):
+        return text  # what quote() gives, without its cost (a new patient id is a miss)
     return quote(text, safe=":/.-_~@")
 
 

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from pyheart.broker.errors import TransformError
 from pyheart.broker.hl7v2 import Hl7Message, Segment, Value
 from pyheart.transformers.hl7v2_fhir import datatypes as dt
 from pyheart.transformers.hl7v2_fhir import fieldmaps as fm
 from pyheart.transformers.hl7v2_fhir.context import Context, Options
-from pyheart.transformers.hl7v2_fhir.ids import resource_id
+from pyheart.transformers.hl7v2_fhir.ids import message_resource_id, resource_id
 
 Json = dict[str, Any]
 
@@ -94,6 +94,8 @@ class State:
         self._names: list[str] | None = None
         #: The order group resource the OBX results belong to, with its first identifier.
         self.group_ident: tuple[Json | None, Json | None] = (None, None)
+        #: Provenances waiting for their target (set once the message is walked).
+        self.pending_targets: list[Json] = []
 
     def segment_names(self, ctx: Context) -> list[str]:
         """The message's segment ids in order (by ``Segment.index``), listed once."""
@@ -207,6 +209,8 @@ def _birth_time(ctx: Context, seg: Segment, res: Json) -> None:
 
 def _animal_breed(ctx: Context, seg: Segment, res: Json) -> None:
     """PID-36 breed -> patient-animal.breed (PID-35 species is a declared field map)."""
+    if not seg.raw(36):
+        return
     breed = dt.cwe_codeable_concept(seg.value(36), ctx)
     if breed is None:
         return
@@ -691,7 +695,7 @@ def _order_provenance(ctx: Context, orc: Segment, target: Json) -> None:
     if recorded is None:
         return  # Provenance.recorded is a required instant
     agents: list[Json] = []
-    fields = orc.fields
+    fields = orc.raw_fields()
     width = len(fields)
     for field, code in ((10, "enterer"), (11, "verifier"), (12, "author"), (19, "performer")):
         if field < width and fields[field] not in ("", '""'):
@@ -744,7 +748,7 @@ def h_obr(ctx: Context, seg: Segment, st: State) -> None:
 
 def h_obx(ctx: Context, seg: Segment, st: State) -> None:
     """OBX -> Observation (document content in MDM; DiagnosticReport.presentedForm for ED)."""
-    fields = seg.fields
+    fields = seg.raw_fields()
     vtype = fields[2].upper() if len(fields) > 2 else ""
     if st.family == "MDM" and st.document is not None:
         _document_content(seg, vtype, st.document)
@@ -816,7 +820,7 @@ def _observation_roles(ctx: Context, seg: Segment, res: Json) -> None:
     """IG OBX-16 (responsible observer) and OBX-25 (medical director, of the OBX-23
     organisation) -> performer PractitionerRoles; OBX-18 device, OBX-24 performing organisation
     address, OBX-29 category, OBX-33 specimen."""
-    fields = seg.fields
+    fields = seg.raw_fields()
     if len(fields) <= 16:
         return  # none of these fields is present (most OBX stop at OBX-14)
     fields = [f if f != '""' else "" for f in fields] + _EMPTY_FIELDS
@@ -887,6 +891,17 @@ def _rid_of(ctx: Context, res: Json) -> str:
 
 
 def _observation_value(ctx: Context, seg: Segment, vtype: str, res: Json) -> None:
+    if vtype == "NM":
+        # The usual result: a plain number, read from the field text (no Value objects).
+        raw = seg.raw(5)
+        delims = ctx.delimiters
+        if not any(
+            c in raw for c in (delims.repetition, delims.component, delims.subcomponent, delims.escape)
+        ):
+            n = dt.number(raw)
+            if n is not None:
+                res["valueQuantity"] = {"value": n, **dt.cwe_quantity_unit(seg.value(6), ctx)}
+                return
     reps = seg.reps(5)
     if not reps:
         return
@@ -1574,6 +1589,7 @@ def h_evn(ctx: Context, seg: Segment, st: State) -> None:
             }
         ]
     res["_pending_target"] = True
+    st.pending_targets.append(res)
     ctx.add(res, key=("EVN", str(seg.index)))
 
 
@@ -1619,6 +1635,15 @@ HANDLERS: dict[str, Handler] = {
 
 def message_header(ctx: Context, st: State) -> Json:
     """MSH -> MessageHeader (IG ``MSH[MessageHeader]``)."""
+    # Built from MSH (but MSH-7 and MSH-10) and the first SFT, which a sender repeats in every
+    # message: replayed from an earlier message with the same header (see Context.replay).
+    fields = ctx.msg.msh.raw_fields()
+    software = ctx.msg.segment("SFT")
+    key = ("MSH", *fields[:7], *fields[8:10], *fields[11:], software.to_er7() if software else None)
+    return cast(Json, ctx.replay(key, lambda: _message_header(ctx)))
+
+
+def _message_header(ctx: Context) -> Json:
     msh = ctx.msg.msh
     res = fm.apply(fm.MSH, msh, _new("MessageHeader"), ctx)
     if "eventCoding" not in res:
@@ -1796,12 +1821,10 @@ def convert_message(msg: Hl7Message, options: Options | None = None) -> Json:
             if ref not in seen:
                 seen.append(ref)
         header["focus"] = seen
-    for e in ctx.entries.values():
-        if e.resource.pop("_pending_target", False):
-            e.resource["target"] = (
-                [header_ref] if header_ref else list(st.focus[:1]) or [{"display": "message"}]
-            )
-    bundle = ctx.bundle(resource_id("Bundle", ctx.scope, ctx.control_id, msg.msh.get(7)))
+    for pending in st.pending_targets:
+        if pending.pop("_pending_target", False):
+            pending["target"] = [header_ref] if header_ref else list(st.focus[:1]) or [{"display": "message"}]
+    bundle = ctx.bundle(message_resource_id("Bundle", ctx.scope, ctx.control_id, msg.msh.get(7)))
     ts = dt.instant(msg.msh.get(7), ctx.default_tz)
     if ts:
         bundle["timestamp"] = ts

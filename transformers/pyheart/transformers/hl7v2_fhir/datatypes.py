@@ -14,6 +14,8 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from pyheart.broker.hl7v2 import Value, unescape
 from pyheart.transformers.hl7v2_fhir._vocab import V2_TABLES, VOCAB
 from pyheart.transformers.hl7v2_fhir.ids import resource_id
@@ -624,6 +626,13 @@ def hd_system_of(comp: Value, ctx: Context) -> str | None:
 
 
 def _hd_uri(ns: str, uid: str, kind: str, ctx: Context) -> str | None:
+    return hd_uri(ns, uid, kind, ctx.system_base)
+
+
+@lru_cache(maxsize=4096)
+def hd_uri(ns: str, uid: str, kind: str, system_base: str) -> str | None:
+    """The uri of an HD from its namespace id, universal id and (upper-case) id type, with
+    ``system_base`` as the prefix of local namespaces (assigning authorities recur: cached)."""
     if uid:
         if kind == "ISO" or re.fullmatch(r"\d+(\.\d+)+", uid):
             return "urn:oid:" + uid
@@ -632,11 +641,11 @@ def _hd_uri(ns: str, uid: str, kind: str, ctx: Context) -> str | None:
         if kind in ("URI", "URL") or uid.startswith(("http://", "https://", "urn:")):
             return _URI_UNSAFE.sub("_", uid)
         if not ns:
-            return ctx.system_base + _URI_UNSAFE.sub("_", uid)
+            return system_base + _URI_UNSAFE.sub("_", uid)
     if ns:
         if ns.startswith(("http://", "https://", "urn:")):
             return _URI_UNSAFE.sub("_", ns)
-        return ctx.system_base + _URI_UNSAFE.sub("_", ns)
+        return system_base + _URI_UNSAFE.sub("_", ns)
     return None
 
 
@@ -656,6 +665,52 @@ def cx_identifier(v: Value, ctx: Context, vocab: str | None = None) -> Json | No
     value = c[1]
     if not value:
         return None
+    if v.level != 0:
+        return _cx_identifier(v, ctx, c)
+    # Everything but the value comes from CX.2 onwards, which recurs (the same authority and
+    # type on every identifier of a sender): kept across messages as JSON, rebuilt in order.
+    d = ctx.delimiters
+    raw = v.raw
+    cut = raw.find(d.component)
+    key = ("CX", raw[cut:] if cut >= 0 else "")
+    kept = ctx.recipes.get(key)
+    if kept is None:
+        out = _cx_identifier(v, ctx, c)
+        facility = _cx_facility(v)
+        kept = (
+            out.get("system"),
+            *(orjson.dumps(out[k]) if k in out else None for k in ("type", "period", "extension")),
+            facility.raw if facility is not None else None,
+        )
+        ctx.keep(key, kept)
+        return out
+    system, id_type, period, ext, facility_raw = kept
+    out = {}
+    if system:
+        out["system"] = system
+    out["value"] = value
+    if id_type is not None:
+        out["type"] = orjson.loads(id_type)
+    if period is not None:
+        out["period"] = orjson.loads(period)
+    if ext is not None:
+        out["extension"] = orjson.loads(ext)
+    if facility_raw is not None:
+        ref = ctx.assigner(Value(facility_raw, d, 1, ctx.charset))
+        if ref:
+            out["assigner"] = ref
+    return out
+
+
+def _cx_facility(v: Value) -> Value | None:
+    """The assigning authority (CX.4) or facility (CX.6) that makes a CX's assigner."""
+    authority = v.component(4)
+    facility = authority if (authority.get(1) or authority.get(2)) else v.component(6)
+    return facility if facility.get(1) or facility.get(2) else None
+
+
+def _cx_identifier(v: Value, ctx: Context, c: list[str]) -> Json:
+    value = c[1]
     out: Json = {}
     authority = v.component(4)
     system = hd_system_of(authority, ctx) if authority else None
@@ -673,8 +728,8 @@ def cx_identifier(v: Value, ctx: Context, vocab: str | None = None) -> Json | No
             {"url": "http://hl7.org/fhir/StructureDefinition/identifier-checkDigit", "valueString": c[2]}
         ]
     # IG: CX.4 -> assigner(Organization) through HD[Organization]; CX.6 when CX.4 is empty.
-    facility = authority if (authority.get(1) or authority.get(2)) else v.component(6)
-    if facility.get(1) or facility.get(2):
+    facility = _cx_facility(v)
+    if facility is not None:
         ref = ctx.assigner(facility)
         if ref:
             out["assigner"] = ref
@@ -799,7 +854,8 @@ def _memo(fn: DatatypeMap) -> DatatypeMap:
 
     def wrapper(v: Value, ctx: Context, vocab: str | None = None) -> Any:
         key = (fn, v.raw)
-        hit = ctx.memo.get(key)
+        # A build being recorded (Context.replay) must add its resources itself: no memo then.
+        hit = ctx.memo.get(key) if ctx.recording is None else None
         if hit is None:
             hit = ctx.memo[key] = fn(v, ctx, vocab)
         return hit
@@ -808,21 +864,114 @@ def _memo(fn: DatatypeMap) -> DatatypeMap:
     return wrapper
 
 
+#: Results of the coded maps across messages, per (delimiters, charset, code-system base):
+#: ``None``, a code, or the JSON bytes of the value. Codes and units recur in every message of a
+#: feed; the bytes give each message its own copy (``orjson.loads`` is cheaper than the map).
+_CODED: dict[tuple[object, ...], dict[tuple[object, ...], str | bytes | None]] = {}
+_CODED_MAX = 8192
+
+
+def coded_cache(ctx: Context) -> dict[tuple[object, ...], str | bytes | None]:
+    """The cross-message cache of coded-map results for ``ctx``'s delimiters, charset and base."""
+    key = (ctx.delimiters, ctx.charset, ctx.code_system_base)
+    found = _CODED.get(key)
+    if found is None or len(found) > _CODED_MAX:
+        if len(_CODED) > 32:
+            _CODED.clear()
+        found = _CODED[key] = {}
+    return found
+
+
 def _shared(fn: DatatypeMap) -> DatatypeMap:
     """Per-message memo for maps whose results are never changed after they are built (coded
     values): a code repeated on every OBX (interpretation N, status F) is built once and the
-    same object is placed in each resource. Callers must copy before changing such a value."""
+    same object is placed in each resource. Callers must copy before changing such a value.
+
+    These maps depend only on the value's text, the delimiters, the charset and the code-system
+    base, so their results are also kept across messages (see :func:`coded_cache`)."""
 
     def wrapper(v: Value, ctx: Context, vocab: str | None = None) -> Any:
         key = (fn, v.raw, vocab)
         memo = ctx.memo
         if key in memo:
             return memo[key]
-        hit = memo[key] = fn(v, ctx, vocab)
+        coded = ctx.coded
+        if key in coded:
+            kept = coded[key]
+            hit = orjson.loads(kept) if isinstance(kept, bytes) else kept
+        else:
+            hit = fn(v, ctx, vocab)
+            coded[key] = hit if hit is None or isinstance(hit, str) else orjson.dumps(hit)
+        memo[key] = hit
+        return hit
+
+    wrapper.__doc__ = fn.__doc__
+    _SHARED_INNER[wrapper] = fn
+    return wrapper
+
+
+def _pure(fn: DatatypeMap) -> DatatypeMap:
+    """Cross-message cache (see :func:`coded_cache`) for coded maps whose callers may change
+    the result: each use gets its own copy."""
+
+    def wrapper(v: Value, ctx: Context, vocab: str | None = None) -> Any:
+        key = (fn, v.raw, vocab)
+        coded = ctx.coded
+        if key in coded:
+            kept = coded[key]
+            return orjson.loads(kept) if isinstance(kept, bytes) else kept
+        hit = fn(v, ctx, vocab)
+        coded[key] = hit if hit is None or isinstance(hit, str) else orjson.dumps(hit)
         return hit
 
     wrapper.__doc__ = fn.__doc__
     return wrapper
+
+
+def _copied(fn: DatatypeMap) -> DatatypeMap:
+    """Per-message memo for maps of people's data (names, addresses, telecoms): NK1 gives them
+    to both the RelatedPerson and the Patient.contact. Each use gets its own copy (the JSON is
+    kept), so callers may change what they get."""
+
+    def wrapper(v: Value, ctx: Context, vocab: str | None = None) -> Any:
+        key = (fn, v.raw, v.level, vocab)
+        memo = ctx.memo
+        if key in memo:
+            kept = memo[key]
+            return orjson.loads(kept) if kept is not None else None
+        hit = fn(v, ctx, vocab)
+        memo[key] = orjson.dumps(hit) if hit is not None else None
+        return hit
+
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
+
+
+#: The map inside each :func:`_shared` wrapper (the field-map plans call :func:`shared_raw`).
+_SHARED_INNER: dict[DatatypeMap, DatatypeMap] = {}
+
+
+def shared_inner(fn: DatatypeMap) -> DatatypeMap | None:
+    """The map a :func:`_shared` wrapper memoises, or None when ``fn`` is not such a wrapper."""
+    return _SHARED_INNER.get(fn)
+
+
+def shared_raw(fn: DatatypeMap, raw: str, ctx: Context, vocab: str | None) -> Any:
+    """What ``_shared(fn)`` gives for a field repetition ``raw``, building the Value only when
+    neither this message nor the cross-message cache has the result."""
+    key = (fn, raw, vocab)
+    memo = ctx.memo
+    if key in memo:
+        return memo[key]
+    coded = ctx.coded
+    if key in coded:
+        kept = coded[key]
+        hit = orjson.loads(kept) if isinstance(kept, bytes) else kept
+    else:
+        hit = fn(Value(raw, ctx.delimiters, 0, ctx.charset), ctx, vocab)
+        coded[key] = hit if hit is None or isinstance(hit, str) else orjson.dumps(hit)
+    memo[key] = hit
+    return hit
 
 
 #: The IG datatype maps this module implements, by IG name.
@@ -835,7 +984,7 @@ DATATYPES: dict[str, DatatypeMap] = {
     "ID[CodeableConcept]": id_codeable_concept,
     "ST[CodeableConcept]": st_codeable_concept,
     "CWE[Coding]": _shared(cwe_coding),
-    "CWE[CodeableConcept-Language]": language_codeable_concept,
+    "CWE[CodeableConcept-Language]": _pure(language_codeable_concept),
     "ID[Coding]": id_coding,
     "CWE[code]": _shared(cwe_code),
     "ID[code]": _shared(cwe_code),
@@ -854,10 +1003,10 @@ DATATYPES: dict[str, DatatypeMap] = {
     "DTM[instant]": dtm_instant,
     "DR[Period]": dr_period,
     "CQ[Quantity]": cq_quantity,
-    "XPN[HumanName]": xpn_human_name,
+    "XPN[HumanName]": _copied(xpn_human_name),
     "XPN[string]": xpn_string,
-    "XAD[Address]": xad_address,
-    "XTN[ContactPoint]": xtn_contact_point,
+    "XAD[Address]": _copied(xad_address),
+    "XTN[ContactPoint]": _copied(xtn_contact_point),
     "CX[Identifier]": cx_identifier,
     "EI[Identifier-Extension]": ei_identifier,
     "DLN[Identifier]": dln_identifier,

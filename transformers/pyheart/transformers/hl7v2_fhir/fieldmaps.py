@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 from pyheart.broker.hl7v2 import Segment, Value
 from pyheart.transformers.hl7v2_fhir.context import Context
-from pyheart.transformers.hl7v2_fhir.datatypes import DATATYPES, V2_CS
+from pyheart.transformers.hl7v2_fhir.datatypes import DATATYPES, V2_CS, shared_inner, shared_raw
 
 Json = dict[str, Any]
 
@@ -1202,7 +1202,7 @@ def _plan(rows: tuple[FieldMap, ...]) -> Plan:
     hit = _PLANS.get(id(rows))
     if hit is not None and hit[0] is rows:
         return hit[1]
-    env: dict[str, Any] = {"Value": Value}
+    env: dict[str, Any] = {"Value": Value, "shared_raw": shared_raw}
     src = [
         "def plan(fields, res, ctx, seg):",
         "    d = ctx.delimiters",
@@ -1212,6 +1212,13 @@ def _plan(rows: tuple[FieldMap, ...]) -> Plan:
     ]
     for i, r in enumerate(_compile(rows)):
         env[f"fn{i}"], env[f"vocab{i}"], env[f"fixed{i}"], env[f"when{i}"] = r.fn, r.vocab, r.fixed, r.when
+        inner = shared_inner(r.fn)
+        env[f"inner{i}"] = inner
+        call = (
+            f"shared_raw(inner{i}, part, ctx, vocab{i})"
+            if inner is not None
+            else f"fn{i}(Value(part, d, 0, charset), ctx, vocab{i})"
+        )
         when = f" and when{i}(seg)" if r.when is not None else ""
         src += [
             f"    if width > {r.field}:",
@@ -1223,7 +1230,7 @@ def _plan(rows: tuple[FieldMap, ...]) -> Plan:
                 else "            parts = (raw.split(rep, 1)[0] if rep in raw else raw,)"
             ),
             "            for part in parts:",
-            f"                value = fn{i}(Value(part, d, 0, charset), ctx, vocab{i})",
+            f"                value = {call}",
             "                if value is not None:",
         ]
         body = "                    "
@@ -1266,7 +1273,7 @@ def apply(rows: tuple[FieldMap, ...], seg: Segment, res: Json, ctx: Context) -> 
     through the row's datatype map; a ``key`` wraps the value in ``{**fixed, key: value}``,
     otherwise ``fixed`` supplies defaults the value overrides; a scalar element keeps the first
     value set, a list gains each value it does not hold yet."""
-    return _plan(rows)(seg.fields, res, ctx, seg)
+    return _plan(rows)(seg.raw_fields(), res, ctx, seg)
 
 
 __all__ = ["FIELD_MAPS", "FieldMap", "apply"]
