@@ -33,6 +33,13 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, TypeVar
 
+from pyheart.broker.claimcheck import (
+    CLAIM_HEADERS,
+    DEFAULT_THRESHOLD_BYTES,
+    ClaimCheckError,
+    ClaimCheckStore,
+    resolve,
+)
 from pyheart.broker.config import validate_config
 from pyheart.broker.contracts import Header
 from pyheart.broker.errors import PluginConfigError, Stage
@@ -99,6 +106,16 @@ class RetryPolicy:
 
 
 # ------------------------------------------------------------------------------ config fields
+#: ``claim_check`` as every adapter declares it (see :mod:`pyheart.broker.claimcheck`): producers
+#: offload payloads above ``threshold_bytes`` to ``dir``; consumers resolve claims from ``dir``.
+CLAIM_CHECK_FIELD: Mapping[str, Any] = {
+    "type": "object",
+    "description": "claim-check store for payloads too large for a Kafka record",
+    "properties": {
+        "dir": {"type": "string", "required": True, "description": "claim-check directory"},
+        "threshold_bytes": {"type": "integer", "default": DEFAULT_THRESHOLD_BYTES, "minimum": 1},
+    },
+}
 #: ``bootstrap_servers`` as every adapter declares it.
 BOOTSTRAP_SERVERS_FIELD: Mapping[str, Any] = {"type": "string", "default": "localhost:9092"}
 
@@ -124,6 +141,7 @@ def consumer_fields(client_id: str) -> dict[str, Any]:
             "description": "topic metadata refresh; finds a topic created after the sender started",
         },
         "client_id": {"type": "string", "default": client_id},
+        "claim_check": dict(CLAIM_CHECK_FIELD),
     }
 
 
@@ -146,6 +164,18 @@ def consumer_settings(plugin_id: str, schema: Mapping[str, Any], config: Mapping
 # ------------------------------------------------------------------------------ Kafka clients
 class ConsumerRecord(Protocol):
     """What a sender reads from a Kafka record (aiokafka's ``ConsumerRecord``)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]]
+
+
+@dataclass
+class _Record:
+    """A consumed record with its claim-checked payload resolved."""
 
     topic: str
     partition: int
@@ -339,6 +369,7 @@ class KafkaDelivery:
         self._started: asyncio.Event | None = None
         self._stopping = False
         self._wake: asyncio.Event | None = None
+        self.claims: ClaimCheckStore | None = None
 
     def configure(self, settings: dict[str, Any], *, retry_after_max_s: float = 120.0) -> None:
         """Take the checked settings (``consumer_fields`` and ``retry_fields`` among them)."""
@@ -350,6 +381,8 @@ class KafkaDelivery:
             retry_after_max_s=retry_after_max_s,
         )
         self._wake = self._wake or asyncio.Event()
+        claims = settings.get("claim_check")
+        self.claims = ClaimCheckStore.from_config(claims) if claims else None
 
     def _event(self, name: str) -> str:
         return f"{self.events}.{name}"
@@ -508,7 +541,13 @@ class KafkaDelivery:
     async def _process(self, record: ConsumerRecord) -> None:
         """Deliver one record, or dead-letter it. Returns when the offset may be committed."""
         started = time.monotonic()
-        verdict = await self._handler(record)
+        try:
+            resolved = await self._resolved(record)
+        except ClaimCheckError as exc:
+            # The dead letter is the record as consumed, claim headers included: replay resolves it.
+            await self._dead_letter(record, DeadLetter(0, exc.code, type(exc).__name__, stage=Stage.INTAKE))
+            return
+        verdict = await self._handler(resolved)
         if isinstance(verdict, DeadLetter):
             await self._dead_letter(record, verdict)
             return
@@ -522,6 +561,16 @@ class KafkaDelivery:
             attempt=verdict.attempts,
             duration_ms=round((time.monotonic() - started) * 1000, 3),
         )
+
+    async def _resolved(self, record: ConsumerRecord) -> ConsumerRecord:
+        """``record`` with a claim-checked payload loaded (checked against its digest), else itself."""
+        raw = record.headers or ()
+        if not any(k == Header.CLAIM_CHECK for k, _ in raw):
+            return record
+        headers = {k: v.decode("utf-8", "replace") for k, v in raw if v is not None}
+        payload = await asyncio.to_thread(resolve, self.claims, record.value or b"", headers)
+        kept = [(k, v) for k, v in raw if k not in CLAIM_HEADERS]
+        return _Record(record.topic, record.partition, record.offset, record.key, payload, kept)
 
     async def _dead_letter(self, record: ConsumerRecord, verdict: DeadLetter) -> None:
         """Publish ``record`` to the dead-letter topic with error headers; retried until Kafka takes it."""
@@ -622,6 +671,7 @@ class TopicSender(Plugin):
 __all__ = [
     "ATTEMPTS_HEADER",
     "BOOTSTRAP_SERVERS_FIELD",
+    "CLAIM_CHECK_FIELD",
     "AttemptOutcome",
     "ClientFactory",
     "Consumer",

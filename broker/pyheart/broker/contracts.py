@@ -43,6 +43,8 @@ class Header:
     REPLAY_OF = "pyheart-replay-of"  # "topic/partition/offset" of the record a replay re-sent
     RECEIVED_AT = "pyheart-received-at"  # ISO 8601 UTC time the engine received the message
     PEER = "pyheart-peer"  # network address of the sender (host:port), for adapters
+    CLAIM_CHECK = "pyheart-claim-check"  # file:// URI (uuid name) of a claim-checked payload
+    CLAIM_CHECK_SHA256 = "pyheart-claim-check-sha256"  # SHA-256 hex digest of that payload
     # dead-letter context
     ERROR_STAGE = "pyheart-error-stage"
     ERROR_CODE = "pyheart-error-code"

@@ -27,6 +27,11 @@ Records
   the MLLP sender sends it on unchanged apart from CR segment terminators). The codec used to read
   it (MSH-18, else UTF-8 when valid, else ``fallback_charset``) travels in the ``pyheart-charset``
   header, so consumers decode the bytes as the listener did.
+- Claim check (``claim_check: {dir, threshold_bytes}``): a payload above the threshold is written
+  to that directory first (temp file, fsync, rename, see :mod:`pyheart.broker.claimcheck`); the
+  record then carries a fixed marker value and the ``pyheart-claim-check`` (``file://`` URI, uuid
+  name) and ``pyheart-claim-check-sha256`` headers. If the file cannot be written: AE/CE.
+  ``max_message_bytes`` stays the hard cap (raise it, up to 100 MB, with a claim check).
 - Key: a hash of the patient (PID-3 first identifier and its assigning authority; messages
   without one fall back to sender and MSH-10), so all messages of a patient share a partition and
   the key carries no PHI (tools such as kcat print keys). Without ``key_secret`` it is the
@@ -52,7 +57,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pyheart.adapters._delivery import BOOTSTRAP_SERVERS_FIELD, idempotent_producer, security_fields
+from pyheart.adapters._delivery import (
+    BOOTSTRAP_SERVERS_FIELD,
+    CLAIM_CHECK_FIELD,
+    idempotent_producer,
+    security_fields,
+)
 from pyheart.adapters.mllp.ack import (
     AckError,
     AckMode,
@@ -83,6 +93,12 @@ from pyheart.adapters.mllp.framing import (
     encode_frame,
 )
 from pyheart.adapters.mllp.tls import TLS_SCHEMA, server_context
+from pyheart.broker.claimcheck import (
+    CLAIM_HEADERS,
+    CLAIM_PAYLOAD,
+    ClaimCheckError,
+    ClaimCheckStore,
+)
 from pyheart.broker.config import Secret
 from pyheart.broker.contracts import Format, Header
 from pyheart.broker.errors import ConfigIssue, ParseError, PluginConfigError, Stage
@@ -135,6 +151,7 @@ LISTENER_SCHEMA: dict[str, Any] = {
     "key_secret": {"type": "string", "secret": True, "description": "HMAC key for record keys"},
     "shutdown_timeout_s": {"type": "number", "default": 10, "minimum": 0},
     "tls": TLS_SCHEMA,
+    "claim_check": dict(CLAIM_CHECK_FIELD),
 }
 
 
@@ -284,6 +301,7 @@ class MllpListener(Plugin):
         self._closing = False
         self._secret: bytes | None = None
         self._port = 0
+        self._claims: ClaimCheckStore | None = None
 
     # ------------------------------------------------------------------------------ plugin contract
     def get_metadata(self) -> PluginMetadata:
@@ -329,6 +347,9 @@ class MllpListener(Plugin):
         secret = s.get("key_secret")
         self._secret = secret.get().encode() if isinstance(secret, Secret) else None
         self._dedup = DuplicateCache(float(s["duplicate_window_s"]), int(s["duplicate_max_entries"]))
+        self._claims = ClaimCheckStore.from_config(s["claim_check"]) if s.get("claim_check") else None
+        if self._claims is not None:
+            self._claims.directory.mkdir(parents=True, exist_ok=True)
         tls = server_context(s["tls"])
         self._closing = False
         self._ready = asyncio.Event()
@@ -629,6 +650,7 @@ class MllpListener(Plugin):
         item.topic = s["topic"]
         if not self._claim(item, message, payload, peer):
             return item
+        await self._offload(item, peer)
         if self._producer is not None:
             await self._enqueue(item, s["produce_timeout_s"])
         return item
@@ -665,9 +687,31 @@ class MllpListener(Plugin):
         ]
         if header is not None and header.control_id and not self._claim(item, header, payload, peer):
             return item
+        await self._offload(item, peer)
         if self._producer is not None:
             await self._enqueue(item, s["produce_timeout_s"])
         return item
+
+    async def _offload(self, item: _Item, peer: str) -> None:
+        """Above the claim-check threshold: store the payload durably (fsync) and publish a claim.
+
+        A message whose payload cannot be stored is not published: it gets AE/CE (or, if it was
+        being rejected, AR/CR without a reject record).
+        """
+        store = self._claims
+        if store is None or item.topic is None or len(item.payload) <= store.threshold_bytes:
+            return
+        try:
+            uri, digest = await asyncio.to_thread(store.put, item.payload)
+        except ClaimCheckError as exc:
+            self._log.error("mllp.claim_check", peer=peer, message_id=item.message_id, error_code=exc.code)
+            item.topic = None
+            if item.outcome is Outcome.ACCEPT:
+                item.outcome = Outcome.ERROR
+            return
+        item.payload = CLAIM_PAYLOAD
+        item.headers = [(k, v) for k, v in item.headers if k not in CLAIM_HEADERS]
+        item.headers += [(Header.CLAIM_CHECK, uri.encode()), (Header.CLAIM_CHECK_SHA256, digest.encode())]
 
     def _claim(self, item: _Item, header: Hl7Message, payload: bytes, peer: str) -> bool:
         """Register the message in the duplicate window; False when it is a duplicate (not published)."""

@@ -49,7 +49,7 @@ def check(settings: EngineSettings, env_paths: set[str]) -> list[Pipeline]:
         problems.append(str(exc).removeprefix("invalid adapter configuration:\n  "))
     for index, p in enumerate(settings.pipelines):
         try:
-            pipelines.append(Pipeline(p, env_paths, index=index))
+            pipelines.append(Pipeline(p, env_paths, index=index, claim_check=settings.claim_check_store()))
         except ConfigError as exc:
             problems.append(str(exc).removeprefix("invalid pipeline configuration:\n  "))
     if problems:

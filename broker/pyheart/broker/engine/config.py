@@ -72,6 +72,7 @@ from pydantic import (
     model_validator,
 )
 
+from pyheart.broker.claimcheck import DEFAULT_THRESHOLD_BYTES, ClaimCheckStore
 from pyheart.broker.config import Secret, expand_env, load_document
 from pyheart.broker.contracts import Header
 from pyheart.broker.errors import ConfigError
@@ -351,11 +352,28 @@ class PipelineSettings(_Strict):
         return self
 
 
+class ClaimCheckSettings(_Strict):
+    """Where payloads too large for a Kafka record are kept (see :mod:`pyheart.broker.claimcheck`).
+
+    Records carrying a claim are resolved from ``dir`` before the validators see them; outputs above
+    ``threshold_bytes`` are written there and produced as claims.
+    """
+
+    dir: Annotated[str, Field(min_length=1)]
+    threshold_bytes: int = Field(default=DEFAULT_THRESHOLD_BYTES, ge=1)
+
+    def store(self) -> ClaimCheckStore:
+        """The store these settings describe."""
+        return ClaimCheckStore(self.dir, self.threshold_bytes)
+
+
 class EngineSettings(_Strict):
     """The whole file."""
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    #: The claim-check store every pipeline of the file uses (None: records carrying a claim fail).
+    claim_check: ClaimCheckSettings | None = None
     #: Adapter plugins ``pyheart run`` hosts (see :mod:`pyheart.broker.engine.adapters`).
     adapters: list[PluginRef] = Field(default_factory=list)
     pipelines: list[PipelineSettings] = Field(default_factory=list)
@@ -373,6 +391,10 @@ class EngineSettings(_Strict):
         if dupes:
             raise ValueError(f"pipeline names used twice: {', '.join(dupes)}")
         return self
+
+    def claim_check_store(self) -> ClaimCheckStore | None:
+        """The file's claim-check store, or None when ``claim_check`` is not configured."""
+        return self.claim_check.store() if self.claim_check is not None else None
 
     def pipeline(self, name: str) -> PipelineSettings:
         """The pipeline called ``name``."""
@@ -458,6 +480,7 @@ def load_settings(
 
 __all__ = [
     "EVENTS",
+    "ClaimCheckSettings",
     "DeadLetterSettings",
     "EngineSettings",
     "HookTarget",

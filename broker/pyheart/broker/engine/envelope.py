@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from pyheart.broker.claimcheck import CLAIM_HEADERS
 from pyheart.broker.contracts import Format, Header, Message
 from pyheart.broker.errors import PyHeartError
 from pyheart.broker.hl7v2 import parse_message
@@ -56,6 +57,13 @@ def decode_headers(raw: Iterable[tuple[str, bytes | None]] | None) -> dict[str, 
             if value is not None:
                 out[name] = value.decode("utf-8", "replace")
     return out
+
+
+def claim_headers(raw: Iterable[tuple[str, bytes | None]] | None) -> dict[str, str]:
+    """The claim-check headers among a record's Kafka headers (empty when it carries no claim)."""
+    if not raw:
+        return {}
+    return {k: v for k, v in decode_headers(raw).items() if k in CLAIM_HEADERS}
 
 
 def encode_headers(headers: Mapping[str, str]) -> list[tuple[str, bytes]]:
@@ -331,6 +339,7 @@ def patient_key(message: Message) -> bytes | None:
 
 __all__ = [
     "ERROR_HEADERS",
+    "claim_headers",
     "coordinates",
     "decode_headers",
     "deterministic_id",

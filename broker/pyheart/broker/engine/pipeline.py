@@ -9,10 +9,12 @@ It is plain synchronous CPU work; the runtime (:mod:`pyheart.broker.engine.runti
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pyheart.broker.claimcheck import CLAIM_HEADERS, ClaimCheckError, ClaimCheckStore, offload, resolve
 from pyheart.broker.contracts import Header, Message, TransformerPlugin, ValidationReport, ValidatorPlugin
 from pyheart.broker.engine.config import PipelineSettings, PluginRef
 from pyheart.broker.engine.envelope import decode_headers, envelope_for, output_headers
@@ -117,9 +119,16 @@ class Pipeline:
     """A pipeline's plugins and its per-message work."""
 
     def __init__(
-        self, settings: PipelineSettings, env_paths: set[str] | None = None, *, index: int = 0
+        self,
+        settings: PipelineSettings,
+        env_paths: set[str] | None = None,
+        *,
+        index: int = 0,
+        claim_check: ClaimCheckStore | None = None,
     ) -> None:
         self.settings = settings
+        #: Resolves claim-checked inputs and offloads large outputs (None: claims fail, no offload).
+        self.claim_check = claim_check
         self.name = settings.name
         self.manager = PluginManager(PluginRegistry())
         self.registry = self.manager.registry
@@ -272,9 +281,16 @@ class Pipeline:
         """An input record as a :class:`Message` with a complete envelope and its partition key."""
         payload = value or b""
         strategy = self._key.strategy
+        raw = decode_headers(raw_headers)
+        if Header.CLAIM_CHECK in raw and self.claim_check is not None:
+            # Resolved before the envelope (facts, patient key) and the plugins see the record. On
+            # failure the claim headers stay and process() dead-letters the message.
+            with contextlib.suppress(ClaimCheckError):
+                payload = self.claim_check.resolve(payload, raw)
+                raw = {k: v for k, v in raw.items() if k not in CLAIM_HEADERS}
         headers, pkey = envelope_for(
             payload,
-            decode_headers(raw_headers),
+            raw,
             topic=topic,
             partition=partition,
             offset=offset,
@@ -319,6 +335,11 @@ class Pipeline:
         Errors the policy table maps to ``stop`` (configuration or plugin-lifecycle errors) are
         raised: the runtime stops the pipeline without committing the message.
         """
+        if Header.CLAIM_CHECK in message.headers:
+            try:
+                message = self._resolved(message)
+            except ClaimCheckError as exc:
+                return self._fail(Outcome(message), failure_from(exc, Stage.INTAKE, None), None)
         outcome = Outcome(message)
         listens = self._active_events
         if "message_received" in listens:
@@ -362,8 +383,22 @@ class Pipeline:
             if topic is None:
                 return self._fail(outcome, Failure(Stage.ROUTE, "no-route", Action.DEAD_LETTER), None)
             key = out.key if out.key is not None else message.key
+            try:
+                payload, headers = offload(self.claim_check, out.payload, out.headers)
+            except ClaimCheckError as exc:
+                # A full or failing disk may recover: retry with backoff, then dead-letter.
+                failure = Failure(Stage.PRODUCE, exc.code, Action.RETRY, None, type(exc).__name__)
+                return self._fail(outcome, failure, None)
+            if payload is not out.payload or len(headers) != len(out.headers):
+                out = Message(payload, out.format, headers, out.key)
             outcome.outputs.append(Output(topic, out, key))
         return outcome
+
+    def _resolved(self, message: Message) -> Message:
+        """``message`` with its claim-checked payload loaded and its claim headers dropped."""
+        payload = resolve(self.claim_check, message.payload, message.headers)
+        headers = {k: v for k, v in message.headers.items() if k not in CLAIM_HEADERS}
+        return Message(payload, message.format, headers, message.key)
 
     def _reject(self, outcome: Outcome, vid: str, report: object) -> Outcome:
         if isinstance(report, ValidationReport):

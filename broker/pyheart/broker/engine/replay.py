@@ -21,6 +21,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
+from pyheart.broker.claimcheck import CLAIM_HEADERS
 from pyheart.broker.contracts import Header
 from pyheart.broker.engine.config import EngineSettings, KafkaSettings
 from pyheart.broker.engine.envelope import ERROR_HEADERS, coordinates, decode_headers, encode_headers
@@ -281,6 +282,7 @@ async def _resend(
         dead = dict(message.headers)
         dead.update(outcome.failure.headers(rec.topic, rec.partition, rec.offset))
         dead[Header.REPLAY_OF] = origin
+        dead.update({k: v for k, v in clean.items() if k in CLAIM_HEADERS})  # rec.value is the claim
         return [
             await producer.send(
                 pipeline.settings.dead_letter.topic, rec.value, key=rec.key, headers=encode_headers(dead)
@@ -303,7 +305,9 @@ def pipeline_for(settings: EngineSettings, name: str, env_paths: set[str] | None
     if index is None:
         settings.pipeline(name)  # raises, naming the known pipelines
         raise AssertionError  # pragma: no cover
-    return Pipeline(settings.pipelines[index], env_paths, index=index)
+    return Pipeline(
+        settings.pipelines[index], env_paths, index=index, claim_check=settings.claim_check_store()
+    )
 
 
 __all__ = ["ReplayReport", "Selection", "parse_header_filters", "parse_time", "pipeline_for", "replay"]

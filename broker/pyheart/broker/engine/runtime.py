@@ -39,7 +39,7 @@ from typing import IO, Any
 from pyheart.broker.contracts import Header, Message
 from pyheart.broker.engine.adapters import AdapterHost
 from pyheart.broker.engine.config import EngineSettings, KafkaSettings
-from pyheart.broker.engine.envelope import encode_headers
+from pyheart.broker.engine.envelope import claim_headers, encode_headers
 from pyheart.broker.engine.hooks import PipelineEvent
 from pyheart.broker.engine.kafka_io import (
     ClientFactory,
@@ -417,6 +417,8 @@ class PipelineWorker:
         assert outcome.failure is not None
         headers = dict(outcome.message.headers)
         headers.update(outcome.failure.headers(rec.topic, rec.partition, rec.offset))
+        # The dead letter carries the record's value as consumed: keep its claim, so replay resolves it.
+        headers.update(claim_headers(rec.headers))
         try:
             return await producer.send(
                 self.settings.dead_letter.topic, rec.value, key=rec.key, headers=encode_headers(headers)
@@ -654,9 +656,10 @@ class Engine:
         self.settings = settings
         self.metrics = metrics or EngineMetrics()
         chosen = [(i, p) for i, p in enumerate(settings.pipelines) if not only or p.name in only]
+        claim_check = settings.claim_check_store()
         self.workers = [
             PipelineWorker(
-                Pipeline(p, env_paths, index=i),
+                Pipeline(p, env_paths, index=i, claim_check=claim_check),
                 settings.kafka,
                 clients,
                 self.metrics,

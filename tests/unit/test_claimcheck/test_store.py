@@ -1,0 +1,159 @@
+"""Unit tests of the claim-check store: atomic durable writes, integrity, value-free errors."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from pyheart.broker.claimcheck import (
+    CLAIM_PAYLOAD,
+    ClaimCheckError,
+    ClaimCheckStore,
+    offload,
+    resolve,
+)
+from pyheart.broker.contracts import Header
+from pyheart.broker.errors import Action, ConfigError, action_for
+
+CANARY = "ZZCANARY-Quetzalcoatl-8841"
+
+
+def _payload(size: int) -> bytes:
+    body = (f"MSH|^~\\&|A|B|C|D|20240101||MDM^T02|1|P|2.5\rPID|||{CANARY}\r").encode()
+    return body + b"OBX|1|ED|PDF||" + b"A" * max(0, size - len(body) - 14)
+
+
+def _store(tmp_path: Path, threshold: int = 1_000) -> ClaimCheckStore:
+    return ClaimCheckStore(tmp_path / "claims", threshold)
+
+
+def test_small_payload_is_not_offloaded(tmp_path: Path) -> None:
+    """A payload at or below the threshold passes through unchanged with no claim headers."""
+    store = _store(tmp_path)
+    payload = _payload(500)
+    out, headers = store.offload(payload, {Header.CONTENT_TYPE: "application/hl7-v2"})
+    assert (out, headers) == (payload, {Header.CONTENT_TYPE: "application/hl7-v2"})
+
+
+def test_large_payload_round_trips(tmp_path: Path) -> None:
+    """A payload above the threshold is replaced by a claim and resolves to the same bytes."""
+    store = _store(tmp_path)
+    payload = _payload(5_000)
+    small, headers = store.offload(payload, {Header.CONTENT_TYPE: "application/hl7-v2"})
+    assert small == CLAIM_PAYLOAD
+    assert store.resolve(small, headers) == payload
+
+
+def test_claim_headers_name_a_uuid_file_and_digest(tmp_path: Path) -> None:
+    """The claim is a file:// URI with a uuid name plus the SHA-256 digest; content-type is kept."""
+    store = _store(tmp_path)
+    payload = _payload(5_000)
+    _, headers = store.offload(payload, {Header.CONTENT_TYPE: "application/hl7-v2"})
+    uri = headers[Header.CLAIM_CHECK]
+    assert re.fullmatch(r"file:///.+/[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}\.bin", uri)
+    assert headers[Header.CLAIM_CHECK_SHA256] == hashlib.sha256(payload).hexdigest()
+    assert headers[Header.CONTENT_TYPE] == "application/hl7-v2"
+
+
+def test_write_leaves_no_temporary_file(tmp_path: Path) -> None:
+    """After a write the store holds exactly the final file (temp file renamed, not left behind)."""
+    store = _store(tmp_path)
+    store.offload(_payload(5_000), {})
+    assert [p.suffix for p in store.directory.iterdir()] == [".bin"]
+
+
+def test_failed_write_leaves_nothing(tmp_path: Path) -> None:
+    """A write that fails (the store path is a file) raises a value-free error and leaves no file."""
+    blocker = tmp_path / "claims"
+    blocker.write_bytes(b"")
+    store = ClaimCheckStore(blocker, 10)
+    with pytest.raises(ClaimCheckError) as info:
+        store.put(_payload(100))
+    assert info.value.code == "claim-check-write-failed"
+    assert blocker.read_bytes() == b""
+
+
+def test_corrupt_file_is_rejected(tmp_path: Path) -> None:
+    """A claim file whose bytes no longer match the digest raises claim-check-corrupt."""
+    store = _store(tmp_path)
+    small, headers = store.offload(_payload(5_000), {})
+    path = store.path_of(headers[Header.CLAIM_CHECK])
+    path.write_bytes(path.read_bytes()[:-1] + b"B")
+    with pytest.raises(ClaimCheckError, match="does not match its SHA-256 digest") as info:
+        store.resolve(small, headers)
+    assert info.value.code == "claim-check-corrupt"
+
+
+def test_missing_file_is_rejected(tmp_path: Path) -> None:
+    """A claim whose file is gone raises claim-check-missing."""
+    store = _store(tmp_path)
+    small, headers = store.offload(_payload(5_000), {})
+    os.unlink(store.path_of(headers[Header.CLAIM_CHECK]))
+    with pytest.raises(ClaimCheckError, match=r"^claim check file not found$") as info:
+        store.resolve(small, headers)
+    assert info.value.code == "claim-check-missing"
+
+
+def test_claim_outside_the_store_is_rejected(tmp_path: Path) -> None:
+    """A URI naming a file outside the store directory is refused (no arbitrary file reads)."""
+    store = _store(tmp_path)
+    other = ClaimCheckStore(tmp_path / "elsewhere", 10)
+    _, headers = other.offload(_payload(100), {})
+    with pytest.raises(ClaimCheckError, match="outside the claim check store"):
+        store.resolve(CLAIM_PAYLOAD, headers)
+
+
+def test_malformed_digest_is_rejected(tmp_path: Path) -> None:
+    """A claim without a well-formed SHA-256 header raises claim-check-invalid."""
+    store = _store(tmp_path)
+    _, headers = store.offload(_payload(5_000), {})
+    headers[Header.CLAIM_CHECK_SHA256] = "nothex"
+    with pytest.raises(ClaimCheckError) as info:
+        store.resolve(CLAIM_PAYLOAD, headers)
+    assert info.value.code == "claim-check-invalid"
+
+
+def test_claim_without_store_is_an_error() -> None:
+    """A claim-checked record with no store configured fails with claim-check-not-configured."""
+    with pytest.raises(ClaimCheckError) as info:
+        resolve(None, CLAIM_PAYLOAD, {Header.CLAIM_CHECK: "file:///x/y.bin"})
+    assert info.value.code == "claim-check-not-configured"
+
+
+def test_offload_without_store_drops_stale_claim_headers() -> None:
+    """Without a store, offload returns the payload and strips claim headers copied from an input."""
+    out, headers = offload(None, b"x", {Header.CLAIM_CHECK: "file:///a", Header.CONTENT_TYPE: "t"})
+    assert (out, headers) == (b"x", {Header.CONTENT_TYPE: "t"})
+
+
+def test_claim_errors_dead_letter() -> None:
+    """The engine's policy table maps a claim-check error to dead_letter (a message failure)."""
+    assert action_for(ClaimCheckError("claim check file not found")) is Action.DEAD_LETTER
+
+
+def test_errors_carry_no_phi(tmp_path: Path) -> None:
+    """Canary: no payload value appears in the text of any claim-check error."""
+    store = _store(tmp_path)
+    small, headers = store.offload(_payload(5_000), {})
+    path = store.path_of(headers[Header.CLAIM_CHECK])
+    texts = []
+    path.write_bytes(_payload(4_000))
+    with pytest.raises(ClaimCheckError) as corrupt:
+        store.resolve(small, headers)
+    texts.append(str(corrupt.value))
+    path.unlink()
+    with pytest.raises(ClaimCheckError) as missing:
+        store.resolve(small, headers)
+    texts.append(str(missing.value))
+    assert len(texts) == 2
+    assert all(CANARY not in t and str(tmp_path) not in t for t in texts)
+
+
+def test_from_config_requires_dir() -> None:
+    """A claim_check config without dir is a configuration error naming the field."""
+    with pytest.raises(ConfigError, match=r"claim_check\.dir: is required"):
+        ClaimCheckStore.from_config({"threshold_bytes": 10})
