@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer
+from kafka_records import read
 from mllp_support import exchange, msa
 
 from pyheart.adapters.mllp.listener import MllpListener
@@ -84,22 +84,6 @@ def make_engine(bootstrap: str, topics: dict[str, str], claims: Path) -> Engine:
     return Engine(settings, KafkaClients(settings.kafka))
 
 
-async def read(bootstrap: str, topic: str, n: int, limit_s: float = 60.0) -> list[Any]:
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    out: list[Any] = []
-    try:
-        async with asyncio.timeout(limit_s):
-            while len(out) < n:
-                for recs in (await consumer.getmany(timeout_ms=200)).values():
-                    out.extend(recs)
-        return out
-    finally:
-        await consumer.stop()
-
-
 async def test_large_mdm_flows_through_claim_check(
     kafka_bootstrap: str, topics: dict[str, str], listeners: Any, tmp_path: Path
 ) -> None:
@@ -117,7 +101,7 @@ async def test_large_mdm_flows_through_claim_check(
     engine = make_engine(kafka_bootstrap, topics, claims)
     task = asyncio.create_task(engine.run())
     try:
-        [out] = await read(kafka_bootstrap, topics["out"], 1)
+        [out] = await read(kafka_bootstrap, topics["out"], 1, limit_s=60.0)
     finally:
         engine.request_stop()
         await asyncio.wait_for(task, 30)
@@ -137,7 +121,7 @@ async def test_large_mdm_claim_headers_carry_no_phi(
         claim_check={"dir": str(tmp_path / "claims"), "threshold_bytes": THRESHOLD},
     )
     await exchange(listener.port, mdm_t02())
-    [rec] = await read(kafka_bootstrap, topics["in"], 1)
+    [rec] = await read(kafka_bootstrap, topics["in"], 1, limit_s=60.0)
     assert CANARY.encode() not in rec.value
     assert all(CANARY.encode() not in v for _, v in rec.headers)
 

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from kafka_records import produce, read
 
 from pyheart.broker.contracts import Header
 from pyheart.broker.engine import Engine, KafkaClients, parse_settings
@@ -66,32 +66,6 @@ async def running() -> AsyncIterator[Callable[[Engine], None]]:
     for engine, task in tasks:
         engine.request_stop()
         await asyncio.wait_for(task, 30)
-
-
-async def produce(bootstrap: str, topic: str, *values: bytes) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        for v in values:
-            await producer.send_and_wait(topic, v)
-    finally:
-        await producer.stop()
-
-
-async def read(bootstrap: str, topic: str, n: int, limit_s: float = 30.0) -> list[Any]:
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    out: list[Any] = []
-    try:
-        async with asyncio.timeout(limit_s):
-            while len(out) < n:
-                for recs in (await consumer.getmany(timeout_ms=200)).values():
-                    out.extend(recs)
-        return out
-    finally:
-        await consumer.stop()
 
 
 async def test_rejected_message_dead_lettered_with_error_headers(

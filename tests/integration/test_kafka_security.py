@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from kafka_records import produce, read
 from mllp_support import Pki, ScriptedReceiver, exchange, hl7, make_pki, msa
 
 from pyheart.broker.devjvm import free_port
@@ -116,32 +116,6 @@ async def topics(sasl_broker: SaslBroker) -> dict[str, str]:
     names = {x: unique_name(x) for x in ("in", "out", "dlq")}
     await create_topics(sasl_broker.plain, names.values())
     return names
-
-
-async def produce(bootstrap: str, topic: str, *values: bytes) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        for v in values:
-            await producer.send_and_wait(topic, v)
-    finally:
-        await producer.stop()
-
-
-async def read(bootstrap: str, topic: str, n: int, limit_s: float = 30.0) -> list[Any]:
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    out: list[Any] = []
-    try:
-        async with asyncio.timeout(limit_s):
-            while len(out) < n:
-                for recs in (await consumer.getmany(timeout_ms=200)).values():
-                    out.extend(recs)
-        return out
-    finally:
-        await consumer.stop()
 
 
 async def test_engine_runs_a_pipeline_through_sasl(
