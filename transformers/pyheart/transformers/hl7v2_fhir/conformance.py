@@ -38,8 +38,9 @@ import orjson
 
 from pyheart.transformers.hl7v2_fhir.api import convert
 from pyheart.transformers.hl7v2_fhir.context import Options
+from pyheart.transformers.hl7v2_fhir.corpus import DEFAULT_ROOT
 
-DEFAULT_CORPUS = Path("/work/shared/corpus/ms-fhir-converter")
+DEFAULT_CORPUS = DEFAULT_ROOT / "ms-fhir-converter"
 _SKIP_KEYS = frozenset({"id", "reference", "fullUrl", "div", "request", "response"})
 
 Leaf = tuple[str, str, str]

@@ -8,10 +8,12 @@ each message as text, named ``<file>#<n>``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
-DEFAULT_ROOT = Path("/work/shared/corpus")
+#: ``$PYHEART_CORPUS``, else the shared folder of the development machines and CI.
+DEFAULT_ROOT = Path(os.environ.get("PYHEART_CORPUS") or "/work/shared/corpus")
 #: Folders holding HL7 v2 messages, and the file patterns to read there.
 SOURCES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("ms-fhir-converter/hl7v2", ("*.hl7",)),

@@ -22,10 +22,11 @@ import orjson
 
 from pyheart.transformers.hl7v2_fhir._vocab import VOCAB
 from pyheart.transformers.hl7v2_fhir.converter import HANDLERS
+from pyheart.transformers.hl7v2_fhir.corpus import DEFAULT_ROOT
 from pyheart.transformers.hl7v2_fhir.datatypes import DATATYPES
 from pyheart.transformers.hl7v2_fhir.fieldmaps import CODE_MAPPED, FIELD_MAPS
 
-DEFAULT_IG = Path("/work/shared/corpus/hl7-v2-to-fhir-ig/mappings")
+DEFAULT_IG = DEFAULT_ROOT / "hl7-v2-to-fhir-ig" / "mappings"
 _FIELD = re.compile(r"^([A-Z][A-Z0-9]{2})-(\d+)")
 _NAME = re.compile(r"R4_ (.+?) - ")
 
@@ -144,6 +145,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--missing", action="store_true", help="list the unmapped fields of each map")
     args = parser.parse_args(argv)
+    if not (args.ig / "segments").is_dir():
+        sys.stderr.write(
+            f"coverage: no IG mapping tables under {args.ig} (set PYHEART_CORPUS or pass --ig)\n"
+        )
+        return 1
     rep = report(args.ig)
     out = sys.stdout
     if args.json:

@@ -18,7 +18,9 @@ import pprint
 import sys
 from pathlib import Path
 
-DEFAULT_IG = Path("/work/shared/corpus/hl7-v2-to-fhir-ig/mappings")
+from pyheart.transformers.hl7v2_fhir.corpus import DEFAULT_ROOT
+
+DEFAULT_IG = DEFAULT_ROOT / "hl7-v2-to-fhir-ig" / "mappings"
 OUT = Path(__file__).with_name("_vocab.py")
 
 HEADER = '''"""Vocabulary maps generated from the HL7 v2-to-FHIR IG concept-map CSVs. DO NOT EDIT.
