@@ -225,6 +225,30 @@ class DlqProducer(Protocol):
 ClientFactory = Callable[[dict[str, Any]], tuple[Consumer, DlqProducer]]
 
 
+class Startable(Protocol):
+    """A Kafka client with aiokafka's ``start``/``stop`` (``stop`` is safe after a failed start)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+async def start_all(*clients: Startable) -> None:
+    """Start ``clients`` in order; on any failure, cancellation included, stop every one and re-raise.
+
+    aiokafka warns about (and leaks the connections of) a client that was created and never
+    stopped, which is what a cancelled or failed ``start()`` leaves behind without this.
+    """
+    try:
+        for client in clients:
+            await client.start()
+    except BaseException:
+        for client in clients:
+            with contextlib.suppress(Exception):
+                await client.stop()
+        raise
+
+
 def idempotent_producer(
     bootstrap_servers: str,
     client_id: str | None = None,
@@ -420,7 +444,9 @@ class KafkaDelivery:
         task, self._task = self._task, None
         if task is None:
             return
-        done, _ = await asyncio.wait({task}, timeout=timeout_s)
+        # Still connecting to Kafka: no record in hand, so nothing to wait for.
+        connected = self._started is not None and self._started.is_set()
+        done, _ = await asyncio.wait({task}, timeout=timeout_s if connected else 0)
         if not done:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -478,8 +504,7 @@ class KafkaDelivery:
         while not self._stopping:
             consumer, producer = self._client_factory(self._settings)
             try:
-                await producer.start()
-                await consumer.start()
+                await start_all(producer, consumer)
             except Exception as exc:  # unreachable cluster: retry
                 attempt += 1
                 self.log.warning(
@@ -489,9 +514,6 @@ class KafkaDelivery:
                     error_type=type(exc).__name__,
                     error_code=getattr(exc, "code", None),
                 )
-                for client in (consumer, producer):
-                    with contextlib.suppress(Exception):
-                        await client.stop()
                 await self.pause(backoff_delay(attempt, 0.5, 10.0))
                 continue
             self._consumer, self._producer = consumer, producer

@@ -26,7 +26,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID
 from pynetdicom import AE, AllStoragePresentationContexts, evt
 
-from pyheart.adapters._delivery import idempotent_producer, security_fields
+from pyheart.adapters._delivery import idempotent_producer, security_fields, start_all
 from pyheart.broker.contracts import Format, Header
 from pyheart.broker.logs import get_logger
 from pyheart.broker.plugin import Plugin, PluginMetadata, PluginType
@@ -92,10 +92,11 @@ class DicomStoreScp(Plugin):
         if self._server is not None:
             return True
         self._loop = asyncio.get_running_loop()
-        self._producer = idempotent_producer(
+        producer = idempotent_producer(
             self.config["bootstrap_servers"], security=self.config, max_request_size=8 * 1024 * 1024
         )
-        await self._producer.start()
+        await start_all(producer)
+        self._producer = producer
         ae = AE(ae_title=self.config["ae_title"])
         wanted = set(self.config["sop_classes"])
         for context in AllStoragePresentationContexts:

@@ -62,6 +62,7 @@ from pyheart.adapters._delivery import (
     CLAIM_CHECK_FIELD,
     idempotent_producer,
     security_fields,
+    start_all,
 )
 from pyheart.adapters.mllp.ack import (
     AckError,
@@ -415,7 +416,7 @@ class MllpListener(Plugin):
         while not self._closing:
             producer = self._producer_factory(self._settings)
             try:
-                await producer.start()
+                await start_all(producer)
             except Exception as exc:  # any failure to connect: retry with backoff
                 attempt += 1
                 self._log.warning(
@@ -426,8 +427,6 @@ class MllpListener(Plugin):
                     error_code=getattr(exc, "code", None),
                     bootstrap_servers=self._settings["bootstrap_servers"],
                 )
-                with contextlib.suppress(Exception):
-                    await producer.stop()
                 await asyncio.sleep(backoff_delay(attempt, 0.5, 10.0))
                 continue
             self._producer = producer
