@@ -12,6 +12,11 @@ Pipelines, each from ER7 bytes to serialised FHIR JSON bytes:
   -> ``Bundle.model_validate`` (R4B) -> ``model_dump_json``: what a naive implementation does.
 - ``hl7apy + fhir.resources``: the same with hl7apy's tolerant parser.
 
+The ``pyheart`` rows run the native (mypyc) build of the hot path when one exists for the sources
+(``pyheart native build``; see ``pyheart.broker.native``) and then also print the same pipeline
+with the Python modules, measured in a child process with ``PYHEART_NATIVE=off``. The first line
+of the output says which one the main rows ran.
+
 Targets: >= 5,000/s ADT^A01 and >= 3,000/s ORU^R01 for ``pyheart``. Rates are conversions per
 CPU-second of the benchmark process (one core), median of ``--runs`` runs, cycling through 2,000
 variants of each message (distinct control and patient ids). Absolute numbers drift on shared
@@ -21,13 +26,18 @@ machines; the ratios are what matter.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
 import orjson
 
+from pyheart.broker import native
 from pyheart.transformers.hl7v2_fhir import Options, convert
 
 ADT_A01 = (
@@ -247,19 +257,46 @@ def rate(fn: Callable[[str], bytes], messages: list[str], seconds: float) -> flo
             return n / (now - start)
 
 
+def _python_rates(seconds: float, runs: int) -> dict[str, float]:
+    """The ``pyheart`` rates with the Python modules, from a child process (``PYHEART_NATIVE=off``):
+    a process runs either the native build or the Python, never both."""
+    done = subprocess.run(
+        [sys.executable, __file__, "--only-pyheart", "--seconds", str(seconds), "--runs", str(runs)],
+        env={**os.environ, "PYHEART_NATIVE": "off"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rates: dict[str, float] = json.loads(done.stdout)
+    return rates
+
+
 def main() -> None:
     """Run every pipeline on both messages and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--seconds", type=float, default=1.5, help="duration of one timed run")
     parser.add_argument("--runs", type=int, default=5, help="timed runs per pipeline (median reported)")
+    parser.add_argument("--only-pyheart", action="store_true", help=argparse.SUPPRESS)  # child run
     args = parser.parse_args()
+    messages = [("ADT^A01", ADT_A01, 5000.0), ("ORU^R01 (10 OBX)", ORU_R01, 3000.0)]
+    if args.only_pyheart:
+        rates = {
+            label: statistics.median(rate(pyheart, variants(data), args.seconds) for _ in range(args.runs))
+            for label, data, _ in messages
+        }
+        print(json.dumps(rates))
+        return
+    build = native.current_build()
+    print(
+        f"hot path: {'native build (mypyc) ' + str(build) if build else 'Python modules (no native build)'}"
+    )
+    python_rates = _python_rates(args.seconds, args.runs) if build else {}
     pipelines: list[tuple[str, Callable[[str], bytes]]] = [
         ("pyheart (parse -> IG map -> orjson)", pyheart),
         ("pyheart, optional resources off", pyheart_lean),
         ("python-hl7 + fhir.resources", naive_python_hl7),
         ("hl7apy + fhir.resources", naive_hl7apy),
     ]
-    messages = [("ADT^A01", ADT_A01, 5000.0), ("ORU^R01 (10 OBX)", ORU_R01, 3000.0)]
     print(f"{'pipeline':<40}{'message':<18}{'conv/s':>10}{'us/conv':>10}{'vs pyheart':>14}")
     for label, data, target in messages:
         ours = 0.0
@@ -273,6 +310,10 @@ def main() -> None:
                 ours = r
             ratio = f"{r / ours:.2f}x" if r >= ours else f"{ours / r:,.1f}x slower"
             print(f"{name:<40}{label:<18}{r:>10,.0f}{1e6 / r:>10,.0f}{ratio:>14}")
+            if fn is pyheart and label in python_rates:
+                r = python_rates[label]
+                name = "pyheart, Python modules (no native)"
+                print(f"{name:<40}{label:<18}{r:>10,.0f}{1e6 / r:>10,.0f}{ours / r:>13,.2f}x slower")
         for name, _fn in pipelines[:2]:
             verdict = "meets" if rates[name] >= target else "MISSES"
             print(f"  -> {name}: {verdict} the {target:,.0f}/s target for {label}")

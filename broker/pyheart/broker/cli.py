@@ -174,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_fhir_server_commands(fhir_server)
     _add_offline_parsers(sub)
     add_engine_commands(sub)
+    from pyheart.broker.native import add_subcommands as add_native_commands
+
+    add_native_commands(sub)
     return parser
 
 

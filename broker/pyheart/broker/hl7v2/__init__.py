@@ -1,5 +1,10 @@
 """HL7 v2 (ER7) parsing, escaping and acknowledgments."""
 
+from pyheart.broker import native as _native
+
+# The parser may run from the optional native build (see pyheart.broker.native).
+__path__ = _native.package_path(__name__, __path__)
+
 from pyheart.broker.hl7v2.parser import (
     DEFAULT_DELIMITERS,
     Delimiters,

@@ -336,25 +336,25 @@ class Segment:
     __slots__ = ("_charset", "_d", "_fields", "_line", "index", "name")
 
     def __init__(
-        self, name: str, fields: list[str], d: Delimiters, index: int, charset: str = "utf-8"
+        self,
+        name: str,
+        fields: list[str] | None,
+        d: Delimiters,
+        index: int,
+        charset: str = "utf-8",
+        line: str | None = None,
     ) -> None:
+        # ``fields`` None: split ``line`` (the segment as written) on first read.
         self.name = name
-        self._fields: list[str] | None = fields
-        self._line: str | None = None
+        self._fields = fields
+        self._line = line
         self._d = d
         self.index = index
         self._charset = charset
 
     @classmethod
     def _lazy(cls, name: str, line: str, d: Delimiters, index: int, charset: str) -> Segment:
-        seg = cls.__new__(cls)
-        seg.name = name
-        seg._fields = None
-        seg._line = line
-        seg._d = d
-        seg.index = index
-        seg._charset = charset
-        return seg
+        return cls(name, None, d, index, charset, line)
 
     def _split(self) -> list[str]:
         fields = self._fields
@@ -711,7 +711,6 @@ def _build(
     append = segments.append
     fs = d.field
     good = _GOOD_NAMES
-    new = Segment.__new__
     for i, line in enumerate(lines[1:], start=2):
         if not line or line[0] in " \t":
             line = line.strip()
@@ -732,14 +731,7 @@ def _build(
                 f"{where}segment {i} (MSH): a second MSH in one message (use parse_batch())",
                 locations=[f"{where}segment {i}"],
             )
-        seg = new(Segment)
-        seg.name = name
-        seg._fields = None
-        seg._line = line
-        seg._d = d
-        seg.index = len(segments)
-        seg._charset = charset
-        append(seg)
+        append(Segment(name, None, d, len(segments), charset, line))
     if not msh.get(9, 1):
         raise ParseError(f"{where}MSH-9 (message type) is empty", locations=[f"{where}MSH-9"])
     return Hl7Message(segments, d, charset)

@@ -44,6 +44,11 @@ Commands
         regenerates :mod:`._vocab` from the IG concept-map CSVs.
 """
 
+from pyheart.broker import native as _native
+
+# The hot path may run from the optional native build (see pyheart.broker.native).
+__path__ = _native.package_path(__name__, __path__)
+
 from pyheart.transformers.hl7v2_fhir.api import convert, convert_message
 from pyheart.transformers.hl7v2_fhir.context import Options
 from pyheart.transformers.hl7v2_fhir.plugin import Hl7v2ToFhir
