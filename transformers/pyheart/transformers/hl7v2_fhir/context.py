@@ -354,16 +354,23 @@ class Context:
         if name:
             res["name"] = name
         ident: Json | None = None
-        if ident_value:
+        if ident_value or v.get(7):
+            # IG XON.7 maps to identifier.type on its own: a typed identifier without a value
+            # (an NPI-type organisation whose number was not sent) still says what it is.
             ident = {}
-            system = dt.hd_system_of(v.component(6), self) if v.get(6) else None
-            if system:
-                ident["system"] = system
-            ident["value"] = ident_value
-            if v.get(6) or v.get(6, 2):
-                assigner = self.assigner(v.component(6))
-                if assigner:
-                    ident["assigner"] = assigner
+            if ident_value:
+                system = dt.hd_system_of(v.component(6), self) if v.get(6) else None
+                if system:
+                    ident["system"] = system
+                ident["value"] = ident_value
+                if v.get(4):
+                    # IG XON.4 (as CX.2). XON.5's namingsystem-checkDigit extension is not
+                    # allowed on an Identifier, so the scheme is left out.
+                    ident["extension"] = [{"url": _CHECK_DIGIT, "valueString": v.get(4)}]
+                if v.get(6) or v.get(6, 2):
+                    assigner = self.assigner(v.component(6))
+                    if assigner:
+                        ident["assigner"] = assigner
             if v.get(7):
                 mapped = dt.lookup("IdentifierType", v.get(7))
                 code = mapped[0] if mapped else v.get(7)
@@ -371,7 +378,7 @@ class Context:
                     "coding": [dt.coding(code, dt.V2_CS + "0203", mapped[1] if mapped else None)]
                 }
             res["identifier"] = [ident]
-        if ident is not None and ident.get("system"):
+        if ident is not None and ident.get("system") and ident_value:
             return self.add(res, ident=ident)
         rid = resource_id("Organization", self.scope, name, ident_value)
         return self._put("Organization", rid, res, None)
@@ -500,6 +507,9 @@ def _q(text: str) -> str:
     if _UNQUOTED.fullmatch(text):
         return text  # what quote() gives, without its cost (a new patient id is a miss)
     return quote(text, safe=":/.-_~@")
+
+
+_CHECK_DIGIT = "http://hl7.org/fhir/StructureDefinition/identifier-checkDigit"
 
 
 def _xcn_name(c: list[str], ctx: Context) -> Json | None:

@@ -1559,6 +1559,42 @@ def h_prt(ctx: Context, seg: Segment, st: State) -> None:
         st.patient.setdefault("generalPractitioner", []).append(who)
 
 
+def h_prd(ctx: Context, seg: Segment, st: State) -> None:
+    """PRD (provider data) -> Practitioner in a PractitionerRole at its organisation (the IG
+    has no PRD map: the fields go to the standard elements of those resources). PRD-11 and
+    PRD-13 are the organisation's address and telecom."""
+    person = fm.apply(fm.PRD_PRACTITIONER, seg, _new("Practitioner"), ctx)
+    names: list[Json] = person.get("name") or []
+    idents: list[Json] = person.get("identifier") or []
+    if not names and not idents:
+        return
+    if idents:
+        ref = ctx.add(person, ident=idents[0])
+    else:
+        name = names[0]
+        ref = ctx.add_shared(
+            person,
+            resource_id("Practitioner", ctx.scope, *name.get("given", ()), name.get("family", "")),
+        )
+    role = fm.apply(fm.PRD_ROLE, seg, _new("PractitionerRole"), ctx)
+    role["practitioner"] = ref
+    org = role.get("organization")
+    if org is not None:
+        entry = ctx.entries.get(_rid_in(org["reference"]))
+        if entry is not None:
+            for field, key, convert in (
+                (11, "address", dt.xad_address),
+                (13, "telecom", dt.xtn_contact_point),
+            ):
+                if seg.raw(field) and key not in entry.resource:
+                    found = [x for x in (convert(r, ctx) for r in seg.reps(field)) if x]
+                    if found:
+                        entry.resource[key] = found
+    code = ((role.get("code") or [{}])[0].get("coding") or [{}])[0].get("code", "")
+    org_rid = _rid_in(org["reference"]) if org is not None else ""
+    ctx.add_shared(role, resource_id("PractitionerRole", _rid_in(ref["reference"]), code, org_rid))
+
+
 def h_evn(ctx: Context, seg: Segment, st: State) -> None:
     """EVN -> Provenance of the message's event (recorded, reason, operator)."""
     if not ctx.options.provenance:
@@ -1630,6 +1666,7 @@ HANDLERS: dict[str, Handler] = {
     "FT1": h_ft1,
     "ROL": h_rol,
     "PRT": h_prt,
+    "PRD": h_prd,
 }
 
 

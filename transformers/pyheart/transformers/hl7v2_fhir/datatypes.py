@@ -768,6 +768,44 @@ def ei_identifier(v: Value, ctx: Context, vocab: str | None = None) -> Json | No
     return out
 
 
+def ei_identifier_system(v: Value, ctx: Context, vocab: str | None = None) -> Json | None:
+    """EI -> Identifier (IG ``EI[Identifier-System]``): as :func:`ei_identifier`, plus the
+    universal id type (EI.4, table 0301) as ``type``, as the IG's HD maps type a universal id."""
+    out = ei_identifier(v, ctx)
+    if out is None:
+        return None
+    kind = v.get(4)
+    if kind:
+        mapped = lookup("UniversalIDType", kind) or lookup("UniversalIDType", kind.upper())
+        if mapped:
+            out["type"] = {"coding": [coding(mapped[0], mapped[2], mapped[1])]}
+    return out
+
+
+def ei_udi_carrier(v: Value, ctx: Context, vocab: str | None = None) -> Json | None:
+    """EI -> Device.udiCarrier (IG ``EI[Device-udiCarrier]``): EI.1 is the device identifier
+    (the IG's assigning-authority extensions are undefined, so EI.2-EI.4 are not kept)."""
+    value = v.get(1).strip()
+    return {"deviceIdentifier": value} if value else None
+
+
+def pln_identifier(v: Value, ctx: Context, vocab: str | None = None) -> Json | None:
+    """PLN -> Identifier (IG ``PLN[Identifier]``): the practitioner licence number, its type
+    (PLN.2, table 0338 via PractitionerIDNumberType) and expiry (PLN.4) as ``period.end``."""
+    c = comps(v, ctx)
+    if not c[1]:
+        return None
+    out: Json = {"value": c[1]}
+    if c[2]:
+        mapped = lookup("PractitionerIDNumberType", c[2])
+        cd = coding(mapped[0], mapped[2], mapped[1]) if mapped else coding(c[2], V2_CS + "0338")
+        out["type"] = {"coding": [cd]}
+    end = dtm(c[4], ctx.default_tz)
+    if end:
+        out["period"] = {"end": end}
+    return out
+
+
 def eip_identifiers(v: Value, ctx: Context) -> list[Json]:
     """EIP -> placer and filler Identifiers (IG ``EIP[Identifier-*AssignedIdentifier]``)."""
     out: list[Json] = []
@@ -823,6 +861,9 @@ def pl_location(v: Value, ctx: Context, vocab: str | None = None) -> Json | None
     return ctx.location_from_pl(v)
 
 
+_LOCATION_PHYSICAL_TYPE = "http://terminology.hl7.org/CodeSystem/location-physical-type"
+
+
 def hd_location(v: Value, ctx: Context, vocab: str | None = None) -> Json | None:
     """HD -> Reference(Location) (IG ``HD[Location]``)."""
     name = v.get(1)
@@ -832,6 +873,8 @@ def hd_location(v: Value, ctx: Context, vocab: str | None = None) -> Json | None
     ident = hd_identifier(v, ctx)
     if ident:
         loc["identifier"] = [ident]
+    # IG HD[Location]: an HD names a site (a facility).
+    loc["physicalType"] = {"coding": [coding("si", _LOCATION_PHYSICAL_TYPE, "Site")]}
     return ctx.add_shared(loc, resource_id("Location", ctx.scope, name, v.get(2)))
 
 
@@ -1009,6 +1052,9 @@ DATATYPES: dict[str, DatatypeMap] = {
     "XTN[ContactPoint]": _copied(xtn_contact_point),
     "CX[Identifier]": cx_identifier,
     "EI[Identifier-Extension]": ei_identifier,
+    "EI[Identifier-System]": ei_identifier_system,
+    "EI[Device-udiCarrier]": ei_udi_carrier,
+    "PLN[Identifier]": pln_identifier,
     "DLN[Identifier]": dln_identifier,
     "HD[Identifier]": hd_identifier,
     "XON[string]": xon_string,
