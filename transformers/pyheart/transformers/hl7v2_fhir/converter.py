@@ -844,9 +844,9 @@ def _observation_roles(ctx: Context, seg: Segment, res: Json) -> None:
         if org_entry is not None and address:
             org_entry.resource.setdefault("address", []).append(address)
     if fields[18]:
-        # IG OBX-18: the equipment instance, a Device identified by the EI.
+        # IG OBX-18: the equipment instance, a Device identified by the EI (EI.4 as its type).
         for rep in seg.reps(18):
-            ident = dt.ei_identifier(rep, ctx)
+            ident = dt.ei_identifier_system(rep, ctx)
             if ident is not None:
                 res.setdefault(
                     "device", ctx.add({"resourceType": "Device", "identifier": [ident]}, ident=ident)
