@@ -1493,7 +1493,7 @@ def h_rol(ctx: Context, seg: Segment, st: State) -> None:
     org = _rid_in((role.get("organization") or {}).get("reference", ""))
     _practitioner_address(ctx, practitioner, seg, 11)
     ident = (role.get("identifier") or [None])[0]
-    if ident is not None and ident.get("value"):
+    if ident is not None and ident.get("value") and not _role_taken(ctx, ident, practitioner):
         ref = ctx.add(role, ident=ident)
     else:
         ref = ctx.add_shared(
@@ -1508,6 +1508,17 @@ def h_rol(ctx: Context, seg: Segment, st: State) -> None:
         st.encounter.setdefault("participant", []).append(part)
     elif st.patient is not None and seg.get(3) == "PP":
         st.patient.setdefault("generalPractitioner", []).append(ref)
+
+
+def _role_taken(ctx: Context, ident: Json, practitioner: Json) -> bool:
+    """True when this bundle already has a PractitionerRole with the identifier ``ident`` for
+    another practitioner: senders that number ROL-1 per segment group ("1" in every ROL) must
+    not merge two people's roles into one."""
+    key = (ident.get("system") or ctx.sender_system or "", ident["value"])
+    return any(
+        e.rtype == "PractitionerRole" and e.ident == key and e.resource.get("practitioner") != practitioner
+        for e in ctx.entries.values()
+    )
 
 
 def h_prt(ctx: Context, seg: Segment, st: State) -> None:
