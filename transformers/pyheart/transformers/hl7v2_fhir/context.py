@@ -258,6 +258,8 @@ class Context:
                 assigner = self.assigner(authority)
                 if assigner:
                     ident["assigner"] = assigner
+            if c[11]:
+                ident["extension"] = [{"url": _CHECK_DIGIT, "valueString": c[11]}]  # IG XCN.11
             id_type = c[13]
             if id_type:
                 mapped = dt.lookup("IdentifierType", id_type)
@@ -270,10 +272,18 @@ class Context:
                 }
             res["identifier"] = [ident]
         if name:
+            if c[17] and "period" not in name:
+                # IG XCN.17 (name validity range, DR) when XCN.19/XCN.20 are absent.
+                period = dt.dr_period(v.component(17), self)
+                if period:
+                    name["period"] = period
             res["name"] = [name]
         qual = c[7]
         if qual:
-            res["qualification"] = [{"code": {"coding": [dt.coding(qual, dt.V2_CS + "0360")]}}]
+            # IG XCN.7 -> qualification.code (IS[CodeableConcept], DegreeLicenseCertificate).
+            mapped = dt.lookup("DegreeLicenseCertificate", qual)
+            cd = dt.coding(mapped[0], mapped[2], mapped[1]) if mapped else dt.coding(qual, dt.V2_CS + "0360")
+            res["qualification"] = [{"code": {"coding": [cd]}}]
         if ident is not None:
             if not ident.get("system") and self.sender_system:
                 ident["system"] = self.sender_system  # matchable, as for every identifier
@@ -510,6 +520,7 @@ def _q(text: str) -> str:
 
 
 _CHECK_DIGIT = "http://hl7.org/fhir/StructureDefinition/identifier-checkDigit"
+_ASSEMBLY_ORDER = "http://hl7.org/fhir/StructureDefinition/humanname-assembly-order"
 
 
 def _xcn_name(c: list[str], ctx: Context) -> Json | None:
@@ -532,6 +543,10 @@ def _xcn_name(c: list[str], ctx: Context) -> Json | None:
     start, end = dt.dtm(c[19], ctx.default_tz), dt.dtm(c[20], ctx.default_tz)
     if start or end:
         out["period"] = {k: x for k, x in (("start", start), ("end", end)) if x}
+    order = dt.lookup("NameAssemblyOrder", c[18])
+    if order:
+        # IG XCN.18, as XPN.11 (the R4 humanname-assembly-order extension on the name).
+        out["extension"] = [{"url": _ASSEMBLY_ORDER, "valueCode": order[0]}]
     if not (family or given):
         return None
     return out
