@@ -207,3 +207,22 @@ def test_rol_same_instance_id_same_person_merges(h: ModuleType) -> None:
     """Two ROLs with the same ROL-1 for the same person stay one PractitionerRole."""
     rol = h.seg("ROL", {1: "1", 2: "AD", 3: "AT^Attending^HL70443", 4: "77^Role^Ron"})
     assert len(h.resources(h.run(ADT, PID, PV1, rol, rol), "PractitionerRole")) == 1
+
+
+def test_xad_district_cwe_text(ctx: Context) -> None:
+    """XAD.9 as a CWE gives the district its text (IG CWE[string]), not its code."""
+    address = dt.xad_address(_rep(ctx, "1 Main St^^Town^ST^11111^US^H^^C17&Fair County&FIPS"), ctx)
+    assert address is not None
+    assert address["district"] == "Fair County"
+
+
+def test_xad_district_plain_code(ctx: Context) -> None:
+    """XAD.9 without sub-components (the older IS county code) is the district as sent."""
+    address = dt.xad_address(_rep(ctx, "1 Main St^^Town^ST^11111^US^H^^C17"), ctx)
+    assert address is not None
+    assert address["district"] == "C17"
+
+
+def test_xon_string_falls_back_to_identifier(ctx: Context) -> None:
+    """XON[string] is the organisation identifier (XON.10) when XON.1 is empty."""
+    assert dt.xon_string(_rep(ctx, "^L^^^^^^^^ORG9"), ctx) == "ORG9"

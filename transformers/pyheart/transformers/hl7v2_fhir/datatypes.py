@@ -528,10 +528,13 @@ def xad_address(v: Value, ctx: Context, vocab: str | None = None) -> Json | None
     lines = [x for x in (c[1], v.get(1, 2), v.get(1, 3), c[2], c[19]) if x]
     if lines:
         out["line"] = lines
-    for pos, key in ((3, "city"), (4, "state"), (5, "postalCode"), (6, "country"), (9, "district")):
+    for pos, key in ((3, "city"), (4, "state"), (5, "postalCode"), (6, "country")):
         text = c[pos]
         if text:
             out[key] = text
+    has_subs = (c[9] or c[10]) and ctx.delimiters.subcomponent in v.raw
+    if c[9]:
+        out["district"] = _cwe_string_sub(v, 9) if has_subs else c[9]
     kind = c[7]
     if kind in ("M", "SH"):
         t = lookup("AddressType[Type]", kind)
@@ -548,10 +551,16 @@ def xad_address(v: Value, ctx: Context, vocab: str | None = None) -> Json | None
         out.setdefault("extension", []).append(
             {
                 "url": "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-censusTract",
-                "valueString": c[10],
+                "valueString": _cwe_string_sub(v, 10) if has_subs else c[10],
             }
         )
     return out or None
+
+
+def _cwe_string_sub(v: Value, pos: int) -> str:
+    """IG ``CWE[string]`` of the CWE component ``pos`` (parts as sub-components): the original
+    text (CWE.9), else the text (CWE.2), else the code (XAD.9 was a plain IS code before v2.7)."""
+    return v.get(pos, 9) or v.get(pos, 2) or v.get(pos, 1)
 
 
 _EMAIL_TYPES = frozenset({"Internet", "X.400", "NET"})
@@ -833,8 +842,8 @@ def hd_identifier(v: Value, ctx: Context, vocab: str | None = None) -> Json | No
 
 
 def xon_string(v: Value, ctx: Context, vocab: str | None = None) -> str | None:
-    """XON -> string (the organisation name)."""
-    return v.get(1) or None
+    """XON -> string (IG ``XON[string]``): the organisation name, else its identifier (XON.10)."""
+    return v.get(1) or v.get(10) or None
 
 
 # ------------------------------------------------------------------------ resource-creating
