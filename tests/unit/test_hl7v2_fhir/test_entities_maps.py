@@ -226,3 +226,24 @@ def test_xad_district_plain_code(ctx: Context) -> None:
 def test_xon_string_falls_back_to_identifier(ctx: Context) -> None:
     """XON[string] is the organisation identifier (XON.10) when XON.1 is empty."""
     assert dt.xon_string(_rep(ctx, "^L^^^^^^^^ORG9"), ctx) == "ORG9"
+
+
+def _pv1_locations(h: ModuleType, pl: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    bundle = h.run(ADT, PID, f"PV1|1|I|{pl}")
+    return bundle, h.resources(bundle, "Location")
+
+
+def test_pl_comprehensive_identifier(h: ModuleType) -> None:
+    """PL.10 -> a second identifier of the most specific level (the bed)."""
+    _, locations = _pv1_locations(h, "ICU^12^B^GHH^^^^^^LOC-77&HOSP")
+    bed = next(loc for loc in locations if loc["name"] == "B")
+    assert bed["identifier"][-1] == {"system": "urn:id:HOSP", "value": "LOC-77"}
+
+
+def test_pl_assigning_authority(h: ModuleType) -> None:
+    """PL.11 -> the assigner Organization of each level's identifier."""
+    bundle, locations = _pv1_locations(h, "ICU^12^B^GHH^^^^^^^AUTH1")
+    org_url = next(
+        e["fullUrl"] for e in h.entries(bundle, "Organization") if e["resource"].get("name") == "AUTH1"
+    )
+    assert {loc["identifier"][0]["assigner"]["reference"] for loc in locations} == {org_url}

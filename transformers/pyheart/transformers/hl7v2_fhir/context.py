@@ -413,12 +413,16 @@ class Context:
         last_res: Json | None = None
         c = dt.comps(v, self)  # decoded first sub-components, one split for the six levels
         has_subs = self.delimiters.subcomponent in v.raw
+        # IG PL.11: the assigning authority of the location identifiers (HD[Organization]).
+        assigner = self.assigner(v.component(11)) if c[11] or (has_subs and v.get(11, 2)) else None
         for pos, code, display in levels:
             name = c[pos]
             if not name:
                 continue
             key.append(f"{pos}={name}")
             res: Json = {"resourceType": "Location", "name": name, "identifier": [{"value": name}]}
+            if assigner is not None:
+                res["identifier"][0]["assigner"] = assigner
             uid = v.get(pos, 2) if has_subs else ""
             if uid:
                 # IG PL -> HD[Identifier]: the level's universal id is a second identifier.
@@ -440,6 +444,18 @@ class Context:
             last_res = res
         if last_res is not None and c[9]:
             last_res["description"] = c[9]
+        if last_res is not None and c[10]:
+            # IG PL.10: the comprehensive location identifier is a second identifier of the
+            # most specific level (EI: the value, the system from its assigning authority).
+            comp = v.component(10)
+            ident: Json = {}
+            system = dt.hd_uri(comp.get(2), comp.get(3), comp.get(4).upper(), self.system_base)
+            if system:
+                ident["system"] = system
+            ident["value"] = c[10]
+            if assigner is not None:
+                ident["assigner"] = assigner
+            last_res["identifier"].append(ident)
         return last
 
     def sender_ident(self, ident: Json) -> Json:
