@@ -247,3 +247,14 @@ def test_pl_assigning_authority(h: ModuleType) -> None:
         e["fullUrl"] for e in h.entries(bundle, "Organization") if e["resource"].get("name") == "AUTH1"
     )
     assert {loc["identifier"][0]["assigner"]["reference"] for loc in locations} == {org_url}
+
+
+def test_sft_install_date(h: ModuleType) -> None:
+    """SFT-6 -> the install date extension on the software Device's version."""
+    sft = "SFT|Acme|4.2|Engine|b17||20240101120000"
+    device = h.one(h.run(ADT, sft, PID), "Device")
+    ext = device["version"][0]["extension"][0]
+    assert ext == {
+        "url": "http://hl7.org/fhir/5.0/StructureDefinition/extension-Device.version.installDate",
+        "valueDateTime": "2024-01-01T12:00:00-05:00",
+    }

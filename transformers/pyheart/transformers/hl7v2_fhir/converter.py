@@ -1755,6 +1755,9 @@ _AUTHOR = {
 }
 
 
+_INSTALL_DATE = "http://hl7.org/fhir/5.0/StructureDefinition/extension-Device.version.installDate"
+
+
 def software_devices(ctx: Context) -> list[Json]:
     """SFT -> Device (IG ``SFT[Device]``); returns references."""
     refs: list[Json] = []
@@ -1763,7 +1766,12 @@ def software_devices(ctx: Context) -> list[Json]:
         if sft.get(1):
             dev["manufacturer"] = sft.get(1)
         if sft.get(2):
-            dev["version"] = [{"value": sft.get(2)}]
+            version: Json = {"value": sft.get(2)}
+            installed = dt.dtm(sft.get(6), ctx.default_tz) if sft.get(6) else None
+            if installed:
+                # IG SFT-6: the install date, as the R5 Device.version.installDate extension.
+                version["extension"] = [{"url": _INSTALL_DATE, "valueDateTime": installed}]
+            dev["version"] = [version]
         if sft.get(3):
             dev["deviceName"] = [{"name": sft.get(3), "type": "manufacturer-name"}]
         if sft.get(4):
