@@ -258,3 +258,17 @@ def test_sft_install_date(h: ModuleType) -> None:
         "url": "http://hl7.org/fhir/5.0/StructureDefinition/extension-Device.version.installDate",
         "valueDateTime": "2024-01-01T12:00:00-05:00",
     }
+
+
+def test_prt_organization_unit_type(h: ModuleType) -> None:
+    """PRT-7 -> the type of the PRT-8 Organization."""
+    obx = h.seg("OBX", {1: "1", 2: "NM", 3: "X^Y^LN", 5: "5", 11: "F"})
+    prt = h.seg(
+        "PRT", {2: "AD", 4: "RO^Observer^HL70912", 5: "5^Pat^Paul", 7: "1^Hospital^HL70406", 8: "Lab Org"}
+    )
+    org = _org(h.run(ORU, PID, "OBR|1|P1|F1", obx, prt), h, "Lab Org")
+    assert org["type"][0]["coding"][0] == {
+        "system": "http://terminology.hl7.org/CodeSystem/v2-0406",
+        "code": "1",
+        "display": "Hospital",
+    }

@@ -1536,6 +1536,12 @@ def h_prt(ctx: Context, seg: Segment, st: State) -> None:
         rid = resource_id("PractitionerRole", _rid_in(role["practitioner"]["reference"]), code, org_rid)
         person = ctx.add_shared(role, rid)
     org = role.get("organization")
+    if org is not None and seg.raw(7):
+        # IG PRT-7: the participating organisation's unit type is the Organization's type.
+        org_entry = ctx.entries.get(_rid_in(org["reference"]))
+        unit = dt.cwe_codeable_concept(seg.value(7), ctx)
+        if org_entry is not None and unit and "type" not in org_entry.resource:
+            org_entry.resource["type"] = [unit]
     device: Json | None = None
     if seg.get(10):
         dev = fm.apply(fm.PRT_DEVICE, seg, _new("Device"), ctx)
