@@ -258,6 +258,8 @@ class Context:
                 assigner = self.assigner(authority)
                 if assigner:
                     ident["assigner"] = assigner
+            if c[11]:
+                ident["extension"] = [{"url": _CHECK_DIGIT, "valueString": c[11]}]  # IG XCN.11
             id_type = c[13]
             if id_type:
                 mapped = dt.lookup("IdentifierType", id_type)
@@ -270,10 +272,18 @@ class Context:
                 }
             res["identifier"] = [ident]
         if name:
+            if c[17] and "period" not in name:
+                # IG XCN.17 (name validity range, DR) when XCN.19/XCN.20 are absent.
+                period = dt.dr_period(v.component(17), self)
+                if period:
+                    name["period"] = period
             res["name"] = [name]
         qual = c[7]
         if qual:
-            res["qualification"] = [{"code": {"coding": [dt.coding(qual, dt.V2_CS + "0360")]}}]
+            # IG XCN.7 -> qualification.code (IS[CodeableConcept], DegreeLicenseCertificate).
+            mapped = dt.lookup("DegreeLicenseCertificate", qual)
+            cd = dt.coding(mapped[0], mapped[2], mapped[1]) if mapped else dt.coding(qual, dt.V2_CS + "0360")
+            res["qualification"] = [{"code": {"coding": [cd]}}]
         if ident is not None:
             if not ident.get("system") and self.sender_system:
                 ident["system"] = self.sender_system  # matchable, as for every identifier
@@ -354,16 +364,23 @@ class Context:
         if name:
             res["name"] = name
         ident: Json | None = None
-        if ident_value:
+        if ident_value or v.get(7):
+            # IG XON.7 maps to identifier.type on its own: a typed identifier without a value
+            # (an NPI-type organisation whose number was not sent) still says what it is.
             ident = {}
-            system = dt.hd_system_of(v.component(6), self) if v.get(6) else None
-            if system:
-                ident["system"] = system
-            ident["value"] = ident_value
-            if v.get(6) or v.get(6, 2):
-                assigner = self.assigner(v.component(6))
-                if assigner:
-                    ident["assigner"] = assigner
+            if ident_value:
+                system = dt.hd_system_of(v.component(6), self) if v.get(6) else None
+                if system:
+                    ident["system"] = system
+                ident["value"] = ident_value
+                if v.get(4):
+                    # IG XON.4 (as CX.2). XON.5's namingsystem-checkDigit extension is not
+                    # allowed on an Identifier, so the scheme is left out.
+                    ident["extension"] = [{"url": _CHECK_DIGIT, "valueString": v.get(4)}]
+                if v.get(6) or v.get(6, 2):
+                    assigner = self.assigner(v.component(6))
+                    if assigner:
+                        ident["assigner"] = assigner
             if v.get(7):
                 mapped = dt.lookup("IdentifierType", v.get(7))
                 code = mapped[0] if mapped else v.get(7)
@@ -371,7 +388,7 @@ class Context:
                     "coding": [dt.coding(code, dt.V2_CS + "0203", mapped[1] if mapped else None)]
                 }
             res["identifier"] = [ident]
-        if ident is not None and ident.get("system"):
+        if ident is not None and ident.get("system") and ident_value:
             return self.add(res, ident=ident)
         rid = resource_id("Organization", self.scope, name, ident_value)
         return self._put("Organization", rid, res, None)
@@ -396,12 +413,16 @@ class Context:
         last_res: Json | None = None
         c = dt.comps(v, self)  # decoded first sub-components, one split for the six levels
         has_subs = self.delimiters.subcomponent in v.raw
+        # IG PL.11: the assigning authority of the location identifiers (HD[Organization]).
+        assigner = self.assigner(v.component(11)) if c[11] or (has_subs and v.get(11, 2)) else None
         for pos, code, display in levels:
             name = c[pos]
             if not name:
                 continue
             key.append(f"{pos}={name}")
             res: Json = {"resourceType": "Location", "name": name, "identifier": [{"value": name}]}
+            if assigner is not None:
+                res["identifier"][0]["assigner"] = assigner
             uid = v.get(pos, 2) if has_subs else ""
             if uid:
                 # IG PL -> HD[Identifier]: the level's universal id is a second identifier.
@@ -423,6 +444,18 @@ class Context:
             last_res = res
         if last_res is not None and c[9]:
             last_res["description"] = c[9]
+        if last_res is not None and c[10]:
+            # IG PL.10: the comprehensive location identifier is a second identifier of the
+            # most specific level (EI: the value, the system from its assigning authority).
+            comp = v.component(10)
+            ident: Json = {}
+            system = dt.hd_uri(comp.get(2), comp.get(3), comp.get(4).upper(), self.system_base)
+            if system:
+                ident["system"] = system
+            ident["value"] = c[10]
+            if assigner is not None:
+                ident["assigner"] = assigner
+            last_res["identifier"].append(ident)
         return last
 
     def sender_ident(self, ident: Json) -> Json:
@@ -502,6 +535,10 @@ def _q(text: str) -> str:
     return quote(text, safe=":/.-_~@")
 
 
+_CHECK_DIGIT = "http://hl7.org/fhir/StructureDefinition/identifier-checkDigit"
+_ASSEMBLY_ORDER = "http://hl7.org/fhir/StructureDefinition/humanname-assembly-order"
+
+
 def _xcn_name(c: list[str], ctx: Context) -> Json | None:
     """The HumanName of an XCN, from its components (``dt.comps``)."""
     out: Json = {}
@@ -522,6 +559,10 @@ def _xcn_name(c: list[str], ctx: Context) -> Json | None:
     start, end = dt.dtm(c[19], ctx.default_tz), dt.dtm(c[20], ctx.default_tz)
     if start or end:
         out["period"] = {k: x for k, x in (("start", start), ("end", end)) if x}
+    order = dt.lookup("NameAssemblyOrder", c[18])
+    if order:
+        # IG XCN.18, as XPN.11 (the R4 humanname-assembly-order extension on the name).
+        out["extension"] = [{"url": _ASSEMBLY_ORDER, "valueCode": order[0]}]
     if not (family or given):
         return None
     return out

@@ -844,9 +844,9 @@ def _observation_roles(ctx: Context, seg: Segment, res: Json) -> None:
         if org_entry is not None and address:
             org_entry.resource.setdefault("address", []).append(address)
     if fields[18]:
-        # IG OBX-18: the equipment instance, a Device identified by the EI.
+        # IG OBX-18: the equipment instance, a Device identified by the EI (EI.4 as its type).
         for rep in seg.reps(18):
-            ident = dt.ei_identifier(rep, ctx)
+            ident = dt.ei_identifier_system(rep, ctx)
             if ident is not None:
                 res.setdefault(
                     "device", ctx.add({"resourceType": "Device", "identifier": [ident]}, ident=ident)
@@ -1493,7 +1493,7 @@ def h_rol(ctx: Context, seg: Segment, st: State) -> None:
     org = _rid_in((role.get("organization") or {}).get("reference", ""))
     _practitioner_address(ctx, practitioner, seg, 11)
     ident = (role.get("identifier") or [None])[0]
-    if ident is not None and ident.get("value"):
+    if ident is not None and ident.get("value") and not _role_taken(ctx, ident, practitioner):
         ref = ctx.add(role, ident=ident)
     else:
         ref = ctx.add_shared(
@@ -1508,6 +1508,17 @@ def h_rol(ctx: Context, seg: Segment, st: State) -> None:
         st.encounter.setdefault("participant", []).append(part)
     elif st.patient is not None and seg.get(3) == "PP":
         st.patient.setdefault("generalPractitioner", []).append(ref)
+
+
+def _role_taken(ctx: Context, ident: Json, practitioner: Json) -> bool:
+    """True when this bundle already has a PractitionerRole with the identifier ``ident`` for
+    another practitioner: senders that number ROL-1 per segment group ("1" in every ROL) must
+    not merge two people's roles into one."""
+    key = (ident.get("system") or ctx.sender_system or "", ident["value"])
+    return any(
+        e.rtype == "PractitionerRole" and e.ident == key and e.resource.get("practitioner") != practitioner
+        for e in ctx.entries.values()
+    )
 
 
 def h_prt(ctx: Context, seg: Segment, st: State) -> None:
@@ -1525,6 +1536,12 @@ def h_prt(ctx: Context, seg: Segment, st: State) -> None:
         rid = resource_id("PractitionerRole", _rid_in(role["practitioner"]["reference"]), code, org_rid)
         person = ctx.add_shared(role, rid)
     org = role.get("organization")
+    if org is not None and seg.raw(7):
+        # IG PRT-7: the participating organisation's unit type is the Organization's type.
+        org_entry = ctx.entries.get(_rid_in(org["reference"]))
+        unit = dt.cwe_codeable_concept(seg.value(7), ctx)
+        if org_entry is not None and unit and "type" not in org_entry.resource:
+            org_entry.resource["type"] = [unit]
     device: Json | None = None
     if seg.get(10):
         dev = fm.apply(fm.PRT_DEVICE, seg, _new("Device"), ctx)
@@ -1557,6 +1574,42 @@ def h_prt(ctx: Context, seg: Segment, st: State) -> None:
         st.encounter.setdefault("participant", []).append(part)
     elif st.patient is not None and rtype == "Patient" and seg.get(4) == "PP" and who is not None:
         st.patient.setdefault("generalPractitioner", []).append(who)
+
+
+def h_prd(ctx: Context, seg: Segment, st: State) -> None:
+    """PRD (provider data) -> Practitioner in a PractitionerRole at its organisation (the IG
+    has no PRD map: the fields go to the standard elements of those resources). PRD-11 and
+    PRD-13 are the organisation's address and telecom."""
+    person = fm.apply(fm.PRD_PRACTITIONER, seg, _new("Practitioner"), ctx)
+    names: list[Json] = person.get("name") or []
+    idents: list[Json] = person.get("identifier") or []
+    if not names and not idents:
+        return
+    if idents:
+        ref = ctx.add(person, ident=idents[0])
+    else:
+        name = names[0]
+        ref = ctx.add_shared(
+            person,
+            resource_id("Practitioner", ctx.scope, *name.get("given", ()), name.get("family", "")),
+        )
+    role = fm.apply(fm.PRD_ROLE, seg, _new("PractitionerRole"), ctx)
+    role["practitioner"] = ref
+    org = role.get("organization")
+    if org is not None:
+        entry = ctx.entries.get(_rid_in(org["reference"]))
+        if entry is not None:
+            for field, key, convert in (
+                (11, "address", dt.xad_address),
+                (13, "telecom", dt.xtn_contact_point),
+            ):
+                if seg.raw(field) and key not in entry.resource:
+                    found = [x for x in (convert(r, ctx) for r in seg.reps(field)) if x]
+                    if found:
+                        entry.resource[key] = found
+    code = ((role.get("code") or [{}])[0].get("coding") or [{}])[0].get("code", "")
+    org_rid = _rid_in(org["reference"]) if org is not None else ""
+    ctx.add_shared(role, resource_id("PractitionerRole", _rid_in(ref["reference"]), code, org_rid))
 
 
 def h_evn(ctx: Context, seg: Segment, st: State) -> None:
@@ -1630,6 +1683,7 @@ HANDLERS: dict[str, Handler] = {
     "FT1": h_ft1,
     "ROL": h_rol,
     "PRT": h_prt,
+    "PRD": h_prd,
 }
 
 
@@ -1707,6 +1761,9 @@ _AUTHOR = {
 }
 
 
+_INSTALL_DATE = "http://hl7.org/fhir/5.0/StructureDefinition/extension-Device.version.installDate"
+
+
 def software_devices(ctx: Context) -> list[Json]:
     """SFT -> Device (IG ``SFT[Device]``); returns references."""
     refs: list[Json] = []
@@ -1715,7 +1772,12 @@ def software_devices(ctx: Context) -> list[Json]:
         if sft.get(1):
             dev["manufacturer"] = sft.get(1)
         if sft.get(2):
-            dev["version"] = [{"value": sft.get(2)}]
+            version: Json = {"value": sft.get(2)}
+            installed = dt.dtm(sft.get(6), ctx.default_tz) if sft.get(6) else None
+            if installed:
+                # IG SFT-6: the install date, as the R5 Device.version.installDate extension.
+                version["extension"] = [{"url": _INSTALL_DATE, "valueDateTime": installed}]
+            dev["version"] = [version]
         if sft.get(3):
             dev["deviceName"] = [{"name": sft.get(3), "type": "manufacturer-name"}]
         if sft.get(4):

@@ -528,10 +528,13 @@ def xad_address(v: Value, ctx: Context, vocab: str | None = None) -> Json | None
     lines = [x for x in (c[1], v.get(1, 2), v.get(1, 3), c[2], c[19]) if x]
     if lines:
         out["line"] = lines
-    for pos, key in ((3, "city"), (4, "state"), (5, "postalCode"), (6, "country"), (9, "district")):
+    for pos, key in ((3, "city"), (4, "state"), (5, "postalCode"), (6, "country")):
         text = c[pos]
         if text:
             out[key] = text
+    has_subs = (c[9] or c[10]) and ctx.delimiters.subcomponent in v.raw
+    if c[9]:
+        out["district"] = _cwe_string_sub(v, 9) if has_subs else c[9]
     kind = c[7]
     if kind in ("M", "SH"):
         t = lookup("AddressType[Type]", kind)
@@ -548,10 +551,16 @@ def xad_address(v: Value, ctx: Context, vocab: str | None = None) -> Json | None
         out.setdefault("extension", []).append(
             {
                 "url": "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-censusTract",
-                "valueString": c[10],
+                "valueString": _cwe_string_sub(v, 10) if has_subs else c[10],
             }
         )
     return out or None
+
+
+def _cwe_string_sub(v: Value, pos: int) -> str:
+    """IG ``CWE[string]`` of the CWE component ``pos`` (parts as sub-components): the original
+    text (CWE.9), else the text (CWE.2), else the code (XAD.9 was a plain IS code before v2.7)."""
+    return v.get(pos, 9) or v.get(pos, 2) or v.get(pos, 1)
 
 
 _EMAIL_TYPES = frozenset({"Internet", "X.400", "NET"})
@@ -768,6 +777,44 @@ def ei_identifier(v: Value, ctx: Context, vocab: str | None = None) -> Json | No
     return out
 
 
+def ei_identifier_system(v: Value, ctx: Context, vocab: str | None = None) -> Json | None:
+    """EI -> Identifier (IG ``EI[Identifier-System]``): as :func:`ei_identifier`, plus the
+    universal id type (EI.4, table 0301) as ``type``, as the IG's HD maps type a universal id."""
+    out = ei_identifier(v, ctx)
+    if out is None:
+        return None
+    kind = v.get(4)
+    if kind:
+        mapped = lookup("UniversalIDType", kind) or lookup("UniversalIDType", kind.upper())
+        if mapped:
+            out["type"] = {"coding": [coding(mapped[0], mapped[2], mapped[1])]}
+    return out
+
+
+def ei_udi_carrier(v: Value, ctx: Context, vocab: str | None = None) -> Json | None:
+    """EI -> Device.udiCarrier (IG ``EI[Device-udiCarrier]``): EI.1 is the device identifier
+    (the IG's assigning-authority extensions are undefined, so EI.2-EI.4 are not kept)."""
+    value = v.get(1).strip()
+    return {"deviceIdentifier": value} if value else None
+
+
+def pln_identifier(v: Value, ctx: Context, vocab: str | None = None) -> Json | None:
+    """PLN -> Identifier (IG ``PLN[Identifier]``): the practitioner licence number, its type
+    (PLN.2, table 0338 via PractitionerIDNumberType) and expiry (PLN.4) as ``period.end``."""
+    c = comps(v, ctx)
+    if not c[1]:
+        return None
+    out: Json = {"value": c[1]}
+    if c[2]:
+        mapped = lookup("PractitionerIDNumberType", c[2])
+        cd = coding(mapped[0], mapped[2], mapped[1]) if mapped else coding(c[2], V2_CS + "0338")
+        out["type"] = {"coding": [cd]}
+    end = dtm(c[4], ctx.default_tz)
+    if end:
+        out["period"] = {"end": end}
+    return out
+
+
 def eip_identifiers(v: Value, ctx: Context) -> list[Json]:
     """EIP -> placer and filler Identifiers (IG ``EIP[Identifier-*AssignedIdentifier]``)."""
     out: list[Json] = []
@@ -795,8 +842,8 @@ def hd_identifier(v: Value, ctx: Context, vocab: str | None = None) -> Json | No
 
 
 def xon_string(v: Value, ctx: Context, vocab: str | None = None) -> str | None:
-    """XON -> string (the organisation name)."""
-    return v.get(1) or None
+    """XON -> string (IG ``XON[string]``): the organisation name, else its identifier (XON.10)."""
+    return v.get(1) or v.get(10) or None
 
 
 # ------------------------------------------------------------------------ resource-creating
@@ -823,6 +870,9 @@ def pl_location(v: Value, ctx: Context, vocab: str | None = None) -> Json | None
     return ctx.location_from_pl(v)
 
 
+_LOCATION_PHYSICAL_TYPE = "http://terminology.hl7.org/CodeSystem/location-physical-type"
+
+
 def hd_location(v: Value, ctx: Context, vocab: str | None = None) -> Json | None:
     """HD -> Reference(Location) (IG ``HD[Location]``)."""
     name = v.get(1)
@@ -832,6 +882,8 @@ def hd_location(v: Value, ctx: Context, vocab: str | None = None) -> Json | None
     ident = hd_identifier(v, ctx)
     if ident:
         loc["identifier"] = [ident]
+    # IG HD[Location]: an HD names a site (a facility).
+    loc["physicalType"] = {"coding": [coding("si", _LOCATION_PHYSICAL_TYPE, "Site")]}
     return ctx.add_shared(loc, resource_id("Location", ctx.scope, name, v.get(2)))
 
 
@@ -1009,6 +1061,9 @@ DATATYPES: dict[str, DatatypeMap] = {
     "XTN[ContactPoint]": _copied(xtn_contact_point),
     "CX[Identifier]": cx_identifier,
     "EI[Identifier-Extension]": ei_identifier,
+    "EI[Identifier-System]": ei_identifier_system,
+    "EI[Device-udiCarrier]": ei_udi_carrier,
+    "PLN[Identifier]": pln_identifier,
     "DLN[Identifier]": dln_identifier,
     "HD[Identifier]": hd_identifier,
     "XON[string]": xon_string,

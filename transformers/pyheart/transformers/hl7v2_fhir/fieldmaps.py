@@ -891,17 +891,39 @@ PRT_ROLE: tuple[FieldMap, ...] = (
     F("PRT", 11, "PractitionerRole", "period.start", "DTM[dateTime]"),
     F("PRT", 12, "PractitionerRole", "period.end", "DTM[dateTime]"),
     F("PRT", 15, "PractitionerRole", "telecom[]", "XTN[ContactPoint]"),
+    F("PRT", 24, "PractitionerRole", "identifier[]", "PLN[Identifier]"),
 )
 
-#: IG ``PRT[Device]``: the participating device (PRT-10 identifier, PRT-17..22 details).
+#: IG ``PRT[Device]``: the participating device (PRT-10 identifier, PRT-16 UDI, PRT-17..22
+#: details). PRT-10's assigning authority is kept as system and type (IG ``EI[Identifier-System]``)
+#: because the ``EI[Identifier-Extension]`` extensions are not defined yet.
 PRT_DEVICE: tuple[FieldMap, ...] = (
-    F("PRT", 10, "Device", "identifier[]", "EI[Identifier-Extension]"),
+    F("PRT", 10, "Device", "identifier[]", "EI[Identifier-System]"),
+    F("PRT", 16, "Device", "udiCarrier[]", "EI[Device-udiCarrier]"),
     F("PRT", 17, "Device", "manufactureDate", "DTM[dateTime]"),
     F("PRT", 18, "Device", "expirationDate", "DTM[dateTime]"),
     F("PRT", 19, "Device", "lotNumber", "ST[string]"),
     F("PRT", 20, "Device", "serialNumber", "ST[string]"),
     F("PRT", 21, "Device", "distinctIdentifier", "ST[string]"),
     F("PRT", 22, "Device", "type", "CWE[CodeableConcept]"),
+)
+
+#: PRD (provider data, referral messages; the IG has no PRD map yet): the provider as a
+#: Practitioner (PRD-2 name, PRD-3 address, PRD-5 telecom, PRD-7 licence numbers) in a
+#: PractitionerRole (PRD-1 role, PRD-4 location, PRD-8/9 role period) at the organisation of
+#: PRD-10 (see converter.h_prd), with the standard elements of those resources.
+PRD_PRACTITIONER: tuple[FieldMap, ...] = (
+    F("PRD", 2, "Practitioner", "name[]", "XPN[HumanName]"),
+    F("PRD", 3, "Practitioner", "address[]", "XAD[Address]"),
+    F("PRD", 5, "Practitioner", "telecom[]", "XTN[ContactPoint]"),
+    F("PRD", 7, "Practitioner", "identifier[]", "PLN[Identifier]"),
+)
+PRD_ROLE: tuple[FieldMap, ...] = (
+    F("PRD", 1, "PractitionerRole", "code[]", "CWE[CodeableConcept]"),
+    F("PRD", 4, "PractitionerRole", "location[]", "PL[Location]"),
+    F("PRD", 8, "PractitionerRole", "period.start", "DTM[dateTime]"),
+    F("PRD", 9, "PractitionerRole", "period.end", "DTM[dateTime]"),
+    F("PRD", 10, "PractitionerRole", "organization", "XON[Organization]"),
 )
 
 EVN: tuple[FieldMap, ...] = (
@@ -978,6 +1000,8 @@ for _rows in (
     ROL,
     PRT_ROLE,
     PRT_DEVICE,
+    PRD_PRACTITIONER,
+    PRD_ROLE,
     EVN,
     MSH,
 ):
