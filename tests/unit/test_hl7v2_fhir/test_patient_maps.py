@@ -200,3 +200,24 @@ def test_db1_other_person_ignored(h: ModuleType) -> None:
     """DB1 about another person (DB1-2 GT, the guarantor) adds nothing to the Patient."""
     pat = _patient(h, PID, "DB1|1|GT|DIS77^^^HOSP^MR|Y")
     assert [i["value"] for i in pat["identifier"]] == ["MRN1"]
+
+
+# ------------------------------------------------------------------------------ CTD
+
+CTD = "CTD|C^Emergency Contact^HL70131|Roe^Rita|1 Oak St^^Town^ST^12345^^B||^WPN^PH^^^^^^^^^555-3333"
+
+
+def test_ctd_patient_contact(h: ModuleType) -> None:
+    """CTD -> a Patient.contact with the contact role, name, address and telecom."""
+    bundle = h.run("ORM^O01^ORM_O01", PID, "ORC|NW|P1", CTD)
+    contact = h.one(bundle, "Patient")["contact"][0]
+    assert contact["relationship"][0]["coding"][0]["code"] == "C"
+    assert contact["name"] == {"family": "Roe", "given": ["Rita"]}
+    assert contact["address"]["use"] == "work"
+    assert contact["telecom"] == [{"system": "phone", "value": "555-3333", "use": "work"}]
+
+
+def test_ctd_without_patient_contacts_option(h: ModuleType) -> None:
+    """With patient_contacts off, CTD adds no Patient.contact."""
+    bundle = h.run("ORM^O01^ORM_O01", PID, "ORC|NW|P1", CTD, patient_contacts=False)
+    assert "contact" not in h.one(bundle, "Patient")

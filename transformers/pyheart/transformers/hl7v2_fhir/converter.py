@@ -451,6 +451,19 @@ def h_db1(ctx: Context, seg: Segment, st: State) -> None:
             idents.append(ident)
 
 
+def h_ctd(ctx: Context, seg: Segment, st: State) -> None:
+    """CTD -> a Patient.contact: whom to contact about the patient's order or result, in their
+    contact role (the IG has no CTD map; FHIR-Converter maps it so)."""
+    if st.patient is None or not ctx.options.patient_contacts:
+        return
+    contact = fm.apply(fm.CTD_CONTACT, seg, {}, ctx)
+    contacts = st.patient.setdefault("contact", [])
+    if contact and contact not in contacts:
+        contacts.append(contact)
+    elif not contacts:
+        del st.patient["contact"]
+
+
 def h_pv1(ctx: Context, seg: Segment, st: State) -> None:
     """PV1 -> Encounter (identified by PV1-19 visit number)."""
     res = fm.apply(fm.PV1, seg, _new("Encounter"), ctx)
@@ -1715,6 +1728,7 @@ HANDLERS: dict[str, Handler] = {
     "PD1": h_pd1,
     "ARV": h_arv,
     "DB1": h_db1,
+    "CTD": h_ctd,
     "MRG": h_mrg,
     "NK1": h_nk1,
     "PV1": h_pv1,

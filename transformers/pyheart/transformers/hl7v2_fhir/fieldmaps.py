@@ -259,6 +259,15 @@ NK1_CONTACT: tuple[FieldMap, ...] = (
     F("NK1", 41, "Patient.contact", "telecom[]", "XTN[ContactPoint]"),
 )
 
+#: CTD (no IG map; FHIR-Converter's): the contact person of the order or patient, as a
+#: Patient.contact in their contact role (table 0131, Patient.contact.relationship's own table).
+CTD_CONTACT: tuple[FieldMap, ...] = (
+    F("CTD", 1, "Patient.contact", "relationship[]", "CWE[CodeableConcept]", "ContactRole"),
+    F("CTD", 2, "Patient.contact", "name", "XPN[HumanName]"),
+    F("CTD", 3, "Patient.contact", "address", "XAD[Address]"),
+    F("CTD", 5, "Patient.contact", "telecom[]", "XTN[ContactPoint]"),
+)
+
 PV1: tuple[FieldMap, ...] = (
     F("PV1", 2, "Encounter", "class", "CWE[Coding]", "PatientClass[EncounterClass]"),
     F("PV1", 3, "Encounter", "location[]", "PL[Location]", key="location", fixed={"status": "active"}),
@@ -955,6 +964,7 @@ for _rows in (
     PD1,
     NK1,
     NK1_CONTACT,
+    CTD_CONTACT,
     PV1,
     PV2,
     AL1,
