@@ -111,6 +111,13 @@ def test_race_unknown_is_null_flavor(h: ModuleType) -> None:
     assert coding["system"] == "http://terminology.hl7.org/CodeSystem/v3-NullFlavor"
 
 
+def test_race_keeps_coding_version(h: ModuleType) -> None:
+    """PID-10's CWE.7 (the code system version) stays on the race coding."""
+    pid = h.seg("PID", {1: "1", 3: "MRN1^^^HOSP^MR", 10: "2106-3^White^CDCREC^^^^1.2"})
+    coding = _ext(_patient(h, pid), "us-core-race")["extension"][0]["valueCoding"]
+    assert coding["version"] == "1.2"
+
+
 def test_county_with_address_county_text_is_own_address(h: ModuleType) -> None:
     """PID-12 goes to an address of its own when PID-11.9 is valued, even by a text only."""
     pat = _patient(

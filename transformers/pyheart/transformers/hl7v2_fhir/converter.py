@@ -266,8 +266,9 @@ def _us_core_race_ethnicity(seg: Segment, res: Json, race: int = 10, ethnicity: 
         texts: list[str] = []
         for rep in seg.reps(field):
             code, display = rep.get(1), rep.get(2)
+            version = rep.get(7)
             if field == ethnicity and code.upper() in _ETHNICITY_0189:
-                code = _ETHNICITY_0189[code.upper()]
+                code, version = _ETHNICITY_0189[code.upper()], ""  # the version was table 0189's
             if not code:
                 continue
             known = omb.get(code)
@@ -279,6 +280,8 @@ def _us_core_race_ethnicity(seg: Segment, res: Json, race: int = 10, ethnicity: 
                 if display:
                     coding["display"] = display
                 parts.append({"url": "detailed", "valueCoding": coding})
+            if version:
+                coding["version"] = version
             if coding.get("display"):
                 texts.append(coding["display"])
         if parts:
