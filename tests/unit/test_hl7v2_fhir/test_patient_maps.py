@@ -228,3 +228,37 @@ def test_ctd_without_patient_contacts_option(h: ModuleType) -> None:
     """With patient_contacts off, CTD adds no Patient.contact."""
     bundle = h.run("ORM^O01^ORM_O01", PID, "ORC|NW|P1", CTD, patient_contacts=False)
     assert "contact" not in h.one(bundle, "Patient")
+
+
+# ------------------------------------------------------------------------------ IG side tables
+
+
+def test_pid33_34_provenance_of_patient_update(h: ModuleType) -> None:
+    """PID-33/PID-34 -> a Provenance of the Patient: an UPDATE by the last-update facility."""
+    pid = h.seg("PID", {1: "1", 3: "MRN1^^^HOSP^MR", 5: "Doe^Jane", 33: "20240101101500", 34: "UPDFAC"})
+    bundle = h.run(ADT, pid)
+    prov = next(
+        p
+        for p in h.resources(bundle, "Provenance")
+        if p.get("activity", {}).get("coding", [{}])[0].get("code") == "UPDATE"
+    )
+    assert prov["occurredDateTime"] == "2024-01-01T10:15:00-05:00"
+    assert prov["agent"][0]["type"]["coding"][0]["code"] == "performer"
+    org = next(o for o in h.resources(bundle, "Organization") if o.get("name") == "UPDFAC")
+    assert prov["agent"][0]["who"]["reference"].endswith(org["id"])
+
+
+def test_pd1_living_will_observation(h: ModuleType) -> None:
+    """PD1-7 -> an Observation (LOINC 75320-2) of the patient with the mapped living-will code."""
+    obs = h.one(h.run(ADT, PID, "PD1|||||||F"), "Observation")
+    assert obs["code"]["coding"][0] == {"system": "http://loinc.org", "code": "75320-2"}
+    assert (
+        obs["valueCodeableConcept"]["coding"][0]["system"] == "http://terminology.hl7.org/CodeSystem/v2-0315"
+    )
+
+
+def test_mrg3_prior_account(h: ModuleType) -> None:
+    """MRG-3 -> the prior Account of the patient, status unknown."""
+    bundle = h.run("ADT^A40^ADT_A39", PID, "MRG|OLD1^^^HOSP^MR||ACCT9^^^HOSP^AN")
+    acct = h.one(bundle, "Account")
+    assert (acct["identifier"][0]["value"], acct["status"]) == ("ACCT9", "unknown")

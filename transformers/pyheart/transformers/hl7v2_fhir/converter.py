@@ -164,6 +164,8 @@ def h_pid(ctx: Context, seg: Segment, st: State) -> None:
                 )
     _birth_time(ctx, seg, res)
     _animal_breed(ctx, seg, res)
+    if seg.raw(34) and seg.raw(33) and ctx.options.provenance:
+        _patient_provenance(ctx, seg)
     for rep in seg.reps(21):
         # IG CX[RelatedPerson-Mother]: the mother's identifier makes a RelatedPerson.
         mother_ident = dt.cx_identifier(rep, ctx)
@@ -185,6 +187,29 @@ def h_pid(ctx: Context, seg: Segment, st: State) -> None:
 
 
 _ROLE_CODE = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
+_PERFORMER = {
+    "coding": [
+        {"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type", "code": "performer"}
+    ]
+}
+
+
+def _patient_provenance(ctx: Context, seg: Segment) -> None:
+    """IG PID[Provenance-Patient]: the last update of the patient's record (PID-33) by a facility
+    (PID-34). Recorded is the message time (MSH-7): the same message gives the same Provenance."""
+    recorded = dt.instant(ctx.msg.msh.get(7), ctx.default_tz)
+    who = ctx.organization_from_hd(seg.value(34))
+    if recorded is None or who is None or ctx.patient_ref is None:
+        return
+    prov: Json = {"resourceType": "Provenance", "target": [ctx.patient_ref], "recorded": recorded}
+    occurred = dt.dtm(seg.get(33), ctx.default_tz)
+    if occurred:
+        prov["occurredDateTime"] = occurred
+    prov["activity"] = {
+        "coding": [dt.coding("UPDATE", "http://terminology.hl7.org/CodeSystem/v3-DataOperation")]
+    }
+    prov["agent"] = [{"type": _PERFORMER, "who": who}]
+    ctx.add(prov, key=("PID", str(seg.index), "Provenance"))
 
 
 def _county(seg: Segment, res: Json) -> None:
@@ -293,6 +318,15 @@ def h_pd1(ctx: Context, seg: Segment, st: State) -> None:
     """PD1 -> more Patient elements."""
     if st.patient is not None:
         fm.apply(fm.PD1, seg, st.patient, ctx)
+    if seg.raw(7) and ctx.patient_ref is not None:
+        # IG PD1[Observation-LivingWill]: PD1-7 as an Observation of the patient.
+        value = dt.cwe_codeable_concept(seg.value(7), ctx, "LivingWillCode")
+        if value:
+            obs: Json = {"resourceType": "Observation", "status": "final"}
+            obs["code"] = {"coding": [dt.coding("75320-2", "http://loinc.org")]}
+            obs["subject"] = ctx.patient_ref
+            obs["valueCodeableConcept"] = value
+            ctx.add(obs, key=("PD1", str(seg.index), "LivingWill"))
 
 
 def h_mrg(ctx: Context, seg: Segment, st: State) -> None:
@@ -300,6 +334,12 @@ def h_mrg(ctx: Context, seg: Segment, st: State) -> None:
     it (the FHIR patient-merge pattern the IG's A40 map points to)."""
     if st.patient is None or ctx.patient_ref is None:
         return
+    prior_account = dt.cx_identifier(seg.value(3), ctx) if seg.get(3) else None
+    if prior_account:
+        # IG MRG[Account]: the prior account; its status is not in the message.
+        acct: Json = {"resourceType": "Account", "identifier": [prior_account], "status": "unknown"}
+        acct["subject"] = [ctx.patient_ref]
+        ctx.add(acct, ident=prior_account)
     idents = [i for i in (dt.cx_identifier(rep, ctx) for rep in seg.reps(1)) if i]
     if not idents:
         return
