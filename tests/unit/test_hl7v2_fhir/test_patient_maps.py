@@ -170,6 +170,11 @@ def test_arv_delete_adds_no_label(h: ModuleType) -> None:
     assert "meta" not in _patient(h, PID, "ARV|1|D|DEM|PAT")
 
 
+def test_arv_without_content_adds_no_meta(h: ModuleType) -> None:
+    """An ARV with nothing to label adds no (empty) meta.security."""
+    assert "meta" not in _patient(h, PID, "ARV|1")
+
+
 def test_arv_unmapped_value_keeps_v2_code(h: ModuleType) -> None:
     """An ARV-3 code without an HL7 security label stays a code of v2 table 0717."""
     pat = _patient(h, PID, "ARV|1||ZZZ")

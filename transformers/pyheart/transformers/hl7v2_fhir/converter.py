@@ -474,8 +474,12 @@ def h_arv(ctx: Context, seg: Segment, st: State) -> None:
             labels.append(dt.coding(_ARV_INSTRUCTIONS, system, text))
     period = dt.dr_period(seg.value(6), ctx) if seg.get(6) else None
     if period:
-        ext = [{"url": _ARV_RANGE, "valuePeriod": period}]
-        labels = [{**label, "extension": ext} for label in labels] or [{"extension": ext}]
+        labels = [
+            {**label, "extension": [{"url": _ARV_RANGE, "valuePeriod": dict(period)}]}
+            for label in labels or [{}]
+        ]
+    if not labels:
+        return
     security = target.setdefault("meta", {}).setdefault("security", [])
     for label in labels:
         if label not in security:
@@ -487,10 +491,10 @@ def h_db1(ctx: Context, seg: Segment, st: State) -> None:
     the Patient (the IG has no DB1 map; FHIR-Converter maps them so)."""
     if st.patient is None or seg.get(2) not in ("PT", ""):
         return
-    idents = st.patient.setdefault("identifier", [])
     for rep in seg.reps(3):
         ident = dt.cx_identifier(rep, ctx)
-        if ident and ident not in idents:
+        idents = st.patient.setdefault("identifier", []) if ident else None
+        if ident and idents is not None and ident not in idents:
             idents.append(ident)
 
 
