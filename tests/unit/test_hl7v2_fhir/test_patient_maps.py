@@ -118,6 +118,12 @@ def test_race_keeps_coding_version(h: ModuleType) -> None:
     assert coding["version"] == "1.2"
 
 
+def test_race_local_code_is_text_only(h: ModuleType) -> None:
+    """A PID-10 code that is not a CDC race code gives the race text only, no CDC coding."""
+    pid = h.seg("PID", {1: "1", 3: "MRN1^^^HOSP^MR", 10: "W^White^L"})
+    assert _ext(_patient(h, pid), "us-core-race")["extension"] == [{"url": "text", "valueString": "White"}]
+
+
 def test_county_with_address_county_text_is_own_address(h: ModuleType) -> None:
     """PID-12 goes to an address of its own when PID-11.9 is valued, even by a text only."""
     pat = _patient(

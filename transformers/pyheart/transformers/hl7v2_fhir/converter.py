@@ -12,6 +12,7 @@ ORC shapes an Immunization in VXU and a MedicationRequest in pharmacy messages).
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -275,6 +276,8 @@ _OMB_ETHNICITY = {
 #: HL7 table 0189 (ethnic group) codes -> the CDC ethnicity codes.
 _ETHNICITY_0189 = {"H": "2135-2", "N": "2186-5", "U": "UNK"}
 _US_CORE = "http://hl7.org/fhir/us/core/StructureDefinition/"
+#: The shape of CDC Race & Ethnicity codes (e.g. 2106-3).
+_CDC_CODE = re.compile(r"^\d{4}-\d$")
 
 
 def _us_core_race_ethnicity(seg: Segment, res: Json, race: int = 10, ethnicity: int = 22) -> None:
@@ -300,17 +303,22 @@ def _us_core_race_ethnicity(seg: Segment, res: Json, race: int = 10, ethnicity: 
             if known is not None:
                 coding = {"system": known[0], "code": code, "display": known[1]}
                 parts.append({"url": "ombCategory", "valueCoding": coding})
-            else:
+            elif _CDC_CODE.match(code):
                 coding = {"system": _CDCREC, "code": code}
                 if display:
                     coding["display"] = display
                 parts.append({"url": "detailed", "valueCoding": coding})
+            else:
+                # Not a CDC race/ethnicity code (a local one): only its text is known.
+                texts.append(display or code)
+                continue
             if version:
                 coding["version"] = version
             if coding.get("display"):
                 texts.append(coding["display"])
-        if parts:
-            parts.append({"url": "text", "valueString": ", ".join(texts) or parts[0]["valueCoding"]["code"]})
+        if parts or texts:
+            text = ", ".join(texts) or parts[0]["valueCoding"]["code"]
+            parts.append({"url": "text", "valueString": text})
             res.setdefault("extension", []).append({"url": url, "extension": parts})
 
 
