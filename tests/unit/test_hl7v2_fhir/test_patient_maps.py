@@ -70,6 +70,13 @@ def test_pid15_alternate_language_in_bcp47(h: ModuleType) -> None:
     assert {"system": "urn:ietf:bcp:47", "code": "en", "display": "English"} in codings
 
 
+def test_pid15_unknown_alternate_language_adds_no_coding(h: ModuleType) -> None:
+    """An alternate language code with no BCP 47 equivalent keeps only the sender's coding."""
+    pid = h.seg("PID", {1: "1", 3: "MRN1^^^HOSP^MR", 15: "^^^xkl^Klingon^L"})
+    codings = _patient(h, pid)["communication"][0]["language"]["coding"]
+    assert [c["code"] for c in codings] == ["xkl"]
+
+
 def test_nk1_primary_language_is_preferred(h: ModuleType) -> None:
     """NK1-20 (the next of kin's primary language) is a preferred communication language."""
     nk1 = h.seg("NK1", {1: "1", 2: "Doe^John", 3: "SPO", 20: "ger^German^HL70296"})

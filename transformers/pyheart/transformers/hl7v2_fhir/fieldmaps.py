@@ -1166,15 +1166,15 @@ def _languages(v: Any, ctx: Context, vocab: str | None) -> Any:
     cc = DATATYPES["CWE[CodeableConcept-Language]"](v, ctx, vocab)  # a copy of its own
     if cc is None or not (v.get(4) or v.get(10)):
         return cc
-    codings = cc.setdefault("coding", [])
     for pos in (4, 10):
         code = v.get(pos)
         if not code:
             continue
         bcp = code if lookup("PrimaryLanguage", code) else ISO639_2.get(code.lower())
         mapped = lookup("PrimaryLanguage", bcp or "")
+        codings = cc.get("coding", [])
         if mapped is not None and all(c.get("code") != mapped[0] for c in codings):
-            codings.append(coding(mapped[0], mapped[2], mapped[1]))
+            cc["coding"] = [*codings, coding(mapped[0], mapped[2], mapped[1])]
     return cc
 
 
