@@ -12,6 +12,7 @@ ORC shapes an Immunization in VXU and a MedicationRequest in pharmacy messages).
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -164,6 +165,8 @@ def h_pid(ctx: Context, seg: Segment, st: State) -> None:
                 )
     _birth_time(ctx, seg, res)
     _animal_breed(ctx, seg, res)
+    if seg.raw(34) and seg.raw(33) and ctx.options.provenance:
+        _patient_provenance(ctx, seg)
     for rep in seg.reps(21):
         # IG CX[RelatedPerson-Mother]: the mother's identifier makes a RelatedPerson.
         mother_ident = dt.cx_identifier(rep, ctx)
@@ -185,14 +188,41 @@ def h_pid(ctx: Context, seg: Segment, st: State) -> None:
 
 
 _ROLE_CODE = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
+_PERFORMER = {
+    "coding": [
+        {"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type", "code": "performer"}
+    ]
+}
+
+
+def _patient_provenance(ctx: Context, seg: Segment) -> None:
+    """IG PID[Provenance-Patient]: the last update of the patient's record (PID-33) by a facility
+    (PID-34). Recorded is the message time (MSH-7): the same message gives the same Provenance."""
+    recorded = dt.instant(ctx.msg.msh.get(7), ctx.default_tz)
+    who = ctx.organization_from_hd(seg.value(34))
+    if recorded is None or who is None or ctx.patient_ref is None:
+        return
+    prov: Json = {"resourceType": "Provenance", "target": [ctx.patient_ref], "recorded": recorded}
+    occurred = dt.dtm(seg.get(33), ctx.default_tz)
+    if occurred:
+        prov["occurredDateTime"] = occurred
+    prov["activity"] = {
+        "coding": [dt.coding("UPDATE", "http://terminology.hl7.org/CodeSystem/v3-DataOperation")]
+    }
+    prov["agent"] = [{"type": _PERFORMER, "who": who}]
+    ctx.add(prov, key=("PID", str(seg.index), "Provenance"))
 
 
 def _county(seg: Segment, res: Json) -> None:
     """IG PID-12: the county code is the district of the only address without a county
-    (XAD.9), else of an address of its own."""
+    (XAD.9), else of an address of its own (none when it repeats the address's county)."""
     county = seg.get(12)
     addresses = res.get("address") or []
-    if len(addresses) == 1 and not seg.get(11, 9) and "district" not in addresses[0]:
+    # XAD.9 is a CWE: valued when any of its sub-components is (a text without a code counts).
+    own = seg.value(11).component(9)
+    if len(addresses) == 1 and seg.repetitions(11) == 1 and own.get(1) == county:
+        return
+    if len(addresses) == 1 and not own and "district" not in addresses[0]:
         addresses[0] = {**addresses[0], "district": county}
     else:
         res.setdefault("address", []).append({"district": county})
@@ -225,41 +255,70 @@ def _animal_breed(ctx: Context, seg: Segment, res: Json) -> None:
 
 _SD = "http://hl7.org/fhir/StructureDefinition/"
 _CDCREC = "urn:oid:2.16.840.1.113883.6.238"
-_OMB_RACE = frozenset({"1002-5", "2028-9", "2054-5", "2076-8", "2106-3", "UNK", "ASKU"})
-_ETHNICITY_0189 = {
-    "H": ("2135-2", "Hispanic or Latino"),
-    "N": ("2186-5", "Not Hispanic or Latino"),
+_NULL_FLAVOR = "http://terminology.hl7.org/CodeSystem/v3-NullFlavor"
+#: The OMB race categories and ethnicity codes US Core lists as ``ombCategory``, with their
+#: display in the code system (the sender's text for them may be anything).
+_OMB_RACE = {
+    "1002-5": (_CDCREC, "American Indian or Alaska Native"),
+    "2028-9": (_CDCREC, "Asian"),
+    "2054-5": (_CDCREC, "Black or African American"),
+    "2076-8": (_CDCREC, "Native Hawaiian or Other Pacific Islander"),
+    "2106-3": (_CDCREC, "White"),
+    "UNK": (_NULL_FLAVOR, "Unknown"),
+    "ASKU": (_NULL_FLAVOR, "Asked but no answer"),
 }
+_OMB_ETHNICITY = {
+    "2135-2": (_CDCREC, "Hispanic or Latino"),
+    "2186-5": (_CDCREC, "Not Hispanic or Latino"),
+    "UNK": (_NULL_FLAVOR, "Unknown"),
+    "ASKU": (_NULL_FLAVOR, "Asked but no answer"),
+}
+#: HL7 table 0189 (ethnic group) codes -> the CDC ethnicity codes.
+_ETHNICITY_0189 = {"H": "2135-2", "N": "2186-5", "U": "UNK"}
 _US_CORE = "http://hl7.org/fhir/us/core/StructureDefinition/"
+#: The shape of CDC Race & Ethnicity codes (e.g. 2106-3).
+_CDC_CODE = re.compile(r"^\d{4}-\d$")
 
 
-def _us_core_race_ethnicity(seg: Segment, res: Json) -> None:
-    """PID-10 / PID-22 -> US Core race and ethnicity extensions (the IG leaves these two fields
-    to the realm's extension; US Core is the US one, with CDC race and ethnicity codes)."""
+def _us_core_race_ethnicity(seg: Segment, res: Json, race: int = 10, ethnicity: int = 22) -> None:
+    """Race / ethnic group fields (PID-10 / PID-22, NK1-35 / NK1-28) -> US Core race and
+    ethnicity extensions (the IG leaves these fields to the realm's extension; US Core is the US
+    one, with CDC race and ethnicity codes)."""
     for field, url, omb in (
-        (10, _US_CORE + "us-core-race", _OMB_RACE),
-        (22, _US_CORE + "us-core-ethnicity", None),
+        (race, _US_CORE + "us-core-race", _OMB_RACE),
+        (ethnicity, _US_CORE + "us-core-ethnicity", _OMB_ETHNICITY),
     ):
+        if not seg.raw(field):
+            continue
         parts: list[Json] = []
         texts: list[str] = []
         for rep in seg.reps(field):
             code, display = rep.get(1), rep.get(2)
-            if field == 22 and code.upper() in _ETHNICITY_0189:
-                code, display = _ETHNICITY_0189[code.upper()]
+            version = rep.get(7)
+            if field == ethnicity and code.upper() in _ETHNICITY_0189:
+                code, version = _ETHNICITY_0189[code.upper()], ""  # the version was table 0189's
             if not code:
                 continue
-            kind = (
-                "ombCategory"
-                if (omb is None and code in ("2135-2", "2186-5")) or (omb and code in omb)
-                else "detailed"
-            )
-            coding = {"system": _CDCREC, "code": code}
-            if display:
-                coding["display"] = display
-                texts.append(display)
-            parts.append({"url": kind, "valueCoding": coding})
-        if parts:
-            parts.append({"url": "text", "valueString": ", ".join(texts) or parts[0]["valueCoding"]["code"]})
+            known = omb.get(code)
+            if known is not None:
+                coding = {"system": known[0], "code": code, "display": known[1]}
+                parts.append({"url": "ombCategory", "valueCoding": coding})
+            elif _CDC_CODE.match(code):
+                coding = {"system": _CDCREC, "code": code}
+                if display:
+                    coding["display"] = display
+                parts.append({"url": "detailed", "valueCoding": coding})
+            else:
+                # Not a CDC race/ethnicity code (a local one): only its text is known.
+                texts.append(display or code)
+                continue
+            if version:
+                coding["version"] = version
+            if coding.get("display"):
+                texts.append(coding["display"])
+        if parts or texts:
+            text = ", ".join(texts) or parts[0]["valueCoding"]["code"]
+            parts.append({"url": "text", "valueString": text})
             res.setdefault("extension", []).append({"url": url, "extension": parts})
 
 
@@ -267,6 +326,15 @@ def h_pd1(ctx: Context, seg: Segment, st: State) -> None:
     """PD1 -> more Patient elements."""
     if st.patient is not None:
         fm.apply(fm.PD1, seg, st.patient, ctx)
+    if seg.raw(7) and ctx.patient_ref is not None:
+        # IG PD1[Observation-LivingWill]: PD1-7 as an Observation of the patient.
+        value = dt.cwe_codeable_concept(seg.value(7), ctx, "LivingWillCode")
+        if value:
+            obs: Json = {"resourceType": "Observation", "status": "final"}
+            obs["code"] = {"coding": [dt.coding("75320-2", "http://loinc.org")]}
+            obs["subject"] = ctx.patient_ref
+            obs["valueCodeableConcept"] = value
+            ctx.add(obs, key=("PD1", str(seg.index), "LivingWill"))
 
 
 def h_mrg(ctx: Context, seg: Segment, st: State) -> None:
@@ -274,6 +342,12 @@ def h_mrg(ctx: Context, seg: Segment, st: State) -> None:
     it (the FHIR patient-merge pattern the IG's A40 map points to)."""
     if st.patient is None or ctx.patient_ref is None:
         return
+    prior_account = dt.cx_identifier(seg.value(3), ctx) if seg.get(3) else None
+    if prior_account:
+        # IG MRG[Account]: the prior account; its status is not in the message.
+        acct: Json = {"resourceType": "Account", "identifier": [prior_account], "status": "unknown"}
+        acct["subject"] = [ctx.patient_ref]
+        ctx.add(acct, ident=prior_account)
     idents = [i for i in (dt.cx_identifier(rep, ctx) for rep in seg.reps(1)) if i]
     if not idents:
         return
@@ -303,6 +377,8 @@ def h_nk1(ctx: Context, seg: Segment, st: State) -> None:
         return
     res = fm.apply(fm.NK1, seg, _new("RelatedPerson"), ctx)
     res["patient"] = ctx.patient_ref
+    if seg.raw(35) or seg.raw(28):
+        _us_core_race_ethnicity(seg, res, race=35, ethnicity=28)
     name = res.get("name", [{}])[0]
     rid = resource_id(
         "RelatedPerson",
@@ -336,6 +412,111 @@ def h_nk1(ctx: Context, seg: Segment, st: State) -> None:
             contacts = org.resource.setdefault("contact", [])
             if person and person not in contacts:
                 contacts.append(person)
+
+
+_ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+_CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
+#: ARV-2 action code (table 0206) -> the security-label handling it asks for; D (delete) adds none.
+_ARV_ACTION = {
+    "A": (_ACT_CODE, "LABEL", "assign security label"),
+    "U": (_ACT_CODE, "LABEL", "assign security label"),
+    "X": (_ACT_CODE, "PERSISTLABEL", "persist security label"),
+}
+#: ARV-3 access restriction value (table 0717) -> the HL7 security label with that meaning.
+_ARV_VALUE = {
+    "ALL": (_CONFIDENTIALITY, "R", "restricted"),
+    "SMD": (_CONFIDENTIALITY, "R", "restricted"),
+    "NO": (_CONFIDENTIALITY, "U", "unrestricted"),
+    "DEM": (_ACT_CODE, "DEMO", "all demographic information sensitivity"),
+    "LOC": (_ACT_CODE, "LOCIS", "location information sensitivity"),
+    "DRG": (_ACT_CODE, "DRGIS", "drug information sensitivity"),
+    "HIV": (_ACT_CODE, "HIV", "HIV/AIDS information sensitivity"),
+    "STD": (_ACT_CODE, "STD", "sexually transmitted disease information sensitivity"),
+    "PSY": (_ACT_CODE, "PSY", "psychiatry disorder information sensitivity"),
+    "PID-7": (_ACT_CODE, "DOB", "date of birth information sensitivity"),
+    "PID-17": (_ACT_CODE, "REL", "religion information sensitivity"),
+}
+#: ARV-4 access restriction reason (table 0719) -> the HL7 security label with that meaning.
+_ARV_REASON = {
+    "PAT": (_ACT_CODE, "PRS", "patient requested information sensitivity"),
+    "PHY": (_ACT_CODE, "PHY", "physician requested information sensitivity"),
+    "EMP": (_ACT_CODE, "EMP", "employee information sensitivity"),
+    "DIA": (_ACT_CODE, "DIA", "diagnosis information sensitivity"),
+    "VIP": (_ACT_CODE, "CEL", "celebrity information sensitivity"),
+    "REG": (_ACT_CODE, "CPLYJPP", "comply with jurisdictional privacy policy"),
+    "ORG": (_ACT_CODE, "CPLYOSP", "comply with organization security policy"),
+}
+_ARV_RANGE = "http://hl7.org/fhir/uv/v2mappings/StructureDefinition/access-restriction-range"
+#: ARV-5 free-text instructions: a label of the local code system, the text as its display.
+_ARV_INSTRUCTIONS = "special-access-restriction-instructions"
+
+
+def h_arv(ctx: Context, seg: Segment, st: State) -> None:
+    """ARV -> security labels (``meta.security``) of the resource the access restriction is about:
+    the visit's Encounter when it follows PV1/PV2, else the Patient. The IG has no ARV map; the
+    labels are the HL7 security-label codes for the v2 tables' meanings (as FHIR-Converter maps
+    them), ARV-6 the IG's access-restriction-range extension on each of them."""
+    target = st.encounter if st.encounter is not None else st.patient
+    action = seg.get(2)
+    if target is None or action == "D":
+        return
+    labels: list[Json] = []
+    if action in _ARV_ACTION:
+        labels.append(dt.coding(_ARV_ACTION[action][1], _ARV_ACTION[action][0], _ARV_ACTION[action][2]))
+    for field, table, v2_table in ((3, _ARV_VALUE, "0717"), (4, _ARV_REASON, "0719")):
+        for rep in seg.reps(field):
+            known = table.get(rep.get(1))
+            label = dt.coding(known[1], known[0], known[2]) if known else dt.cwe_coding(rep, ctx)
+            if label:
+                # A code without a coding system is one of the field's v2 table.
+                labels.append({"system": dt.V2_CS + v2_table, **label})
+    for field, vocab in ((7, "ConfidentialityClassification"), (8, "SecurityLabelHandlingInstructions")):
+        for rep in seg.reps(field):
+            label = dt.cwe_coding(rep, ctx, vocab)
+            if label:
+                labels.append(dict(label))
+    for rep in seg.reps(5):
+        text = rep.text()
+        if text:
+            system = dt.code_system("additional-security-label", ctx)
+            labels.append(dt.coding(_ARV_INSTRUCTIONS, system, text))
+    period = dt.dr_period(seg.value(6), ctx) if seg.get(6) else None
+    if period:
+        labels = [
+            {**label, "extension": [{"url": _ARV_RANGE, "valuePeriod": dict(period)}]}
+            for label in labels or [{}]
+        ]
+    if not labels:
+        return
+    security = target.setdefault("meta", {}).setdefault("security", [])
+    for label in labels:
+        if label not in security:
+            security.append(label)
+
+
+def h_db1(ctx: Context, seg: Segment, st: State) -> None:
+    """DB1 about the patient (DB1-2 "PT" or not valued) -> DB1-3 disabled person identifiers on
+    the Patient (the IG has no DB1 map; FHIR-Converter maps them so)."""
+    if st.patient is None or seg.get(2) not in ("PT", ""):
+        return
+    for rep in seg.reps(3):
+        ident = dt.cx_identifier(rep, ctx)
+        idents = st.patient.setdefault("identifier", []) if ident else None
+        if ident and idents is not None and ident not in idents:
+            idents.append(ident)
+
+
+def h_ctd(ctx: Context, seg: Segment, st: State) -> None:
+    """CTD -> a Patient.contact: whom to contact about the patient's order or result, in their
+    contact role (the IG has no CTD map; FHIR-Converter maps it so)."""
+    if st.patient is None or not ctx.options.patient_contacts:
+        return
+    contact = fm.apply(fm.CTD_CONTACT, seg, {}, ctx)
+    contacts = st.patient.setdefault("contact", [])
+    if contact and contact not in contacts:
+        contacts.append(contact)
+    elif not contacts:
+        del st.patient["contact"]
 
 
 def h_pv1(ctx: Context, seg: Segment, st: State) -> None:
@@ -1653,6 +1834,9 @@ HANDLERS: dict[str, Handler] = {
     "EVN": h_evn,
     "PID": h_pid,
     "PD1": h_pd1,
+    "ARV": h_arv,
+    "DB1": h_db1,
+    "CTD": h_ctd,
     "MRG": h_mrg,
     "NK1": h_nk1,
     "PV1": h_pv1,
@@ -1739,7 +1923,8 @@ def _message_header(ctx: Context) -> Json:
             "tag": [dt.coding(processing, dt.V2_CS + "0103", dt.v2_display("0103", processing) or None)]
         }
     if msh.get(8):
-        res.setdefault("meta", {})["security"] = [{"code": msh.get(8)}]
+        # IG MSH-8 (ST) -> meta.security: the text is both the label's code and its display.
+        res.setdefault("meta", {})["security"] = [{"code": msh.get(8), "display": msh.get(8)}]
     for field, vocab in ((26, "ConfidentialityClassification"), (27, "SecurityLabelHandlingInstructions")):
         label = dt.cwe_coding(msh.value(field), ctx, vocab) if msh.get(field) else None
         if label:

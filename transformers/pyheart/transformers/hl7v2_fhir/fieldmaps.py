@@ -17,7 +17,15 @@ from typing import Any, NamedTuple
 
 from pyheart.broker.hl7v2 import Segment, Value
 from pyheart.transformers.hl7v2_fhir.context import Context
-from pyheart.transformers.hl7v2_fhir.datatypes import DATATYPES, V2_CS, shared_inner, shared_raw
+from pyheart.transformers.hl7v2_fhir.datatypes import (
+    DATATYPES,
+    ISO639_2,
+    V2_CS,
+    coding,
+    lookup,
+    shared_inner,
+    shared_raw,
+)
 
 Json = dict[str, Any]
 
@@ -77,14 +85,14 @@ PID: tuple[FieldMap, ...] = (
     F("PID", 8, "Patient", "gender", "CWE[code]", "AdministrativeSex"),
     F("PID", 9, "Patient", "name[]", "XPN[HumanName]"),
     F("PID", 11, "Patient", "address[]", "XAD[Address]"),
-    F("PID", 13, "Patient", "telecom[]", "XTN[ContactPoint]", fixed={"use": "home"}),
-    F("PID", 14, "Patient", "telecom[]", "XTN[ContactPoint]", fixed={"use": "work"}),
+    F("PID", 13, "Patient", "telecom[]", "XTN[ContactPoint-home]"),
+    F("PID", 14, "Patient", "telecom[]", "XTN[ContactPoint-work]"),
     F(
         "PID",
         15,
         "Patient",
         "communication[]",
-        "CWE[CodeableConcept-Language]",
+        "CWE[CodeableConcept-Languages]",
         "PrimaryLanguage",
         key="language",
         fixed={"preferred": True},
@@ -201,7 +209,7 @@ NK1: tuple[FieldMap, ...] = (
     F("NK1", 3, "RelatedPerson", "relationship[]", "CWE[CodeableConcept]", "Relationship"),
     F("NK1", 4, "RelatedPerson", "address[]", "XAD[Address]"),
     F("NK1", 5, "RelatedPerson", "telecom[]", "XTN[ContactPoint]"),
-    F("NK1", 6, "RelatedPerson", "telecom[]", "XTN[ContactPoint]", fixed={"use": "work"}),
+    F("NK1", 6, "RelatedPerson", "telecom[]", "XTN[ContactPoint-work]"),
     F("NK1", 7, "RelatedPerson", "relationship[]", "CWE[CodeableConcept]", "ContactRole"),
     F("NK1", 8, "RelatedPerson", "period.start", "DTM[dateTime]"),
     F("NK1", 9, "RelatedPerson", "period.end", "DTM[dateTime]"),
@@ -213,9 +221,11 @@ NK1: tuple[FieldMap, ...] = (
         20,
         "RelatedPerson",
         "communication[]",
-        "CWE[CodeableConcept-Language]",
+        "CWE[CodeableConcept-Languages]",
         "PrimaryLanguage",
         key="language",
+        # The next of kin's primary language, as PID-15 is the patient's.
+        fixed={"preferred": True},
     ),
     F("NK1", 30, "RelatedPerson", "name[]", "XPN[HumanName]"),
     F("NK1", 31, "RelatedPerson", "telecom[]", "XTN[ContactPoint]"),
@@ -239,7 +249,7 @@ NK1_CONTACT: tuple[FieldMap, ...] = (
     F("NK1", 3, "Patient.contact", "relationship[]", "CWE[CodeableConcept]", "Relationship"),
     F("NK1", 4, "Patient.contact", "address", "XAD[Address]"),
     F("NK1", 5, "Patient.contact", "telecom[]", "XTN[ContactPoint]"),
-    F("NK1", 6, "Patient.contact", "telecom[]", "XTN[ContactPoint]", fixed={"use": "work"}),
+    F("NK1", 6, "Patient.contact", "telecom[]", "XTN[ContactPoint-work]"),
     F("NK1", 7, "Patient.contact", "relationship[]", "CWE[CodeableConcept]", "ContactRole"),
     F("NK1", 8, "Patient.contact", "period.start", "DTM[dateTime]"),
     F("NK1", 9, "Patient.contact", "period.end", "DTM[dateTime]"),
@@ -247,6 +257,15 @@ NK1_CONTACT: tuple[FieldMap, ...] = (
     F("NK1", 15, "Patient.contact", "gender", "CWE[code]", "AdministrativeSex"),
     F("NK1", 40, "Patient.contact", "telecom[]", "XTN[ContactPoint]"),
     F("NK1", 41, "Patient.contact", "telecom[]", "XTN[ContactPoint]"),
+)
+
+#: CTD (no IG map; FHIR-Converter's): the contact person of the order or patient, as a
+#: Patient.contact in their contact role (table 0131, Patient.contact.relationship's own table).
+CTD_CONTACT: tuple[FieldMap, ...] = (
+    F("CTD", 1, "Patient.contact", "relationship[]", "CWE[CodeableConcept]", "ContactRole"),
+    F("CTD", 2, "Patient.contact", "name", "XPN[HumanName]"),
+    F("CTD", 3, "Patient.contact", "address", "XAD[Address]"),
+    F("CTD", 5, "Patient.contact", "telecom[]", "XTN[ContactPoint]"),
 )
 
 PV1: tuple[FieldMap, ...] = (
@@ -967,6 +986,7 @@ for _rows in (
     PD1,
     NK1,
     NK1_CONTACT,
+    CTD_CONTACT,
     PV1,
     PV2,
     AL1,
@@ -1018,6 +1038,9 @@ CODE_MAPPED: dict[tuple[str, str], frozenset[int]] = {
     ("EVN", "Provenance"): frozenset({1}),
     ("PID", "Patient"): frozenset({7, 10, 12, 21, 22, 36, 39}),
     ("PID", "Account"): frozenset({18}),
+    ("PID", "Provenance-Patient"): frozenset({33, 34}),
+    ("PD1", "Observation-LivingWill"): frozenset({7}),
+    ("MRG", "Account"): frozenset({3}),
     ("PV1", "Encounter"): frozenset({2, 45, 54}),
     ("IN1", "Coverage"): frozenset({5, 16, 49}),
     ("OBR", "ServiceRequest"): frozenset({11, 29}),
@@ -1146,8 +1169,44 @@ def _ndl_practitioner(v: Any, ctx: Context, vocab: str | None) -> Any:
     return ctx.add_shared(res, resource_id("Practitioner", ctx.scope, ident, family, given))
 
 
+def _xtn_default_use(use: str) -> Callable[[Any, Context, str | None], Any]:
+    """XTN -> ContactPoint whose ``use`` is ``use`` when XTN.2 is not valued (IG PID-13 "home",
+    PID-14 / NK1-6 "work"): the field says whose number it is, whatever the equipment (XTN.3)."""
+    xtn = DATATYPES["XTN[ContactPoint]"]
+
+    def contact_point(v: Any, ctx: Context, vocab: str | None) -> Any:
+        out = xtn(v, ctx, vocab)  # a copy of its own (the XTN map copies), safe to change
+        if out is not None and not v.get(2):
+            out["use"] = use
+        return out
+
+    return contact_point
+
+
+def _languages(v: Any, ctx: Context, vocab: str | None) -> Any:
+    """CWE language -> CodeableConcept in BCP 47 for every coding of the value: the alternate
+    code (CWE.4 / CWE.10, usually ISO 639-2 from table 0296) is translated as CWE.1 is, the
+    sender's codings kept."""
+    cc = DATATYPES["CWE[CodeableConcept-Language]"](v, ctx, vocab)  # a copy of its own
+    if cc is None or not (v.get(4) or v.get(10)):
+        return cc
+    for pos in (4, 10):
+        code = v.get(pos)
+        if not code:
+            continue
+        bcp = code if lookup("PrimaryLanguage", code) else ISO639_2.get(code.lower())
+        mapped = lookup("PrimaryLanguage", bcp or "")
+        codings = cc.get("coding", [])
+        if mapped is not None and all(c.get("code") != mapped[0] for c in codings):
+            cc["coding"] = [*codings, coding(mapped[0], mapped[2], mapped[1])]
+    return cc
+
+
 DATATYPES.update(
     {
+        "XTN[ContactPoint-home]": _xtn_default_use("home"),
+        "XTN[ContactPoint-work]": _xtn_default_use("work"),
+        "CWE[CodeableConcept-Languages]": _languages,
         "CWE[Extension-code]": _extension_code,
         "CWE[Extension-species]": _extension_species,
         "ST[Address]": _st_address,
