@@ -536,10 +536,38 @@ def h_gt1(ctx: Context, seg: Segment, st: State) -> None:
         }
     )
     name = (res.get("name") or [{}])[0]
-    ctx.add_shared(
+    ref = ctx.add_shared(
         res,
         resource_id("RelatedPerson", ctx.patient_ref["reference"], "GT1", seg.get(1), name.get("family", "")),
     )
+    _account_guarantor(ctx, seg, ref)
+
+
+def _account_guarantor(ctx: Context, seg: Segment, person: Json) -> None:
+    """GT1 (no IG table) as the guarantor of the patient's Account (from PID-18): the party is
+    the patient when GT1-11 says the guarantor is the patient (SEL), else the guarantor's
+    RelatedPerson; GT1-13/14 (guarantor begin/end dates) are the period."""
+    patient_ref = ctx.patient_ref
+    account = next(
+        (
+            e.resource
+            for e in ctx.entries.values()
+            if e.rtype == "Account" and patient_ref in e.resource.get("subject", ())
+        ),
+        None,
+    )
+    if account is None:
+        return
+    guarantor: Json = {"party": patient_ref if seg.get(11).upper() in ("SEL", "01", "18") else person}
+    period: Json = {}
+    start, end = dt.dtm(seg.get(13), ctx.default_tz), dt.dtm(seg.get(14), ctx.default_tz)
+    if start:
+        period["start"] = start
+    if end:
+        period["end"] = end
+    if period:
+        guarantor["period"] = period
+    account.setdefault("guarantor", []).append(guarantor)
 
 
 def h_in1(ctx: Context, seg: Segment, st: State) -> None:
@@ -570,13 +598,69 @@ def h_in1(ctx: Context, seg: Segment, st: State) -> None:
             "RelatedPerson", ctx.patient_ref["reference"], "IN1", name.get("family", ""), seg.get(18)
         )
         res["subscriber"] = ctx.add_shared(insured, rid)
+    _coverage_details(ctx, seg, res)
     policy = seg.get(36)
     ident = next((i for i in res.get("identifier", []) if policy and i.get("value") == policy), None)
     if ident:
-        ctx.add(res, ident=ident)
+        ref = ctx.add(res, ident=ident)
     else:
-        ctx.add_shared(res, resource_id("Coverage", ctx.patient_ref["reference"], seg.get(2), seg.get(1)))
-    st.last = res
+        ref = ctx.add_shared(
+            res, resource_id("Coverage", ctx.patient_ref["reference"], seg.get(2), seg.get(1))
+        )
+    # The entry's resource, which IN2 completes (a Coverage already in the bundle absorbs ``res``).
+    entry = ctx.entries.get(_rid_in(ref["reference"]))
+    st.last = entry.resource if entry is not None else res
+
+
+_COVERAGE_CLASS = "http://terminology.hl7.org/CodeSystem/coverage-class"
+_COPAY_TYPE = "http://terminology.hl7.org/CodeSystem/coverage-copay-type"
+
+
+def _coverage_class(code: str, display: str, value: str, name: str) -> Json:
+    out: Json = {"type": {"coding": [dt.coding(code, _COVERAGE_CLASS, display)]}, "value": value}
+    if name:
+        out["name"] = name
+    return out
+
+
+def _coverage_details(ctx: Context, seg: Segment, res: Json) -> None:
+    """IN1 fields the IG leaves unmapped that have a Coverage element of their own: the plan
+    (IN1-2) and group (IN1-8 number, IN1-9 name) as ``class``, the policy deductible (IN1-37) as
+    ``costToBeneficiary``, and the insurance action code D (IN1-55, delete) as the status."""
+    classes: list[Json] = []
+    if seg.get(2):
+        classes.append(_coverage_class("plan", "Plan", seg.get(2), seg.get(2, 2)))
+    if seg.get(8):
+        classes.append(_coverage_class("group", "Group", seg.get(8), seg.get(9)))
+    if classes:
+        res["class"] = classes
+    if seg.get(37):
+        amount = dt.number(seg.get(37, 1, 1))
+        if amount is not None:
+            money: Json = {"value": amount}
+            if seg.get(37, 1, 2):
+                money["currency"] = seg.get(37, 1, 2)
+            kind = {"coding": [dt.coding("deductible", _COPAY_TYPE, "Deductible")]}
+            res["costToBeneficiary"] = [{"type": kind, "valueMoney": money}]
+    if seg.get(55).upper() == "D":
+        res["status"] = "entered-in-error"
+
+
+def h_in2(ctx: Context, seg: Segment, st: State) -> None:
+    """IN2 (no IG table) completes its IN1's Coverage and insured person: the Medicare (IN2-6),
+    Medicaid (IN2-8) and patient member (IN2-61) numbers identify the coverage; the insured's
+    employee id (IN2-1), SSN (IN2-2), language (IN2-34) and home phone (IN2-63) go to the
+    insured RelatedPerson (Coverage.subscriber) when the insured is not the patient."""
+    coverage = st.last
+    if coverage is None or coverage.get("resourceType") != "Coverage":
+        return
+    fm.apply(fm.IN2, seg, coverage, ctx)
+    subscriber = coverage.get("subscriber")
+    if subscriber is None or subscriber == ctx.patient_ref:
+        return
+    entry = ctx.entries.get(_rid_in(subscriber["reference"]))
+    if entry is not None and entry.rtype == "RelatedPerson":
+        fm.apply(fm.IN2_INSURED, seg, entry.resource, ctx)
 
 
 def h_orc(ctx: Context, seg: Segment, st: State) -> None:
@@ -1458,6 +1542,20 @@ def h_ft1(ctx: Context, seg: Segment, st: State) -> None:
     res["status"] = "billable"
     if "code" not in res:
         res["code"] = {"text": "unknown"}
+    if seg.get(4, 2):
+        # FT1-4 is a DR: a range is the occurrence period.
+        period = dt.dr_period(seg.value(4), ctx)
+        if period:
+            res.pop("occurrenceDateTime", None)
+            res["occurrencePeriod"] = period
+    # FT1-11 (extended amount), else FT1-12 (unit amount): the price charged (CP.1 is MO).
+    field = 11 if seg.get(11) else 12
+    amount = dt.number(seg.get(field, 1, 1))
+    if amount is not None:
+        money: Json = {"value": amount}
+        if seg.get(field, 1, 2):
+            money["currency"] = seg.get(field, 1, 2)
+        res["priceOverride"] = money
     if st.encounter_ref is not None:
         res["context"] = st.encounter_ref
     ident = (res.get("identifier") or [None])[0]
@@ -1610,6 +1708,7 @@ HANDLERS: dict[str, Handler] = {
     "PR1": h_pr1,
     "GT1": h_gt1,
     "IN1": h_in1,
+    "IN2": h_in2,
     "ORC": h_orc,
     "OBR": h_obr,
     "OBX": h_obx,

@@ -483,6 +483,49 @@ IN1_INSURED: tuple[FieldMap, ...] = (
     F("IN1", 49, "RelatedPerson", "identifier[]", "CX[Identifier]"),
 )
 
+_SSN = {"system": "http://hl7.org/fhir/sid/us-ssn", **_ident_type("SS", "Social Security number")}
+
+#: IN2 (no IG table): the Medicare, Medicaid and patient member numbers identify the Coverage.
+IN2: tuple[FieldMap, ...] = (
+    F(
+        "IN2",
+        6,
+        "Coverage",
+        "identifier[]",
+        "ST[Identifier]",
+        fixed={
+            "system": "http://hl7.org/fhir/sid/us-medicare",
+            **_ident_type("MC", "Patient's Medicare number"),
+        },
+    ),
+    F(
+        "IN2",
+        8,
+        "Coverage",
+        "identifier[]",
+        "ST[Identifier]",
+        fixed=_ident_type("MA", "Patient Medicaid number"),
+    ),
+    F("IN2", 61, "Coverage", "identifier[]", "CX[Identifier]"),
+)
+
+#: IN2 fields about the insured person (Coverage.subscriber when it is a RelatedPerson).
+IN2_INSURED: tuple[FieldMap, ...] = (
+    F("IN2", 1, "RelatedPerson", "identifier[]", "CX[Identifier]"),
+    F("IN2", 2, "RelatedPerson", "identifier[]", "ST[Identifier]", fixed=_SSN),
+    F(
+        "IN2",
+        34,
+        "RelatedPerson",
+        "communication[]",
+        "CWE[CodeableConcept-Language]",
+        "PrimaryLanguage",
+        key="language",
+        fixed={"preferred": True},
+    ),
+    F("IN2", 63, "RelatedPerson", "telecom[]", "XTN[ContactPoint]", fixed={"use": "home"}),
+)
+
 GT1: tuple[FieldMap, ...] = (
     F("GT1", 2, "RelatedPerson", "identifier[]", "CX[Identifier]"),
     F(
@@ -860,7 +903,9 @@ FT1: tuple[FieldMap, ...] = (
     F("FT1", 2, "ChargeItem", "identifier[]", "ST[Identifier]"),
     F("FT1", 4, "ChargeItem", "occurrenceDateTime", "DTM[dateTime]"),
     F("FT1", 7, "ChargeItem", "code", "CWE[CodeableConcept]"),
+    F("FT1", 5, "ChargeItem", "enteredDate", "DTM[dateTime]"),
     F("FT1", 10, "ChargeItem", "quantity.value", "NM[decimal]"),
+    F("FT1", 19, "ChargeItem", "reason[]", "CWE[CodeableConcept]"),
     F("FT1", 20, "ChargeItem", "performer[]", "XCN[Practitioner]", key="actor"),
     F("FT1", 21, "ChargeItem", "enterer", "XCN[Practitioner]"),
     F("FT1", 25, "ChargeItem", "productCodeableConcept", "CWE[CodeableConcept]"),
@@ -952,6 +997,8 @@ for _rows in (
     DG1,
     PR1,
     IN1,
+    IN2,
+    IN2_INSURED,
     GT1,
     ORC_SR,
     OBR_SR,
@@ -995,7 +1042,9 @@ CODE_MAPPED: dict[tuple[str, str], frozenset[int]] = {
     ("PID", "Patient"): frozenset({7, 10, 12, 21, 22, 36, 39}),
     ("PID", "Account"): frozenset({18}),
     ("PV1", "Encounter"): frozenset({2, 45, 54}),
-    ("IN1", "Coverage"): frozenset({5, 16, 49}),
+    ("IN1", "Coverage"): frozenset({5, 8, 9, 16, 37, 49, 55}),
+    ("GT1", "Account"): frozenset({11, 13, 14}),
+    ("FT1", "ChargeItem"): frozenset({4, 11, 12}),
     ("OBR", "ServiceRequest"): frozenset({11, 29}),
     ("ORC", "ServiceRequest"): frozenset({21, 22, 23, 24, 38}),
     ("DG1", "Condition"): frozenset({4, 21, 22}),

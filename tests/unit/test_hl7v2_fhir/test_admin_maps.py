@@ -1,0 +1,145 @@
+"""Financial, pharmacy, scheduling and document maps: Coverage, Account, ChargeItem, medication
+orders and dispenses, appointments and documents (every value synthetic)."""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+PID = "PID|1||MRN1^^^HOSP&1.2.3&ISO^MR||Doe^Jane||19800203|F||||||||||ACC1^^^HOSP&1.2.3&ISO^AN"
+ADT = "ADT^A01^ADT_A01"
+DFT = "DFT^P03^DFT_P03"
+
+
+def _in1(h: ModuleType, **extra: str) -> str:
+    fields = {1: "1", 2: "PLAN1^Gold Plan", 4: "Payer Inc", 17: "SPO^Spouse", 16: "Roe^Ann", 36: "POL1"}
+    fields.update({int(k[1:]): v for k, v in extra.items()})
+    return str(h.seg("IN1", fields))
+
+
+def _coverage(h: ModuleType, *segments: str) -> dict[str, Any]:
+    return dict(h.one(h.run(ADT, PID, *segments), "Coverage"))
+
+
+def test_coverage_plan_class(h: ModuleType) -> None:
+    """IN1-2 (health plan id) is also the Coverage's plan class, IN1-2.2 its name."""
+    cov = _coverage(h, _in1(h))
+    plan = [c for c in cov["class"] if c["type"]["coding"][0]["code"] == "plan"]
+    assert [(c["value"], c["name"]) for c in plan] == [("PLAN1", "Gold Plan")]
+
+
+def test_coverage_group_class(h: ModuleType) -> None:
+    """IN1-8 (group number) with IN1-9 (group name) is the Coverage's group class."""
+    cov = _coverage(h, _in1(h, f8="GRP7", f9="Acme Staff"))
+    group = [c for c in cov["class"] if c["type"]["coding"][0]["code"] == "group"]
+    assert [(c["value"], c["name"]) for c in group] == [("GRP7", "Acme Staff")]
+
+
+def test_coverage_deductible(h: ModuleType) -> None:
+    """IN1-37 (policy deductible, CP) is a costToBeneficiary of type deductible."""
+    cov = _coverage(h, _in1(h, f37="150&USD^DC"))
+    cost = cov["costToBeneficiary"][0]
+    assert (cost["type"]["coding"][0]["code"], cost["valueMoney"]) == (
+        "deductible",
+        {"value": 150, "currency": "USD"},
+    )
+
+
+def test_coverage_deleted(h: ModuleType) -> None:
+    """IN1-55 (insurance action code) D marks the Coverage entered-in-error."""
+    assert _coverage(h, _in1(h, f55="D"))["status"] == "entered-in-error"
+
+
+def test_in2_medicare_identifier(h: ModuleType) -> None:
+    """IN2-6 (Medicare number) identifies the Coverage with the us-medicare system."""
+    cov = _coverage(h, _in1(h), str(h.seg("IN2", {6: "MCARE9"})))
+    ident = next(i for i in cov["identifier"] if i["value"] == "MCARE9")
+    assert (ident["system"], ident["type"]["coding"][0]["code"]) == (
+        "http://hl7.org/fhir/sid/us-medicare",
+        "MC",
+    )
+
+
+def test_in2_medicaid_identifier(h: ModuleType) -> None:
+    """IN2-8 (Medicaid case number) identifies the Coverage, typed MA."""
+    cov = _coverage(h, _in1(h), str(h.seg("IN2", {8: "MCAID4"})))
+    ident = next(i for i in cov["identifier"] if i["value"] == "MCAID4")
+    assert ident["type"]["coding"][0]["code"] == "MA"
+
+
+def test_in2_insured_ssn(h: ModuleType) -> None:
+    """IN2-2 (insured's SSN) identifies the insured RelatedPerson (Coverage.subscriber)."""
+    bundle = h.run(ADT, PID, _in1(h), str(h.seg("IN2", {2: "999-00-1234"})))
+    insured = next(
+        r for r in h.resources(bundle, "RelatedPerson") if r.get("name", [{}])[0].get("family") == "Roe"
+    )
+    ssn = [i for i in insured["identifier"] if i.get("system") == "http://hl7.org/fhir/sid/us-ssn"]
+    assert [i["value"] for i in ssn] == ["999-00-1234"]
+
+
+def test_in2_insured_of_self_coverage_ignored(h: ModuleType) -> None:
+    """When the insured is the patient (IN1-17 SEL), IN2 person fields make no RelatedPerson."""
+    bundle = h.run(ADT, PID, _in1(h, f17="SEL"), str(h.seg("IN2", {2: "999-00-1234"})))
+    assert h.resources(bundle, "RelatedPerson") == []
+
+
+def _gt1(h: ModuleType, relation: str) -> str:
+    return str(h.seg("GT1", {1: "1", 3: "Roe^Max", 11: relation, 13: "20200101", 14: "20201231"}))
+
+
+def test_guarantor_on_account(h: ModuleType) -> None:
+    """GT1 adds a guarantor to the patient's Account (PID-18) with GT1-13/14 as its period."""
+    account = h.one(h.run(ADT, PID, _gt1(h, "FTH")), "Account")
+    assert account["guarantor"][0]["period"] == {"start": "2020-01-01", "end": "2020-12-31"}
+
+
+def test_guarantor_party_is_related_person(h: ModuleType) -> None:
+    """A guarantor other than the patient is the Account guarantor's party as a RelatedPerson."""
+    bundle = h.run(ADT, PID, _gt1(h, "FTH"))
+    person = h.entries(bundle, "RelatedPerson")[0]["fullUrl"]
+    assert h.one(bundle, "Account")["guarantor"][0]["party"] == {"reference": person}
+
+
+def test_guarantor_self_party_is_patient(h: ModuleType) -> None:
+    """GT1-11 SEL (the guarantor is the patient) makes the Patient the guarantor's party."""
+    bundle = h.run(ADT, PID, _gt1(h, "SEL"))
+    patient = h.entries(bundle, "Patient")[0]["fullUrl"]
+    assert h.one(bundle, "Account")["guarantor"][0]["party"] == {"reference": patient}
+
+
+def _ft1(h: ModuleType, **extra: str) -> str:
+    fields = {1: "1", 2: "T100", 4: "20240101", 5: "20240102", 6: "CG", 7: "99011^Visit^C4"}
+    fields.update({int(k[1:]): v for k, v in extra.items()})
+    return str(h.seg("FT1", fields))
+
+
+def test_charge_entered_date(h: ModuleType) -> None:
+    """FT1-5 (posting date) is the ChargeItem's enteredDate."""
+    assert h.one(h.run(DFT, PID, _ft1(h)), "ChargeItem")["enteredDate"] == "2024-01-02"
+
+
+def test_charge_reason(h: ModuleType) -> None:
+    """FT1-19 (diagnosis codes) are the ChargeItem's reasons."""
+    charge = h.one(h.run(DFT, PID, _ft1(h, f19="R07.9^Chest pain^I10~R09.81^Congestion^I10")), "ChargeItem")
+    assert [r["coding"][0]["code"] for r in charge["reason"]] == ["R07.9", "R09.81"]
+
+
+def test_charge_price_extended_amount(h: ModuleType) -> None:
+    """FT1-11 (extended amount) is the price, preferred to FT1-12 (unit amount)."""
+    charge = h.one(h.run(DFT, PID, _ft1(h, f11="100&USD", f12="50&USD")), "ChargeItem")
+    assert charge["priceOverride"] == {"value": 100, "currency": "USD"}
+
+
+def test_charge_price_unit_amount(h: ModuleType) -> None:
+    """Without FT1-11 the unit amount (FT1-12) is the price."""
+    charge = h.one(h.run(DFT, PID, _ft1(h, f12="50&USD")), "ChargeItem")
+    assert charge["priceOverride"] == {"value": 50, "currency": "USD"}
+
+
+def test_charge_occurrence_range(h: ModuleType) -> None:
+    """An FT1-4 range (DR with an end) is the ChargeItem's occurrencePeriod."""
+    charge = h.one(h.run(DFT, PID, _ft1(h, f4="20240101^20240103")), "ChargeItem")
+    assert (charge.get("occurrenceDateTime"), charge["occurrencePeriod"]) == (
+        None,
+        {"start": "2024-01-01", "end": "2024-01-03"},
+    )
