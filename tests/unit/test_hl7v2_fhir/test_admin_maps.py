@@ -143,3 +143,141 @@ def test_charge_occurrence_range(h: ModuleType) -> None:
         None,
         {"start": "2024-01-01", "end": "2024-01-03"},
     )
+
+
+def test_charge_procedure_service(h: ModuleType) -> None:
+    """FT1-25 (procedure code) is a Procedure the ChargeItem names as its service."""
+    bundle = h.run(DFT, PID, _ft1(h, f25="71045^Chest X-ray^C4"))
+    entry = h.entries(bundle, "Procedure")[0]
+    assert h.one(bundle, "ChargeItem")["service"] == [{"reference": entry["fullUrl"], "type": "Procedure"}]
+
+
+def test_charge_drug_dispense(h: ModuleType) -> None:
+    """FT1-29 (NDC code) with FT1-43 quantity and FT1-42 prescription number is a MedicationDispense."""
+    bundle = h.run(DFT, PID, _ft1(h, f29="0182-1061-05^Aspirin^NDC", f42="RX9", f43="5^C48480&Capsule&NCI"))
+    dispense = h.one(bundle, "MedicationDispense")
+    assert (dispense["quantity"]["value"], dispense["authorizingPrescription"][0]["identifier"]) == (
+        5,
+        {"value": "RX9"},
+    )
+
+
+def test_charge_account(h: ModuleType) -> None:
+    """The ChargeItem is charged to the patient's Account (PID-18)."""
+    bundle = h.run(DFT, PID, _ft1(h))
+    account = h.entries(bundle, "Account")[0]["fullUrl"]
+    assert h.one(bundle, "ChargeItem")["account"] == [{"reference": account}]
+
+
+RDE = "RDE^O11^RDE_O11"
+ORC_NW = "ORC|NW|P1^EHR"
+
+
+def test_rxo_total_daily_dose(h: ModuleType) -> None:
+    """RXO-23 (total daily dose, CQ) is the dosage's maxDosePerPeriod per 1 day (IG RXO)."""
+    rxo = h.seg("RXO", {1: "1234^Drug^RXNORM", 23: "2^&capsule"})
+    mr = h.one(h.run(RDE, PID, ORC_NW, rxo), "MedicationRequest")
+    assert mr["dosageInstruction"][0]["maxDosePerPeriod"] == {
+        "numerator": {"value": 2, "unit": "capsule"},
+        "denominator": {"value": 1, "unit": "d", "system": "http://unitsofmeasure.org", "code": "d"},
+    }
+
+
+def test_rxo_indication(h: ModuleType) -> None:
+    """RXO-20 (indication) is the MedicationRequest's reasonCode."""
+    rxo = h.seg("RXO", {1: "1234^Drug^RXNORM", 20: "I10^Hypertension^I10"})
+    mr = h.one(h.run(RDE, PID, ORC_NW, rxo), "MedicationRequest")
+    assert mr["reasonCode"][0]["coding"][0]["code"] == "I10"
+
+
+def test_rxo_rate(h: ModuleType) -> None:
+    """RXO-21/22 (requested give rate and units) are the dosage's rateQuantity."""
+    rxo = h.seg("RXO", {1: "1234^Drug^RXNORM", 21: "25", 22: "mL/h^mL/h^UCUM"})
+    mr = h.one(h.run(RDE, PID, ORC_NW, rxo), "MedicationRequest")
+    assert mr["dosageInstruction"][0]["doseAndRate"][0]["rateQuantity"]["value"] == 25
+
+
+def test_rxe_prescription_number(h: ModuleType) -> None:
+    """RXE-15 (prescription number) identifies the MedicationRequest."""
+    rxe = h.seg("RXE", {2: "1234^Drug^RXNORM", 15: "RX77"})
+    mr = h.one(h.run(RDE, PID, ORC_NW, rxe), "MedicationRequest")
+    assert "RX77" in [i["value"] for i in mr["identifier"]]
+
+
+def test_rxe_after_rxo_completes_the_order(h: ModuleType) -> None:
+    """An RXE after its RXO (one ORC group, one order) adds its details to the same request."""
+    rxo = h.seg("RXO", {1: "1234^Drug^RXNORM", 2: "2", 4: "mg^mg^UCUM"})
+    rxe = h.seg("RXE", {2: "1234^Drug^RXNORM", 3: "5", 5: "mg^mg^UCUM", 15: "RX77"})
+    mr = h.one(h.run(RDE, PID, ORC_NW, rxo, rxe, "RXR|PO^Oral^HL70162"), "MedicationRequest")
+    dose_and_rate = mr["dosageInstruction"][0]["doseAndRate"]
+    assert (
+        [d.get("doseQuantity", {}).get("value") for d in dose_and_rate],
+        "route" in mr["dosageInstruction"][0],
+    ) == (
+        [None, 5],
+        True,
+    )
+
+
+def test_rxe_dosage_form_makes_medication(h: ModuleType) -> None:
+    """RXE-6 (give dosage form) puts the drug in a Medication with that form."""
+    rxe = h.seg("RXE", {2: "1234^Drug^RXNORM", 6: "TAB^Tablet^HL70906"})
+    bundle = h.run(RDE, PID, ORC_NW, rxe)
+    medication = h.one(bundle, "Medication")
+    assert (medication["code"]["coding"][0]["code"], medication["form"]["coding"][0]["code"]) == (
+        "1234",
+        "TAB",
+    )
+
+
+def test_rxc_ingredient(h: ModuleType) -> None:
+    """RXC is an ingredient of the order's Medication at strength RXC-5/6 per RXC-8/9."""
+    rxe = h.seg("RXE", {2: "1234^Drug^RXNORM"})
+    rxc = "RXC|A|5555^Additive^NDC|20|meq^meq^UCUM|2|meq^meq^UCUM||1|mL^mL^UCUM"
+    bundle = h.run(RDE, PID, ORC_NW, rxe, rxc)
+    mr = h.one(bundle, "MedicationRequest")
+    order_med = next(
+        e["resource"]
+        for e in h.entries(bundle, "Medication")
+        if e["fullUrl"] == mr["medicationReference"]["reference"]
+    )
+    strength = order_med["ingredient"][0]["strength"]
+    assert (strength["numerator"]["value"], strength["denominator"]["value"]) == (2, 1)
+
+
+def test_rxc_component_amount(h: ModuleType) -> None:
+    """The RXC component is a Medication of its own whose amount is RXC-3/4."""
+    rxe = h.seg("RXE", {2: "1234^Drug^RXNORM"})
+    rxc = "RXC|A|5555^Additive^NDC|20|meq^meq^UCUM"
+    bundle = h.run(RDE, PID, ORC_NW, rxe, rxc)
+    component = next(r for r in h.resources(bundle, "Medication") if r["code"]["coding"][0]["code"] == "5555")
+    assert component["amount"]["numerator"]["value"] == 20
+
+
+RDS = "RDS^O13^RDS_O13"
+
+
+def _rxd(h: ModuleType, **extra: str) -> str:
+    fields = {1: "1", 2: "1234^Drug^RXNORM", 3: "20240101", 4: "10", 5: "TAB^Tablet^HL70906", 7: "RX77"}
+    fields.update({int(k[1:]): v for k, v in extra.items()})
+    return str(h.seg("RXD", fields))
+
+
+def test_rxd_quantity_units(h: ModuleType) -> None:
+    """RXD-5 (actual dispense units) is the dispensed quantity's unit."""
+    dispense = h.one(h.run(RDS, PID, ORC_NW, _rxd(h)), "MedicationDispense")
+    assert dispense["quantity"]["unit"] == "Tablet"
+
+
+def test_rxd_prescription_number(h: ModuleType) -> None:
+    """RXD-7 (prescription number) identifies the authorizing MedicationRequest."""
+    dispense = h.one(h.run(RDS, PID, ORC_NW, _rxd(h)), "MedicationDispense")
+    assert dispense["authorizingPrescription"][0]["identifier"] == {"value": "RX77"}
+
+
+def test_rxd_notes_and_type(h: ModuleType) -> None:
+    """RXD-9 (dispense notes) is a note and RXD-33 (dispense type) the dispense's type."""
+    dispense = h.one(
+        h.run(RDS, PID, ORC_NW, _rxd(h, f9="After food", f33="R^Refill^HL70484")), "MedicationDispense"
+    )
+    assert (dispense["note"], dispense["type"]["coding"][0]["code"]) == ([{"text": "After food"}], "R")

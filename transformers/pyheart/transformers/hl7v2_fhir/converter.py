@@ -548,16 +548,10 @@ def _account_guarantor(ctx: Context, seg: Segment, person: Json) -> None:
     the patient when GT1-11 says the guarantor is the patient (SEL), else the guarantor's
     RelatedPerson; GT1-13/14 (guarantor begin/end dates) are the period."""
     patient_ref = ctx.patient_ref
-    account = next(
-        (
-            e.resource
-            for e in ctx.entries.values()
-            if e.rtype == "Account" and patient_ref in e.resource.get("subject", ())
-        ),
-        None,
-    )
-    if account is None:
+    found = _patient_account(ctx)
+    if found is None:
         return
+    account = found[0]
     guarantor: Json = {"party": patient_ref if seg.get(11).upper() in ("SEL", "01", "18") else person}
     period: Json = {}
     start, end = dt.dtm(seg.get(13), ctx.default_tz), dt.dtm(seg.get(14), ctx.default_tz)
@@ -1396,12 +1390,42 @@ def h_rx_order(ctx: Context, seg: Segment, st: State) -> None:
         res["encounter"] = st.encounter_ref
     ident = _first_ident(res)
     ref = ctx.add(res, ident=ident, key=(seg.name, str(seg.index)))
+    entry = ctx.entries.get(_rid_in(ref["reference"]))
+    if entry is not None and entry.resource is not res:
+        # The same order seen before (an RXE after its RXO in one ORC group): complete it, so the
+        # pharmacy's encoding and the RXR/TQ1 segments after it are not lost.
+        _merge_request(entry.resource, res)
+        res = entry.resource
     st.medication, st.medication_ref = res, ref
     _apply_pending_timing(ctx, st, res)
     if st.orc is not None:
         _order_provenance(ctx, st.orc, ref)
     st.last = res
     st.focus.append(ref)
+
+
+_LISTED = frozenset({"identifier", "note", "reasonCode", "basedOn", "supportingInformation"})
+
+
+def _merge_request(target: Json, extra: Json) -> None:
+    """Complete the MedicationRequest ``target`` with what ``extra`` adds: new list items,
+    the dose/rate entries and dosage details it lacks, dispense details it lacks."""
+    for key, value in extra.items():
+        have = target.get(key)
+        if have is None or have is value:
+            continue
+        if key in _LISTED:
+            have.extend(v for v in value if v not in have)
+        elif key == "dosageInstruction":
+            dosage, more = have[0], value[0]
+            for dkey, dvalue in more.items():
+                if dkey in ("doseAndRate", "additionalInstruction") and dkey in dosage:
+                    dosage[dkey].extend(v for v in dvalue if v not in dosage[dkey])
+                else:
+                    dosage.setdefault(dkey, dvalue)
+        elif key == "dispenseRequest":
+            for dkey, dvalue in value.items():
+                have.setdefault(dkey, dvalue)
 
 
 _DOSE_RATE_TYPE = "http://terminology.hl7.org/CodeSystem/dose-rate-type"
@@ -1425,6 +1449,16 @@ def _rxo_details(ctx: Context, seg: Segment, res: Json) -> None:
     quantity = res.get("dispenseRequest", {}).get("quantity")
     if quantity is not None and seg.get(12):
         quantity.update(dt.cwe_quantity_unit(seg.value(12), ctx))
+    rate = dt.number(seg.get(21))
+    if rate is not None:
+        # RXO-21/22 (requested give rate and units), as RXE-23/24 give the rate.
+        dosage = res.setdefault("dosageInstruction", [{}])[0]
+        dosage.setdefault("doseAndRate", [{}])[-1]["rateQuantity"] = {
+            "value": rate,
+            **dt.cwe_quantity_unit(seg.value(22), ctx),
+        }
+    if seg.get(23):
+        _max_daily_dose(ctx, seg.value(23), res)
     code = res.pop("medicationCodeableConcept", None)
     if code is not None:
         medication: Json = {"resourceType": "Medication", "code": code}
@@ -1451,6 +1485,94 @@ def _rxe_amounts(ctx: Context, seg: Segment, res: Json) -> None:
     quantity = res.get("dispenseRequest", {}).get("quantity")
     if quantity is not None:
         quantity.update(dt.cwe_quantity_unit(seg.value(11), ctx))
+    if seg.get(19):
+        _max_daily_dose(ctx, seg.value(19), res)
+    if seg.get(6) and "medicationCodeableConcept" in res:
+        # RXE-6 (give dosage form) needs a Medication, as RXO-5 does (IG RXO[MedicationRequest]).
+        form = dt.cwe_codeable_concept(seg.value(6), ctx)
+        if form:
+            code = res.pop("medicationCodeableConcept")
+            medication: Json = {"resourceType": "Medication", "code": code, "form": form}
+            res["medicationReference"] = ctx.add(medication, key=("RXE", str(seg.index), "Medication"))
+
+
+_UCUM = "http://unitsofmeasure.org"
+_PER_DAY: Json = {"value": 1, "unit": "d", "system": _UCUM, "code": "d"}
+
+
+def _cq(v: Value, ctx: Context) -> Json | None:
+    """CQ -> Quantity, the units being a CWE in sub-components (code&text&system)."""
+    value = dt.number(v.get(1))
+    if value is None:
+        return None
+    q: Json = {"value": value}
+    code, text, system_name = v.get(2, 1), v.get(2, 2), v.get(2, 3)
+    if code or text:
+        q["unit"] = text or code
+        system = dt.code_system(system_name, ctx) if system_name and code else None
+        if system:
+            q["system"] = system
+            q["code"] = code
+    return q
+
+
+def _max_daily_dose(ctx: Context, v: Value, res: Json) -> None:
+    """Total daily dose (RXO-23, RXE-19, RXD-12; CQ) -> dosage maxDosePerPeriod per 1 day
+    (IG RXO[MedicationRequest])."""
+    numerator = _cq(v, ctx)
+    if numerator is not None:
+        dosage = res.setdefault("dosageInstruction", [{}])[0]
+        dosage.setdefault("maxDosePerPeriod", {"numerator": numerator, "denominator": dict(_PER_DAY)})
+
+
+def _order_medication(ctx: Context, st: State) -> Json | None:
+    """The Medication of the current order group's request, made from its code when the
+    request names the drug by code only (RXC components need a Medication to belong to)."""
+    if st.medication_ref is None:
+        return None
+    entry = ctx.entries.get(_rid_in(st.medication_ref["reference"]))
+    if entry is None:
+        return None
+    request = entry.resource
+    ref = request.get("medicationReference")
+    if ref is None:
+        code = request.pop("medicationCodeableConcept", None)
+        if code is None:
+            return None
+        medication: Json = {"resourceType": "Medication", "code": code}
+        ref = request["medicationReference"] = ctx.add(medication, key=("Medication", entry.rid))
+    found = ctx.entries.get(_rid_in(ref["reference"]))
+    return found.resource if found is not None else None
+
+
+def h_rxc(ctx: Context, seg: Segment, st: State) -> None:
+    """RXC (no IG table) -> an ingredient of the order's Medication: the component (RXC-2) as a
+    Medication of its own with its amount (RXC-3/4), at the strength RXC-5/6 per RXC-8/9."""
+    if not seg.get(2):
+        return
+    medication = _order_medication(ctx, st)
+    code = dt.cwe_codeable_concept(seg.value(2), ctx)
+    if medication is None or not code:
+        return
+    component: Json = {"resourceType": "Medication", "code": code}
+    amount = dt.number(seg.get(3))
+    if amount is not None:
+        component["amount"] = {
+            "numerator": {"value": amount, **dt.cwe_quantity_unit(seg.value(4), ctx)},
+            "denominator": {"value": 1},
+        }
+    ingredient: Json = {"itemReference": ctx.add(component, key=("RXC", str(seg.index)))}
+    strength = dt.number(seg.get(5))
+    if strength is not None:
+        volume = dt.number(seg.get(8))
+        denominator: Json = {"value": 1 if volume is None else volume}
+        if volume is not None:
+            denominator.update(dt.cwe_quantity_unit(seg.value(9), ctx))
+        ingredient["strength"] = {
+            "numerator": {"value": strength, **dt.cwe_quantity_unit(seg.value(6), ctx)},
+            "denominator": denominator,
+        }
+    medication.setdefault("ingredient", []).append(ingredient)
 
 
 def h_rxd(ctx: Context, seg: Segment, st: State) -> None:
@@ -1462,10 +1584,18 @@ def h_rxd(ctx: Context, seg: Segment, st: State) -> None:
     if "medicationCodeableConcept" not in res:
         res["medicationCodeableConcept"] = {"text": "unknown"}
     res["subject"] = ctx.patient_ref
+    quantity = res.get("quantity")
+    if quantity is not None and seg.get(5):
+        quantity.update(dt.cwe_quantity_unit(seg.value(5), ctx))
+    if seg.get(12):
+        _max_daily_dose(ctx, seg.value(12), res)
+    # RXD-7 is the prescription's number: the authorizing MedicationRequest's identifier.
+    prescription: Json = {"identifier": {"value": seg.get(7)}} if seg.get(7) else {}
     if st.medication_ref is not None:
-        res["authorizingPrescription"] = [st.medication_ref]
-    ident = (res.get("identifier") or [None])[0]
-    ctx.add(res, ident=ident, key=("RXD", str(seg.index)))
+        prescription = {**st.medication_ref, **prescription}
+    if prescription:
+        res["authorizingPrescription"] = [{**prescription, "type": "MedicationRequest"}]
+    ctx.add(res, key=("RXD", str(seg.index)))
     st.last = res
 
 
@@ -1558,9 +1688,56 @@ def h_ft1(ctx: Context, seg: Segment, st: State) -> None:
         res["priceOverride"] = money
     if st.encounter_ref is not None:
         res["context"] = st.encounter_ref
+    account = _patient_account(ctx)
+    if account is not None:
+        res["account"] = [account[1]]
+    if seg.get(25) or seg.get(29):
+        _charged_services(ctx, seg, st, res)
     ident = (res.get("identifier") or [None])[0]
     ctx.add(res, ident=ident, key=("FT1", str(seg.index)))
     st.last = res
+
+
+def _charged_services(ctx: Context, seg: Segment, st: State, charge: Json) -> None:
+    """FT1 (no IG table): the procedure charged (FT1-25) as a Procedure and the drug charged
+    (FT1-29 NDC code, FT1-43 quantity, FT1-42 prescription number) as a MedicationDispense, both
+    the ChargeItem's ``service``. A charge says nothing of their state, hence status unknown."""
+    services: list[Json] = []
+    code = dt.cwe_codeable_concept(seg.value(25), ctx) if seg.get(25) else None
+    if code:
+        proc: Json = {"resourceType": "Procedure", "status": "unknown", "code": code}
+        proc["subject"] = ctx.patient_ref
+        if st.encounter_ref is not None:
+            proc["encounter"] = st.encounter_ref
+        ref = ctx.add(proc, key=("FT1", str(seg.index), "Procedure"))
+        services.append({**ref, "type": "Procedure"})
+    drug = dt.cwe_codeable_concept(seg.value(29), ctx) if seg.get(29) else None
+    if drug:
+        dispense: Json = {"resourceType": "MedicationDispense", "status": "unknown"}
+        dispense["medicationCodeableConcept"] = drug
+        dispense["subject"] = ctx.patient_ref
+        if st.encounter_ref is not None:
+            dispense["context"] = st.encounter_ref
+        quantity = dt.cq_quantity(seg.value(43), ctx) if seg.get(43) else None
+        if quantity:
+            dispense["quantity"] = quantity
+        if seg.get(42):
+            dispense["authorizingPrescription"] = [
+                {"type": "MedicationRequest", "identifier": {"value": seg.get(42)}}
+            ]
+        ref = ctx.add(dispense, key=("FT1", str(seg.index), "MedicationDispense"))
+        services.append({**ref, "type": "MedicationDispense"})
+    if services:
+        charge["service"] = services
+
+
+def _patient_account(ctx: Context) -> tuple[Json, Json] | None:
+    """The patient's Account (made from PID-18) and a reference to it, if the bundle has one."""
+    patient_ref = ctx.patient_ref
+    for e in ctx.entries.values():
+        if e.rtype == "Account" and patient_ref in e.resource.get("subject", ()):
+            return e.resource, ctx.ref("Account", e.rid)
+    return None
 
 
 def _rid_in(reference: str) -> str:
@@ -1720,6 +1897,7 @@ HANDLERS: dict[str, Handler] = {
     "RXO": h_rx_order,
     "RXE": h_rx_order,
     "RXD": h_rxd,
+    "RXC": h_rxc,
     "TXA": h_txa,
     "SCH": h_sch,
     "AIS": h_ais,

@@ -799,6 +799,7 @@ RXO: tuple[FieldMap, ...] = (
     F("RXO", 11, "MedicationRequest", "dispenseRequest.quantity.value", "NM[decimal]"),
     F("RXO", 13, "MedicationRequest", "dispenseRequest.numberOfRepeatsAllowed", "NM[unsignedInt]"),
     F("RXO", 14, "MedicationRequest", "requester", "XCN[Practitioner]"),
+    F("RXO", 20, "MedicationRequest", "reasonCode[]", "CWE[CodeableConcept]"),
 )
 
 RXE: tuple[FieldMap, ...] = (
@@ -807,15 +808,18 @@ RXE: tuple[FieldMap, ...] = (
     F("RXE", 10, "MedicationRequest", "dispenseRequest.quantity.value", "NM[decimal]"),
     F("RXE", 12, "MedicationRequest", "dispenseRequest.numberOfRepeatsAllowed", "NM[unsignedInt]"),
     F("RXE", 13, "MedicationRequest", "requester", "XCN[Practitioner]"),
+    F("RXE", 15, "MedicationRequest", "identifier[]", "ST[Identifier]"),
     F("RXE", 21, "MedicationRequest", "note[]", "CWE[string]", key="text"),
+    F("RXE", 27, "MedicationRequest", "reasonCode[]", "CWE[CodeableConcept]"),
 )
 
 RXD: tuple[FieldMap, ...] = (
     F("RXD", 2, "MedicationDispense", "medicationCodeableConcept", "CWE[CodeableConcept]"),
     F("RXD", 3, "MedicationDispense", "whenHandedOver", "DTM[dateTime]"),
     F("RXD", 4, "MedicationDispense", "quantity.value", "NM[decimal]"),
-    F("RXD", 7, "MedicationDispense", "identifier[]", "ST[Identifier]"),
+    F("RXD", 9, "MedicationDispense", "note[]", "ST[string]", key="text"),
     F("RXD", 10, "MedicationDispense", "performer[]", "XCN[Practitioner]", key="actor"),
+    F("RXD", 33, "MedicationDispense", "type", "CWE[CodeableConcept]"),
 )
 
 TXA: tuple[FieldMap, ...] = (
@@ -908,7 +912,6 @@ FT1: tuple[FieldMap, ...] = (
     F("FT1", 19, "ChargeItem", "reason[]", "CWE[CodeableConcept]"),
     F("FT1", 20, "ChargeItem", "performer[]", "XCN[Practitioner]", key="actor"),
     F("FT1", 21, "ChargeItem", "enterer", "XCN[Practitioner]"),
-    F("FT1", 25, "ChargeItem", "productCodeableConcept", "CWE[CodeableConcept]"),
 )
 
 #: IG ``ROL[Encounter-PractitionerRole]`` / ``ROL[Patient-GeneralPractitioner]``: the role
@@ -1044,14 +1047,17 @@ CODE_MAPPED: dict[tuple[str, str], frozenset[int]] = {
     ("PV1", "Encounter"): frozenset({2, 45, 54}),
     ("IN1", "Coverage"): frozenset({5, 8, 9, 16, 37, 49, 55}),
     ("GT1", "Account"): frozenset({11, 13, 14}),
-    ("FT1", "ChargeItem"): frozenset({4, 11, 12}),
+    ("FT1", "ChargeItem"): frozenset({4, 11, 12, 25, 29, 42, 43}),
     ("OBR", "ServiceRequest"): frozenset({11, 29}),
     ("ORC", "ServiceRequest"): frozenset({21, 22, 23, 24, 38}),
     ("DG1", "Condition"): frozenset({4, 21, 22}),
     ("DG1", "EpisodeOfCare"): frozenset({3, 4, 5, 6, 15, 16, 19, 20, 21, 22}),
     ("DG1", "Encounter"): frozenset({3, 4, 5, 6, 15, 16, 19, 20, 21, 22}),
     ("PR1", "Procedure"): frozenset({4, 25}),
-    ("RXO", "MedicationRequest"): frozenset({2, 3, 4, 5, 12}),
+    ("RXO", "MedicationRequest"): frozenset({2, 3, 4, 5, 12, 21, 22, 23}),
+    ("RXE", "MedicationRequest"): frozenset({3, 5, 6, 11, 19, 23, 24}),
+    ("RXD", "MedicationDispense"): frozenset({5, 7, 12}),
+    ("RXC", "Medication"): frozenset({2, 3, 4, 5, 6, 8, 9}),
     ("MRG", "Patient"): frozenset({1}),
     ("NK1", "Patient"): frozenset({30, 31, 32}),
     ("OBR", "DiagnosticReport"): frozenset({4}),
