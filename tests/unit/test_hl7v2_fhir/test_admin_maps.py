@@ -281,3 +281,83 @@ def test_rxd_notes_and_type(h: ModuleType) -> None:
         h.run(RDS, PID, ORC_NW, _rxd(h, f9="After food", f33="R^Refill^HL70484")), "MedicationDispense"
     )
     assert (dispense["note"], dispense["type"]["coding"][0]["code"]) == ([{"text": "After food"}], "R")
+
+
+REF = "REF^I12^REF_I12"
+RF1 = "RF1|P^Pending^HL70283|S^Stat^HL70280|Med^Medical^HL70281||O^Outpatient^HL70284|R100^EHR|20240105|20240205|20240104|O^Provider Ordered^HL70336"
+
+
+def _referral(h: ModuleType, *segments: str) -> dict[str, Any]:
+    bundle = h.run(REF, *segments)
+    return next(r for r in h.resources(bundle, "ServiceRequest") if r["identifier"][0]["value"] == "R100")
+
+
+def test_referral_before_pid_gets_the_patient(h: ModuleType) -> None:
+    """RF1 (before the PID in REF messages) is a ServiceRequest whose subject is the patient."""
+    bundle = h.run(REF, RF1, PID)
+    patient = h.entries(bundle, "Patient")[0]["fullUrl"]
+    assert h.one(bundle, "ServiceRequest")["subject"] == {"reference": patient}
+
+
+def test_referral_without_patient_dropped(h: ModuleType) -> None:
+    """Without a PID the referral has no subject (required), so no ServiceRequest is made."""
+    assert h.resources(h.run(REF, RF1), "ServiceRequest") == []
+
+
+def test_referral_status_and_priority(h: ModuleType) -> None:
+    """RF1-1 P (pending) is status on-hold; RF1-2 S is priority stat."""
+    sr = _referral(h, RF1, PID)
+    assert (sr["status"], sr["priority"]) == ("on-hold", "stat")
+
+
+def test_referral_category(h: ModuleType) -> None:
+    """A referral is categorised "patient referral" (SNOMED 3457005) and by RF1-3 (type)."""
+    codes = [c["coding"][0]["code"] for c in _referral(h, RF1, PID)["category"]]
+    assert codes == ["3457005", "Med"]
+
+
+def test_referral_period_and_dates(h: ModuleType) -> None:
+    """RF1-7/8 (effective/expiration) are the occurrence period, RF1-9 (processed) authoredOn."""
+    sr = _referral(h, RF1, PID)
+    assert (sr["occurrencePeriod"], sr["authoredOn"]) == (
+        {"start": "2024-01-05", "end": "2024-02-05"},
+        "2024-01-04",
+    )
+
+
+def test_referral_reason(h: ModuleType) -> None:
+    """RF1-10 (referral reason) is the reasonCode."""
+    assert _referral(h, RF1, PID)["reasonCode"][0]["coding"][0]["code"] == "O"
+
+
+AUT = "AUT|PPO|HC02|Health Insurer|20240110|20240310|AUTH1|175&USD|1|1|20240109"
+
+
+def test_authorization_claim_response(h: ModuleType) -> None:
+    """AUT is a preauthorization ClaimResponse identified by AUT-6 for the patient."""
+    bundle = h.run(REF, RF1, AUT, PID)
+    claim = h.one(bundle, "ClaimResponse")
+    patient = h.entries(bundle, "Patient")[0]["fullUrl"]
+    assert (claim["use"], claim["identifier"][0]["value"], claim["patient"]) == (
+        "preauthorization",
+        "AUTH1",
+        {"reference": patient},
+    )
+
+
+def test_authorization_period_and_benefit(h: ModuleType) -> None:
+    """AUT-4/5 are the preauthorization period, AUT-7 the benefit total, AUT-10 the created date."""
+    claim = h.one(h.run(REF, RF1, AUT, PID), "ClaimResponse")
+    assert (claim["preAuthPeriod"], claim["total"][0]["amount"], claim["created"]) == (
+        {"start": "2024-01-10", "end": "2024-03-10"},
+        {"value": 175, "currency": "USD"},
+        "2024-01-09",
+    )
+
+
+def test_authorization_insurer(h: ModuleType) -> None:
+    """AUT-2/3 (payor company id and name) are the insurer Organization."""
+    bundle = h.run(REF, RF1, AUT, PID)
+    insurer = h.one(bundle, "ClaimResponse")["insurer"]["reference"]
+    org = next(e["resource"] for e in h.entries(bundle, "Organization") if e["fullUrl"] == insurer)
+    assert (org["name"], org["identifier"][0]["value"]) == ("Health Insurer", "HC02")

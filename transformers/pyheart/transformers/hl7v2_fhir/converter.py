@@ -96,6 +96,8 @@ class State:
         self.group_ident: tuple[Json | None, Json | None] = (None, None)
         #: Provenances waiting for their target (set once the message is walked).
         self.pending_targets: list[Json] = []
+        #: Resources made before the PID they need (RF1, AUT): (resource, patient key, id key).
+        self.awaiting_patient: list[tuple[Json, str, tuple[str, ...]]] = []
 
     def segment_names(self, ctx: Context) -> list[str]:
         """The message's segment ids in order (by ``Segment.index``), listed once."""
@@ -1664,6 +1666,117 @@ def h_ais(ctx: Context, seg: Segment, st: State) -> None:
         st.appointment["start"] = start
 
 
+_REFERRAL_STATUS = {"A": "active", "P": "on-hold", "R": "revoked", "E": "revoked", "C": "revoked"}
+_PATIENT_REFERRAL: Json = {
+    "coding": [{"system": "http://snomed.info/sct", "code": "3457005", "display": "Patient referral"}]
+}
+
+
+def _with_patient(ctx: Context, st: State, res: Json, key: str, id_key: tuple[str, ...]) -> None:
+    """Add ``res`` with the patient as ``key`` now, or once the walk has met the PID."""
+    if ctx.patient_ref is None:
+        st.awaiting_patient.append((res, key, id_key))
+        return
+    res[key] = ctx.patient_ref
+    ident = (res.get("identifier") or [None])[0]
+    ctx.add(res, ident=ident, key=id_key)
+
+
+def _add_awaiting_patient(ctx: Context, st: State) -> None:
+    """Add the resources that waited for a later PID (a message without one drops them: their
+    patient element is required)."""
+    if ctx.patient_ref is None:
+        return
+    for res, key, id_key in st.awaiting_patient:
+        if res.get("resourceType") == "ServiceRequest" and ctx.encounter_ref is not None:
+            res.setdefault("encounter", ctx.encounter_ref)
+        _with_patient(ctx, st, res, key, id_key)
+
+
+def h_rf1(ctx: Context, seg: Segment, st: State) -> None:
+    """RF1 (no IG table) -> the referral as a ServiceRequest: status RF1-1 (table 0283),
+    priority RF1-2, type RF1-3 as a category beside "patient referral", category RF1-5 as the
+    location code, RF1-6/11 identifiers, RF1-7/8 effective/expiration as the occurrence period,
+    RF1-9 processed as authoredOn, RF1-10 reason, RF1-19/20 authorized provider/professional
+    as performers, RF1-24 comment as a note."""
+    res = fm.apply(fm.RF1, seg, _new("ServiceRequest"), ctx)
+    res["status"] = _REFERRAL_STATUS.get(seg.get(1).upper(), "unknown")
+    res["intent"] = "order"
+    res.setdefault("category", []).insert(0, _PATIENT_REFERRAL)
+    prio = dt.lookup("ExtendedPriorityCodes", seg.get(2))
+    if prio:
+        res["priority"] = prio[0]
+    period = {}
+    start, end = dt.dtm(seg.get(7), ctx.default_tz), dt.dtm(seg.get(8), ctx.default_tz)
+    if start:
+        period["start"] = start
+    if end:
+        period["end"] = end
+    if period:
+        res["occurrencePeriod"] = period
+    if st.encounter_ref is not None:
+        res["encounter"] = st.encounter_ref
+    _with_patient(ctx, st, res, "subject", ("RF1", str(seg.index)))
+    st.last = res
+
+
+_ADJUDICATION = "http://terminology.hl7.org/CodeSystem/adjudication"
+
+
+def h_aut(ctx: Context, seg: Segment, st: State) -> None:
+    """AUT (no IG table) -> the payer's authorization as a preauthorization ClaimResponse:
+    AUT-6 identifier, AUT-2/3 the insurer, AUT-4/5 the preauthorization period, AUT-7
+    (reimbursement limit) the benefit total, AUT-10 (process date, else the message time) its
+    creation, AUT-28 a process note."""
+    insurer = _aut_insurer(ctx, seg, st)
+    created = dt.dtm(seg.get(10), ctx.default_tz) or dt.dtm(ctx.msg.msh.get(7), ctx.default_tz)
+    if insurer is None or not created:
+        return
+    res = fm.apply(fm.AUT, seg, _new("ClaimResponse"), ctx)
+    res["status"] = "entered-in-error" if seg.get(29).upper() == "D" else "active"
+    res["use"] = "preauthorization"
+    res["outcome"] = "complete"
+    res["type"] = {"text": "unknown"}  # required; AUT does not say the kind of claim
+    res["created"] = created
+    res["insurer"] = insurer
+    period = {}
+    start, end = dt.dtm(seg.get(4), ctx.default_tz), dt.dtm(seg.get(5), ctx.default_tz)
+    if start:
+        period["start"] = start
+    if end:
+        period["end"] = end
+    if period:
+        res["preAuthPeriod"] = period
+    amount = dt.number(seg.get(7, 1, 1))
+    if amount is not None:
+        money: Json = {"value": amount}
+        if seg.get(7, 1, 2):
+            money["currency"] = seg.get(7, 1, 2)
+        benefit = {"coding": [dt.coding("benefit", _ADJUDICATION, "Benefit Amount")]}
+        res["total"] = [{"category": benefit, "amount": money}]
+    _with_patient(ctx, st, res, "patient", ("AUT", str(seg.index)))
+
+
+def _aut_insurer(ctx: Context, seg: Segment, st: State) -> Json | None:
+    """AUT-2 (payor company id) and AUT-3 (its name) as an Organization; else the payor of the
+    Coverage the AUT follows."""
+    code, name = seg.get(2), seg.get(3)
+    if code or name:
+        org: Json = {"resourceType": "Organization"}
+        if name:
+            org["name"] = name
+        if code:
+            ident: Json = {"value": code}
+            org["identifier"] = [ident]
+            return ctx.add(org, ident=dict(ident))
+        return ctx.add_shared(org, resource_id("Organization", ctx.scope, name))
+    last = st.last
+    if last is not None and last.get("resourceType") == "Coverage" and last.get("payor"):
+        payor: Json = last["payor"][0]
+        return payor
+    return None
+
+
 def h_ft1(ctx: Context, seg: Segment, st: State) -> None:
     """FT1 -> ChargeItem."""
     res = _clinical(ctx, seg, st, fm.FT1, "ChargeItem", "subject")
@@ -1886,6 +1999,8 @@ HANDLERS: dict[str, Handler] = {
     "GT1": h_gt1,
     "IN1": h_in1,
     "IN2": h_in2,
+    "RF1": h_rf1,
+    "AUT": h_aut,
     "ORC": h_orc,
     "OBR": h_obr,
     "OBX": h_obx,
@@ -2090,6 +2205,7 @@ def convert_message(msg: Hl7Message, options: Options | None = None) -> Json:
             if seg.name in ("PID", "SCH", "AIS", "AIG", "AIL", "AIP") and st.appointment is not None:
                 _appointment_patient(ctx, st)
     _close_order(ctx, st)
+    _add_awaiting_patient(ctx, st)
     for doc, txa in st.documents:
         _finish_document(doc, txa, ctx)
     if header is not None and st.focus:

@@ -903,6 +903,25 @@ AIP: tuple[FieldMap, ...] = (
     ),
 )
 
+#: RF1 (no IG table): the referral as a ServiceRequest (status, priority, dates in code).
+RF1: tuple[FieldMap, ...] = (
+    F("RF1", 3, "ServiceRequest", "category[]", "CWE[CodeableConcept]"),
+    F("RF1", 5, "ServiceRequest", "locationCode[]", "CWE[CodeableConcept]"),
+    F("RF1", 6, "ServiceRequest", "identifier[]", "EI[Identifier-Extension]"),
+    F("RF1", 9, "ServiceRequest", "authoredOn", "DTM[dateTime]"),
+    F("RF1", 10, "ServiceRequest", "reasonCode[]", "CWE[CodeableConcept]"),
+    F("RF1", 11, "ServiceRequest", "identifier[]", "EI[Identifier-Extension]"),
+    F("RF1", 19, "ServiceRequest", "performer[]", "XON[Organization]"),
+    F("RF1", 20, "ServiceRequest", "performer[]", "XCN[Practitioner]"),
+    F("RF1", 24, "ServiceRequest", "note[]", "ST[string]", key="text"),
+)
+
+#: AUT (no IG table): the authorization as a preauthorization ClaimResponse.
+AUT: tuple[FieldMap, ...] = (
+    F("AUT", 6, "ClaimResponse", "identifier[]", "EI[Identifier-Extension]"),
+    F("AUT", 28, "ClaimResponse", "processNote[]", "ST[string]", key="text"),
+)
+
 FT1: tuple[FieldMap, ...] = (
     F("FT1", 2, "ChargeItem", "identifier[]", "ST[Identifier]"),
     F("FT1", 4, "ChargeItem", "occurrenceDateTime", "DTM[dateTime]"),
@@ -1024,6 +1043,8 @@ for _rows in (
     AIG,
     AIL,
     AIP,
+    RF1,
+    AUT,
     FT1,
     ROL,
     PRT_ROLE,
@@ -1047,6 +1068,8 @@ CODE_MAPPED: dict[tuple[str, str], frozenset[int]] = {
     ("PV1", "Encounter"): frozenset({2, 45, 54}),
     ("IN1", "Coverage"): frozenset({5, 8, 9, 16, 37, 49, 55}),
     ("GT1", "Account"): frozenset({11, 13, 14}),
+    ("RF1", "ServiceRequest"): frozenset({1, 2, 7, 8}),
+    ("AUT", "ClaimResponse"): frozenset({2, 3, 4, 5, 7, 10, 29}),
     ("FT1", "ChargeItem"): frozenset({4, 11, 12, 25, 29, 42, 43}),
     ("OBR", "ServiceRequest"): frozenset({11, 29}),
     ("ORC", "ServiceRequest"): frozenset({21, 22, 23, 24, 38}),
