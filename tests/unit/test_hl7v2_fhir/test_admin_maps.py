@@ -361,3 +361,102 @@ def test_authorization_insurer(h: ModuleType) -> None:
     insurer = h.one(bundle, "ClaimResponse")["insurer"]["reference"]
     org = next(e["resource"] for e in h.entries(bundle, "Organization") if e["fullUrl"] == insurer)
     assert (org["name"], org["identifier"][0]["value"]) == ("Health Insurer", "HC02")
+
+
+MDM = "MDM^T02^MDM_T02"
+
+
+def _txa(h: ModuleType, **extra: str) -> str:
+    fields = {
+        1: "1",
+        2: "DS^Discharge summary",
+        3: "TX",
+        4: "202401021000",
+        6: "202401021100",
+        12: "DOC1^EHR",
+    }
+    fields.update({int(k[1:]): v for k, v in extra.items()})
+    return str(h.seg("TXA", fields))
+
+
+def _doc(h: ModuleType, *segments: str, msg_type: str = MDM) -> dict[str, Any]:
+    return dict(h.one(h.run(msg_type, PID, *segments), "DocumentReference"))
+
+
+def test_document_activity_period(h: ModuleType) -> None:
+    """TXA-4 (activity date/time) starts the DocumentReference's context period."""
+    assert _doc(h, _txa(h))["context"]["period"]["start"] == "2024-01-02T10:00:00-05:00"
+
+
+def test_document_attachment_creation(h: ModuleType) -> None:
+    """TXA-6 (origination date/time) is each content attachment's creation time."""
+    doc = _doc(h, _txa(h), "OBX|1|TX|||Some text")
+    assert [c["attachment"]["creation"] for c in doc["content"]] == ["2024-01-02T11:00:00-05:00"]
+
+
+def test_document_completion_status(h: ModuleType) -> None:
+    """TXA-17 (completion status, IG docStatus) AU is final and IP preliminary."""
+    statuses = [_doc(h, _txa(h, f17=code)).get("docStatus") for code in ("AU", "IP")]
+    assert statuses == ["final", "preliminary"]
+
+
+def test_document_availability_status(h: ModuleType) -> None:
+    """TXA-19 (availability, IG status) OB is superseded; AV and none are current."""
+    statuses = [_doc(h, _txa(h, f19=code))["status"] for code in ("OB", "AV", "")]
+    assert statuses == ["superseded", "current", "current"]
+
+
+def test_document_parent_appended(h: ModuleType) -> None:
+    """TXA-13 (parent document) is a relatesTo the document appends (an addendum, T06)."""
+    doc = _doc(h, _txa(h, f13="DOC0^EHR"), msg_type="MDM^T06^MDM_T06")
+    relation = doc["relatesTo"][0]
+    assert (relation["code"], relation["target"]["identifier"]["value"]) == ("appends", "DOC0")
+
+
+def test_document_parent_replaced(h: ModuleType) -> None:
+    """In a replacement notification (T10), the TXA-13 parent is the document replaced."""
+    doc = _doc(h, _txa(h, f13="DOC0^EHR"), msg_type="MDM^T10^MDM_T10")
+    assert doc["relatesTo"][0]["code"] == "replaces"
+
+
+SIU = "SIU^S12^SIU_S12"
+
+
+def _sch(h: ModuleType, **extra: str) -> str:
+    fields = {1: "A1^EHR", 2: "F1^SCHED", 11: "^^^202401021000-0500^202401021100-0500"}
+    fields.update({int(k[1:]): v for k, v in extra.items()})
+    return str(h.seg("SCH", fields))
+
+
+def test_appointment_duration_in_seconds(h: ModuleType) -> None:
+    """SCH-9 (duration) in SCH-10 units: 3600 s is 60 minutes."""
+    appt = h.one(h.run(SIU, _sch(h, f9="3600", f10="s"), PID), "Appointment")
+    assert appt["minutesDuration"] == 60
+
+
+def test_appointment_duration_in_hours(h: ModuleType) -> None:
+    """SCH-9 with SCH-10 h (hours) is converted to minutes."""
+    appt = h.one(h.run(SIU, _sch(h, f9="2", f10="h"), PID), "Appointment")
+    assert appt["minutesDuration"] == 120
+
+
+def test_participant_period(h: ModuleType) -> None:
+    """AIP-6 (start) and AIP-9/10 (duration) are that participant's period (IG AIP)."""
+    aip = "AIP|1||1234^Careful^Carl|||202401021015-0500|||30|min"
+    appt = h.one(h.run(SIU, _sch(h), PID, aip), "Appointment")
+    period = next(p["period"] for p in appt["participant"] if "period" in p)
+    assert period == {"start": "2024-01-02T10:15:00-05:00", "end": "2024-01-02T10:45:00-05:00"}
+
+
+def test_participant_start_offset(h: ModuleType) -> None:
+    """Without AIL-6, AIL-7/8 (offset) after the appointment start begins the location's period."""
+    ail = "AIL|1||Room1^^^Clinic||||15|min"
+    appt = h.one(h.run(SIU, _sch(h), PID, ail), "Appointment")
+    period = next(p["period"] for p in appt["participant"] if "period" in p)
+    assert period == {"start": "2024-01-02T10:15:00-05:00"}
+
+
+def test_discontinued_appointment_cancelled(h: ModuleType) -> None:
+    """Without SCH-25, an S16 (discontinuation) appointment is cancelled."""
+    appt = h.one(h.run("SIU^S16^SIU_S12", _sch(h), PID), "Appointment")
+    assert appt["status"] == "cancelled"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from pyheart.broker.errors import TransformError
@@ -61,7 +62,13 @@ _ENCOUNTER_CLASS_UNKNOWN = {
     "code": "UNK",
     "display": "unknown",
 }
-_APPOINTMENT_STATUS_BY_EVENT = {"S15": "cancelled", "S17": "entered-in-error", "S26": "noshow"}
+#: Without SCH-25, the trigger event says the status (S16: discontinued, it will not go on).
+_APPOINTMENT_STATUS_BY_EVENT = {
+    "S15": "cancelled",
+    "S16": "cancelled",
+    "S17": "entered-in-error",
+    "S26": "noshow",
+}
 
 
 class State:
@@ -1103,15 +1110,32 @@ def _document_content(seg: Segment, vtype: str, doc: Json) -> None:
     contents.append({"attachment": {"contentType": "text/plain", "data": data}})
 
 
+_DOC_AVAILABILITY = {"AV": "current", "OB": "superseded", "CA": "entered-in-error", "UN": "current"}
+#: Table 0271 document completion status -> composition-status (docStatus's required binding).
+_DOC_COMPLETION = {
+    "AU": "final",
+    "LA": "final",
+    "DI": "preliminary",
+    "DO": "preliminary",
+    "IN": "preliminary",
+    "IP": "preliminary",
+    "PA": "preliminary",
+}
+
+
 def _finish_document(doc: Json, txa: Segment, ctx: Context) -> None:
-    """DocumentReference.content is required: without OBX content, a title-only attachment."""
-    if doc.get("content"):
-        return
-    title = txa.get(2, 2) or txa.get(2) or txa.get(12) or "document"
-    att: Json = {"title": title}
-    if "/" in txa.get(3):
-        att["contentType"] = txa.get(3)
-    doc["content"] = [{"attachment": att}]
+    """DocumentReference.content is required: without OBX content, a title-only attachment.
+    TXA-6 (origination) is also each attachment's creation time."""
+    if not doc.get("content"):
+        title = txa.get(2, 2) or txa.get(2) or txa.get(12) or "document"
+        att: Json = {"title": title}
+        if "/" in txa.get(3):
+            att["contentType"] = txa.get(3)
+        doc["content"] = [{"attachment": att}]
+    created = dt.dtm(txa.get(6), ctx.default_tz) if txa.get(6) else None
+    if created:
+        for content in doc["content"]:
+            content["attachment"].setdefault("creation", created)
 
 
 def h_nte(ctx: Context, seg: Segment, st: State) -> None:
@@ -1604,10 +1628,25 @@ def h_rxd(ctx: Context, seg: Segment, st: State) -> None:
 def h_txa(ctx: Context, seg: Segment, st: State) -> None:
     """TXA -> DocumentReference (content from the following OBX segments)."""
     res = fm.apply(fm.TXA, seg, _new("DocumentReference"), ctx)
-    res["status"] = "current"
+    # IG TXA-19: AV (or none) is current; the IG leaves CA/OB/UN to an extension, and status is
+    # required: obsolete is superseded, canceled entered-in-error, unavailable still current.
+    res["status"] = _DOC_AVAILABILITY.get(seg.get(19).upper(), "current")
+    doc_status = _DOC_COMPLETION.get(seg.get(17).upper())
+    if doc_status:
+        res["docStatus"] = doc_status  # IG TXA-17, in the composition-status codes it is bound to
     _subject(ctx, res)
     if st.encounter_ref is not None:
         res["context"] = {"encounter": [st.encounter_ref]}
+    activity = dt.dtm(seg.get(4), ctx.default_tz)
+    if activity:
+        # TXA-4 (no IG row): when the documented activity took place.
+        res.setdefault("context", {})["period"] = {"start": activity}
+    if seg.get(13):
+        # TXA-13 (no IG row): the parent document, which this one appends to or replaces.
+        parent = dt.ei_identifier(seg.value(13), ctx)
+        if parent:
+            code = "replaces" if st.event in ("T09", "T10") else "appends"
+            res["relatesTo"] = [{"code": code, "target": {"type": "DocumentReference", "identifier": parent}}]
     master = res.get("masterIdentifier")
     ref = ctx.add(res, ident=master, key=("TXA", str(seg.index)))
     st.document = res
@@ -1627,6 +1666,13 @@ def h_sch(ctx: Context, seg: Segment, st: State) -> None:
         res["start"] = start
     if end:
         res["end"] = end
+    if seg.get(9) and seg.get(10):
+        # IG SCH-9 is minutesDuration; SCH-10 gives its units (seconds, hours...).
+        minutes = _minutes(seg.get(9), seg.get(10))
+        if minutes is not None and minutes >= 1:
+            res["minutesDuration"] = round(minutes)
+        else:
+            res.pop("minutesDuration", None)
     for field in (26, 27):
         # IG SCH-26/27: the placer/filler order the appointment fulfils.
         for order_ident in dt.eip_identifiers(seg.value(field), ctx) if seg.get(field) else ():
@@ -1652,7 +1698,17 @@ def h_ais(ctx: Context, seg: Segment, st: State) -> None:
     if st.appointment is None:
         return
     rows = {"AIS": fm.AIS, "AIG": fm.AIG, "AIL": fm.AIL, "AIP": fm.AIP}[seg.name]
+    parts = st.appointment.get("participant") or []
+    before = len(parts)
     fm.apply(rows, seg, st.appointment, ctx)
+    start_pos = {"AIS": 4, "AIG": 8, "AIL": 6, "AIP": 6}[seg.name]
+    parts = st.appointment.get("participant") or []
+    if len(parts) > before and seg.name != "AIS":
+        # IG AIG-8..12 / AIL-6..10 / AIP-6..10: the resource's own period (start, or the
+        # appointment start plus the offset; end = start plus the duration).
+        period = _resource_period(seg, start_pos, st.appointment, ctx)
+        if period:
+            parts[-1]["period"] = period
     if seg.name == "AIP" and seg.get(4):
         # IG AIP-4: the role of the AIP-3 person, as that participant's type.
         person = ctx.practitioner_from_xcn(seg.value(3)) if seg.get(3) else None
@@ -1660,10 +1716,63 @@ def h_ais(ctx: Context, seg: Segment, st: State) -> None:
         for part in st.appointment.get("participant", []):
             if person is not None and role and part.get("actor") == person and "type" not in part:
                 part["type"] = [role]
-    start_pos = {"AIS": 4, "AIG": 8, "AIL": 6, "AIP": 6}[seg.name]
     start = dt.instant(seg.get(start_pos), ctx.default_tz)
     if start and "start" not in st.appointment:
         st.appointment["start"] = start
+
+
+#: Time units (ISO+ / ANSI codes of HL7 table 9999) -> minutes.
+_MINUTES = {
+    "s": 1 / 60,
+    "sec": 1 / 60,
+    "min": 1,
+    "m": 1,
+    "h": 60,
+    "hr": 60,
+    "hour": 60,
+    "d": 1440,
+    "day": 1440,
+    "wk": 10080,
+    "week": 10080,
+}
+
+
+def _minutes(amount: str, units: str) -> float | None:
+    """``amount`` of ``units`` (default minutes) in minutes, or None if either is not understood."""
+    value = dt.number(amount)
+    key = units.lower()
+    factor = _MINUTES.get(key) or _MINUTES.get(key.rstrip("s")) if key else 1
+    if value is None or factor is None:
+        return None
+    return value * factor
+
+
+def _shifted(instant: str, minutes: float) -> str | None:
+    """The FHIR instant ``instant`` moved by ``minutes`` (None if it has no time of day)."""
+    if "T" not in instant:
+        return None
+    try:
+        when = datetime.fromisoformat(instant.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (when + timedelta(minutes=minutes)).isoformat()
+
+
+def _resource_period(seg: Segment, pos: int, appointment: Json, ctx: Context) -> Json | None:
+    """AIx start (``pos``), start offset (pos+1, units pos+2), duration (pos+3, units pos+4)."""
+    start = dt.instant(seg.get(pos), ctx.default_tz)
+    if not start and seg.get(pos + 1) and appointment.get("start"):
+        offset = _minutes(seg.get(pos + 1), seg.get(pos + 2))
+        start = _shifted(appointment["start"], offset) if offset is not None else None
+    if not start:
+        return None
+    period: Json = {"start": start}
+    if seg.get(pos + 3):
+        duration = _minutes(seg.get(pos + 3), seg.get(pos + 4))
+        end = _shifted(start, duration) if duration is not None else None
+        if end:
+            period["end"] = end
+    return period
 
 
 _REFERRAL_STATUS = {"A": "active", "P": "on-hold", "R": "revoked", "E": "revoked", "C": "revoked"}
