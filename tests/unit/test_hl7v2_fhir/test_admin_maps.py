@@ -460,3 +460,53 @@ def test_discontinued_appointment_cancelled(h: ModuleType) -> None:
     """Without SCH-25, an S16 (discontinuation) appointment is cancelled."""
     appt = h.one(h.run("SIU^S16^SIU_S12", _sch(h), PID), "Appointment")
     assert appt["status"] == "cancelled"
+
+
+VXU = "VXU^V04^VXU_V04"
+
+
+def _rxa(h: ModuleType, notes: str) -> str:
+    return str(h.seg("RXA", {1: "0", 2: "1", 3: "20240101", 5: "88^Influenza^CVX", 6: "0.5", 9: notes}))
+
+
+def test_immunization_new_record_primary_source(h: ModuleType) -> None:
+    """RXA-9 00 (NIP001 new record) makes the Immunization a primary source, without origin."""
+    imm = h.one(h.run(VXU, PID, "ORC|RE", _rxa(h, "00^New Record^NIP001")), "Immunization")
+    assert (imm["primarySource"], "reportOrigin" in imm) == (True, False)
+
+
+def test_immunization_historical_report_origin(h: ModuleType) -> None:
+    """RXA-9 01 (historical) makes it a secondary source whose reportOrigin is that code."""
+    imm = h.one(h.run(VXU, PID, "ORC|RE", _rxa(h, "01^Historical^NIP001")), "Immunization")
+    assert (imm["primarySource"], imm["reportOrigin"]["coding"][0]["code"]) == (False, "01")
+
+
+def test_immunization_free_text_note(h: ModuleType) -> None:
+    """RXA-9 text that is not an NIP001 code is an Immunization note."""
+    imm = h.one(h.run(VXU, PID, "ORC|RE", _rxa(h, "^Given in clinic")), "Immunization")
+    assert imm["note"] == [{"text": "Given in clinic"}]
+
+
+OUL = "OUL^R22^OUL_R22"
+INV = "INV|SI1^Reagent A^HL70451|OK^OK^HL70383|RC^Calibrator^HL70384|C1^Container^LAB||||30|25||mL^mL^UCUM|20250131||||T1|LOT9"
+
+
+def test_inventory_substance(h: ModuleType) -> None:
+    """INV is a Substance: INV-1 code, INV-2 OK active, INV-3 category, INV-16/17 identifiers."""
+    sub = h.one(h.run(OUL, PID, INV), "Substance")
+    assert (
+        sub["code"]["coding"][0]["code"],
+        sub["status"],
+        sub["category"][0]["coding"][0]["code"],
+        [i["value"] for i in sub["identifier"]],
+    ) == ("SI1", "active", "RC", ["T1", "LOT9"])
+
+
+def test_inventory_instance(h: ModuleType) -> None:
+    """The INV container (INV-4), current quantity (INV-8, INV-11 units) and expiry are the instance."""
+    instance = h.one(h.run(OUL, PID, INV), "Substance")["instance"][0]
+    assert (instance["identifier"]["value"], instance["quantity"]["value"], instance["expiry"]) == (
+        "C1",
+        30,
+        "2025-01-31",
+    )

@@ -1355,6 +1355,8 @@ def h_rxa(ctx: Context, seg: Segment, st: State) -> None:
     dose = dt.number(seg.get(6))
     if dose is not None and dose != 999:
         res["doseQuantity"] = {"value": dose, **dt.cwe_quantity_unit(seg.value(7), ctx)}
+    if seg.raw(9):
+        _administration_notes(ctx, seg, res)
     res["patient"] = ctx.patient_ref
     if st.encounter_ref is not None:
         res["encounter"] = st.encounter_ref
@@ -1368,6 +1370,21 @@ def h_rxa(ctx: Context, seg: Segment, st: State) -> None:
     st.immunization = res
     st.last = res
     st.focus.append(ref)
+
+
+def _administration_notes(ctx: Context, seg: Segment, res: Json) -> None:
+    """RXA-9 (no IG row): an information-source code (CDC NIP001: 00 new record from the
+    administering provider, 01-08 historical) says primarySource and, when not 00, the
+    reportOrigin; other notes are Immunization notes."""
+    for rep in seg.reps(9):
+        if rep.get(3).upper() == "NIP001" and rep.get(1):
+            res.setdefault("primarySource", rep.get(1) == "00")
+            if rep.get(1) != "00" and "reportOrigin" not in res:
+                origin = dt.cwe_codeable_concept(rep, ctx)
+                if origin:
+                    res["reportOrigin"] = origin
+        elif rep.get(2) or rep.get(1):
+            res.setdefault("note", []).append({"text": rep.get(2) or rep.get(1)})
 
 
 def h_rxr(ctx: Context, seg: Segment, st: State) -> None:
@@ -1886,6 +1903,32 @@ def _aut_insurer(ctx: Context, seg: Segment, st: State) -> Json | None:
     return None
 
 
+def h_inv(ctx: Context, seg: Segment, st: State) -> None:
+    """INV (no IG table) -> the inventory item as a Substance: INV-1 code, INV-2 status
+    (table 0383: OK and warnings active, errors inactive), INV-3 category, the container
+    (INV-4) with its current (INV-8, else available INV-9) quantity in INV-11 units and INV-12
+    expiry as the instance, INV-16/17/18 (test/fluid, lot, supplier) identifiers."""
+    res = fm.apply(fm.INV, seg, _new("Substance"), ctx)
+    if "code" not in res:
+        return
+    status = seg.get(2).upper()
+    if status:
+        res["status"] = "active" if status == "OK" or status.endswith("W") else "inactive"
+    instance: Json = {}
+    container = dt.DATATYPES["CWE[Identifier]"](seg.value(4), ctx, None) if seg.get(4) else None
+    if container:
+        instance["identifier"] = container
+    amount = dt.number(seg.get(8)) if seg.get(8) else dt.number(seg.get(9))
+    if amount is not None:
+        instance["quantity"] = {"value": amount, **dt.cwe_quantity_unit(seg.value(11), ctx)}
+    expiry = dt.dtm(seg.get(12), ctx.default_tz)
+    if expiry:
+        instance["expiry"] = expiry
+    if instance:
+        res["instance"] = [instance]
+    ctx.add(res, key=("INV", str(seg.index)))
+
+
 def h_ft1(ctx: Context, seg: Segment, st: State) -> None:
     """FT1 -> ChargeItem."""
     res = _clinical(ctx, seg, st, fm.FT1, "ChargeItem", "subject")
@@ -2110,6 +2153,7 @@ HANDLERS: dict[str, Handler] = {
     "IN2": h_in2,
     "RF1": h_rf1,
     "AUT": h_aut,
+    "INV": h_inv,
     "ORC": h_orc,
     "OBR": h_obr,
     "OBX": h_obx,

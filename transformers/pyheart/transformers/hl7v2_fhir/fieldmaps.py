@@ -922,6 +922,15 @@ AUT: tuple[FieldMap, ...] = (
     F("AUT", 28, "ClaimResponse", "processNote[]", "ST[string]", key="text"),
 )
 
+#: INV (no IG table): the inventory item as a Substance (status and instance in code).
+INV: tuple[FieldMap, ...] = (
+    F("INV", 1, "Substance", "code", "CWE[CodeableConcept]"),
+    F("INV", 3, "Substance", "category[]", "CWE[CodeableConcept]"),
+    F("INV", 16, "Substance", "identifier[]", "CWE[Identifier]"),
+    F("INV", 17, "Substance", "identifier[]", "ST[Identifier]"),
+    F("INV", 18, "Substance", "identifier[]", "CWE[Identifier]"),
+)
+
 FT1: tuple[FieldMap, ...] = (
     F("FT1", 2, "ChargeItem", "identifier[]", "ST[Identifier]"),
     F("FT1", 4, "ChargeItem", "occurrenceDateTime", "DTM[dateTime]"),
@@ -1045,6 +1054,7 @@ for _rows in (
     AIP,
     RF1,
     AUT,
+    INV,
     FT1,
     ROL,
     PRT_ROLE,
@@ -1070,6 +1080,7 @@ CODE_MAPPED: dict[tuple[str, str], frozenset[int]] = {
     ("GT1", "Account"): frozenset({11, 13, 14}),
     ("RF1", "ServiceRequest"): frozenset({1, 2, 7, 8}),
     ("AUT", "ClaimResponse"): frozenset({2, 3, 4, 5, 7, 10, 29}),
+    ("INV", "Substance"): frozenset({2, 4, 8, 9, 11, 12}),
     ("FT1", "ChargeItem"): frozenset({4, 11, 12, 25, 29, 42, 43}),
     ("OBR", "ServiceRequest"): frozenset({11, 29}),
     ("ORC", "ServiceRequest"): frozenset({21, 22, 23, 24, 38}),
@@ -1089,7 +1100,7 @@ CODE_MAPPED: dict[tuple[str, str], frozenset[int]] = {
     ("OBX", "Observation"): frozenset({2, 4, 5, 6, 16, 18, 23, 24, 25, 29, 33}),
     ("OBX", "DocumentReference"): frozenset({2, 5}),
     ("SPM", "Specimen"): frozenset({2, 3, 17}),
-    ("RXA", "Immunization"): frozenset({6, 7, 21, 28}),
+    ("RXA", "Immunization"): frozenset({6, 7, 9, 21, 28}),
     ("SCH", "Appointment"): frozenset({10, 11, 26, 27}),
     ("AIS", "Appointment"): frozenset({4}),
     ("AIG", "Appointment"): frozenset({8, 9, 10, 11, 12}),
