@@ -510,3 +510,30 @@ def test_inventory_instance(h: ModuleType) -> None:
         30,
         "2025-01-31",
     )
+
+
+def _payor(h: ModuleType, bundle: dict[str, Any]) -> dict[str, Any]:
+    ref = h.one(bundle, "Coverage")["payor"][0]["reference"]
+    return dict(next(e["resource"] for e in h.entries(bundle, "Organization") if e["fullUrl"] == ref))
+
+
+def test_payor_identifier(h: ModuleType) -> None:
+    """IN1-3 (insurance company id) identifies the payor Organization."""
+    payor = _payor(h, h.run(ADT, PID, _in1(h, f3="IC-9^^^&2.16.840.1.113883.1.1&ISO^NIIP")))
+    assert [(i["system"], i["value"]) for i in payor["identifier"]] == [
+        ("urn:oid:2.16.840.1.113883.1.1", "IC-9")
+    ]
+
+
+def test_payor_telecom_and_contact(h: ModuleType) -> None:
+    """IN1-7 (phone) is the payor's telecom and IN1-6 (contact person) its contact's name."""
+    payor = _payor(h, h.run(ADT, PID, _in1(h, f6="Roth^Rony", f7="(555)555-5555^WPN^PH")))
+    assert (payor["telecom"][0]["value"], payor["contact"][0]["name"]["family"]) == ("(555)555-5555", "Roth")
+
+
+def test_policy_holder_identifier_and_address(h: ModuleType) -> None:
+    """IN1-10 (IG) identifies the policy holder Organization (IN1-11); IN1-44 is its address."""
+    bundle = h.run(ADT, PID, _in1(h, f10="E55^^^EMP", f11="Acme Corp", f44="1 Main St^^Town^WI"))
+    ref = h.one(bundle, "Coverage")["policyHolder"]["reference"]
+    holder = next(e["resource"] for e in h.entries(bundle, "Organization") if e["fullUrl"] == ref)
+    assert (holder["identifier"][0]["value"], holder["address"][0]["city"]) == ("E55", "Town")

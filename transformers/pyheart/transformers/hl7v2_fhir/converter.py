@@ -581,12 +581,23 @@ def h_in1(ctx: Context, seg: Segment, st: State) -> None:
     res["status"] = "active"
     if "payor" not in res:
         res["payor"] = [ctx.patient_ref]
-    elif seg.get(5):
-        # IG IN1-5: the payor Organization's address.
+    else:
         payor = ctx.entries.get(res["payor"][0]["reference"].rsplit(":", 1)[-1].rsplit("/", 1)[-1])
-        address = dt.xad_address(seg.value(5), ctx)
-        if payor is not None and address is not None:
-            payor.resource.setdefault("address", [address])
+        if payor is not None:
+            _payor_details(ctx, seg, payor.resource)
+    holder = ctx.entries.get(_rid_in(res["policyHolder"]["reference"])) if "policyHolder" in res else None
+    if holder is not None:
+        # IG IN1-10: the policy holder Organization's identifiers; IN1-44 (insured's employer's
+        # address, no IG row) its address.
+        for rep in seg.reps(10) if seg.get(10) else ():
+            ident = dt.cx_identifier(rep, ctx)
+            if ident and ident not in holder.resource.setdefault("identifier", []):
+                holder.resource["identifier"].append(ident)
+        if not holder.resource.get("identifier"):
+            holder.resource.pop("identifier", None)
+        address = dt.xad_address(seg.value(44), ctx) if seg.get(44) else None
+        if address is not None:
+            holder.resource.setdefault("address", [address])
     # IG IN1-49 (insured's id) is the subscriber id; IN1-36 (policy number) when it is empty.
     if seg.get(49) or seg.get(36):
         res["subscriberId"] = seg.get(49) or seg.get(36)
@@ -613,6 +624,27 @@ def h_in1(ctx: Context, seg: Segment, st: State) -> None:
     # The entry's resource, which IN2 completes (a Coverage already in the bundle absorbs ``res``).
     entry = ctx.entries.get(_rid_in(ref["reference"]))
     st.last = entry.resource if entry is not None else res
+
+
+def _payor_details(ctx: Context, seg: Segment, payor: Json) -> None:
+    """IG IN1-5: the payor's address; IN1-3 (insurance company id), IN1-6 (contact person) and
+    IN1-7 (phone), which the IG leaves unmapped, its identifiers, contact and telecom."""
+    if seg.get(5):
+        address = dt.xad_address(seg.value(5), ctx)
+        if address is not None:
+            payor.setdefault("address", [address])
+    if seg.get(3) and "identifier" not in payor:
+        idents = [i for i in (dt.cx_identifier(rep, ctx) for rep in seg.reps(3)) if i]
+        if idents:
+            payor["identifier"] = idents
+    if seg.get(7) and "telecom" not in payor:
+        telecom = [t for t in (dt.xtn_contact_point(rep, ctx) for rep in seg.reps(7)) if t]
+        if telecom:
+            payor["telecom"] = telecom
+    if seg.raw(6) and "contact" not in payor:
+        names = [n for n in (dt.xpn_human_name(rep, ctx) for rep in seg.reps(6)) if n]
+        if names:
+            payor["contact"] = [{"name": name} for name in names]
 
 
 _COVERAGE_CLASS = "http://terminology.hl7.org/CodeSystem/coverage-class"

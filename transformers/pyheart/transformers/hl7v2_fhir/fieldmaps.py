@@ -1076,7 +1076,7 @@ CODE_MAPPED: dict[tuple[str, str], frozenset[int]] = {
     ("PID", "Patient"): frozenset({7, 10, 12, 21, 22, 36, 39}),
     ("PID", "Account"): frozenset({18}),
     ("PV1", "Encounter"): frozenset({2, 45, 54}),
-    ("IN1", "Coverage"): frozenset({5, 8, 9, 16, 37, 49, 55}),
+    ("IN1", "Coverage"): frozenset({3, 5, 6, 7, 8, 9, 10, 16, 37, 44, 49, 55}),
     ("GT1", "Account"): frozenset({11, 13, 14}),
     ("RF1", "ServiceRequest"): frozenset({1, 2, 7, 8}),
     ("AUT", "ClaimResponse"): frozenset({2, 3, 4, 5, 7, 10, 29}),
