@@ -537,3 +537,14 @@ def test_policy_holder_identifier_and_address(h: ModuleType) -> None:
     ref = h.one(bundle, "Coverage")["policyHolder"]["reference"]
     holder = next(e["resource"] for e in h.entries(bundle, "Organization") if e["fullUrl"] == ref)
     assert (holder["identifier"][0]["value"], holder["address"][0]["city"]) == ("E55", "Town")
+
+
+def test_general_resource_actor(h: ModuleType) -> None:
+    """AIG-3 (resource id) is the participant's actor, a Location so identified (IG AIG)."""
+    aig = "AIG|1||5001^Video Scope^L|101^Equipment^L"
+    bundle = h.run(SIU, _sch(h), PID, aig)
+    part = next(p for p in h.one(bundle, "Appointment")["participant"] if "type" in p)
+    location = next(
+        e["resource"] for e in h.entries(bundle, "Location") if e["fullUrl"] == part["actor"]["reference"]
+    )
+    assert (location["identifier"][0]["value"], location["name"]) == ("5001", "Video Scope")

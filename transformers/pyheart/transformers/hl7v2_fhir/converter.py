@@ -1758,6 +1758,11 @@ def h_ais(ctx: Context, seg: Segment, st: State) -> None:
         period = _resource_period(seg, start_pos, st.appointment, ctx)
         if period:
             parts[-1]["period"] = period
+        if seg.name == "AIG" and seg.get(3) and "actor" not in parts[-1]:
+            # IG AIG-3: the general resource, as a Location identified by it.
+            resource = _aig_resource(ctx, seg)
+            if resource is not None:
+                parts[-1]["actor"] = resource
     if seg.name == "AIP" and seg.get(4):
         # IG AIP-4: the role of the AIP-3 person, as that participant's type.
         person = ctx.practitioner_from_xcn(seg.value(3)) if seg.get(3) else None
@@ -1768,6 +1773,17 @@ def h_ais(ctx: Context, seg: Segment, st: State) -> None:
     start = dt.instant(seg.get(start_pos), ctx.default_tz)
     if start and "start" not in st.appointment:
         st.appointment["start"] = start
+
+
+def _aig_resource(ctx: Context, seg: Segment) -> Json | None:
+    """AIG-3 (resource id, CWE) -> a Location with that identifier and its text as the name."""
+    ident = dt.DATATYPES["CWE[Identifier]"](seg.value(3), ctx, None)
+    if not ident:
+        return None
+    location: Json = {"resourceType": "Location", "identifier": [ident]}
+    if seg.get(3, 2):
+        location["name"] = seg.get(3, 2)
+    return ctx.add(location, ident=dict(ident))
 
 
 #: Time units (ISO+ / ANSI codes of HL7 table 9999) -> minutes.

@@ -1103,7 +1103,7 @@ CODE_MAPPED: dict[tuple[str, str], frozenset[int]] = {
     ("RXA", "Immunization"): frozenset({6, 7, 9, 21, 28}),
     ("SCH", "Appointment"): frozenset({10, 11, 26, 27}),
     ("AIS", "Appointment"): frozenset({4}),
-    ("AIG", "Appointment"): frozenset({8, 9, 10, 11, 12}),
+    ("AIG", "Appointment"): frozenset({3, 8, 9, 10, 11, 12}),
     ("AIL", "Appointment"): frozenset({6, 7, 8, 9, 10}),
     ("AIP", "Appointment"): frozenset({4, 6, 7, 8, 9, 10}),
     ("TQ1", "ServiceRequest"): frozenset({2, 3, 4, 5, 6, 7, 8, 9, 11, 13, 14}),
