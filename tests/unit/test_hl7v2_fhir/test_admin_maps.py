@@ -548,3 +548,32 @@ def test_general_resource_actor(h: ModuleType) -> None:
         e["resource"] for e in h.entries(bundle, "Location") if e["fullUrl"] == part["actor"]["reference"]
     )
     assert (location["identifier"][0]["value"], location["name"]) == ("5001", "Video Scope")
+
+
+CON = "CON|1|001^Release of information^HL70496|F-2||Privacy form|||||W|A|202401011200|202401011205|20240101|20241231"
+
+
+def test_consent_privacy(h: ModuleType) -> None:
+    """CON-2 001 (release of information) is a privacy Consent categorised by that type."""
+    consent = h.one(h.run(MDM, PID, CON, _txa(h)), "Consent")
+    assert (consent["scope"]["coding"][0]["code"], consent["category"][0]["coding"][0]["code"]) == (
+        "patient-privacy",
+        "001",
+    )
+
+
+def test_consent_status_rule_and_dates(h: ModuleType) -> None:
+    """CON-11 A is active, CON-5 the policy rule, CON-13 the date, CON-14/15 the provision period."""
+    consent = h.one(h.run(MDM, PID, CON, _txa(h)), "Consent")
+    assert (consent["status"], consent["policyRule"]["text"], consent["dateTime"], consent["provision"]) == (
+        "active",
+        "Privacy form",
+        "2024-01-01T12:05:00-05:00",
+        {"period": {"start": "2024-01-01", "end": "2024-12-31"}},
+    )
+
+
+def test_consent_other_type_scope_text(h: ModuleType) -> None:
+    """A consent type other than a privacy one gives the scope as its text."""
+    con = CON.replace("001^Release of information", "002^Medical procedure")
+    assert h.one(h.run(MDM, PID, con, _txa(h)), "Consent")["scope"] == {"text": "Medical procedure"}

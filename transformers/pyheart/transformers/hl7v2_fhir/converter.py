@@ -1951,6 +1951,55 @@ def _aut_insurer(ctx: Context, seg: Segment, st: State) -> Json | None:
     return None
 
 
+#: Table 0498 consent status -> Consent.status.
+_CONSENT_STATUS = {
+    "A": "active",
+    "B": "active",
+    "L": "active",
+    "P": "proposed",
+    "R": "rejected",
+    "X": "inactive",
+}
+_CONSENT_SCOPE = "http://terminology.hl7.org/CodeSystem/consentscope"
+#: Table 0496 consent types that are privacy consents (release of information, privacy notice).
+_PRIVACY_CONSENTS = frozenset({"001", "003"})
+
+
+def h_con(ctx: Context, seg: Segment, st: State) -> None:
+    """CON (no IG table) -> Consent: CON-2 (consent type) as the category, and as the scope
+    when it is a privacy consent (else its text); CON-5 (consent text) the policy rule; CON-11
+    (table 0498) the status; CON-13 (decision) the date; CON-14/15 the provision period."""
+    if ctx.patient_ref is None or not (seg.get(2) or seg.get(5)):
+        return
+    res: Json = {"resourceType": "Consent"}
+    res["status"] = _CONSENT_STATUS.get(seg.get(11).upper(), "active" if not seg.get(11) else "draft")
+    kind = dt.cwe_codeable_concept(seg.value(2), ctx) if seg.get(2) else None
+    if seg.get(2) in _PRIVACY_CONSENTS:
+        res["scope"] = {"coding": [dt.coding("patient-privacy", _CONSENT_SCOPE, "Privacy Consent")]}
+    else:
+        res["scope"] = {"text": seg.get(2, 2) or seg.get(2) or "unknown"}
+    res["category"] = [kind or {"text": "unknown"}]
+    res["patient"] = ctx.patient_ref
+    decided = dt.dtm(seg.get(13), ctx.default_tz)
+    if decided:
+        res["dateTime"] = decided
+    # ppc-1 wants a policy or a policyRule: the consent text names what was agreed to.
+    res["policyRule"] = {"text": seg.get(5) or seg.get(2, 2) or seg.get(2)}
+    if seg.get(4):
+        ident = dt.ei_identifier(seg.value(4), ctx)
+        if ident:
+            res["identifier"] = [ident]
+    period: Json = {}
+    start, end = dt.dtm(seg.get(14), ctx.default_tz), dt.dtm(seg.get(15), ctx.default_tz)
+    if start:
+        period["start"] = start
+    if end:
+        period["end"] = end
+    if period:
+        res["provision"] = {"period": period}
+    ctx.add(res, ident=(res.get("identifier") or [None])[0], key=("CON", str(seg.index)))
+
+
 def h_inv(ctx: Context, seg: Segment, st: State) -> None:
     """INV (no IG table) -> the inventory item as a Substance: INV-1 code, INV-2 status
     (table 0383: OK and warnings active, errors inactive), INV-3 category, the container
@@ -2202,6 +2251,7 @@ HANDLERS: dict[str, Handler] = {
     "RF1": h_rf1,
     "AUT": h_aut,
     "INV": h_inv,
+    "CON": h_con,
     "ORC": h_orc,
     "OBR": h_obr,
     "OBX": h_obx,

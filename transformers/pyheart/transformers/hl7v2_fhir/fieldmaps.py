@@ -1080,6 +1080,7 @@ CODE_MAPPED: dict[tuple[str, str], frozenset[int]] = {
     ("GT1", "Account"): frozenset({11, 13, 14}),
     ("RF1", "ServiceRequest"): frozenset({1, 2, 7, 8}),
     ("AUT", "ClaimResponse"): frozenset({2, 3, 4, 5, 7, 10, 29}),
+    ("CON", "Consent"): frozenset({2, 4, 5, 11, 13, 14, 15}),
     ("INV", "Substance"): frozenset({2, 4, 8, 9, 11, 12}),
     ("FT1", "ChargeItem"): frozenset({4, 11, 12, 25, 29, 42, 43}),
     ("OBR", "ServiceRequest"): frozenset({11, 29}),
