@@ -577,3 +577,44 @@ def test_consent_other_type_scope_text(h: ModuleType) -> None:
     """A consent type other than a privacy one gives the scope as its text."""
     con = CON.replace("001^Release of information", "002^Medical procedure")
     assert h.one(h.run(MDM, PID, con, _txa(h)), "Consent")["scope"] == {"text": "Medical procedure"}
+
+
+PRD_RP = "PRD|RP^Referring Provider^HL70286|Powell^Robert^^^Dr|1 Care Dr^^Ann Arbor^MI||||PLN1^SL^^20250112|20200112|20250112|Good Hospital"
+PRD_RT = "PRD|RT^Referred to Provider^HL70286|Mac^Paul^^^Dr"
+
+
+def test_provider_practitioner(h: ModuleType) -> None:
+    """PRD-2/3 (name, address) and PRD-7 (PLN: id, type, expiry) make the provider's Practitioner."""
+    bundle = h.run(REF, RF1, PRD_RP, PID)
+    person = next(r for r in h.resources(bundle, "Practitioner") if r["name"][0]["family"] == "Powell")
+    assert (
+        person["address"][0]["city"],
+        person["identifier"][0]["value"],
+        person["identifier"][0]["period"],
+    ) == (
+        "Ann Arbor",
+        "PLN1",
+        {"end": "2025-01-12"},
+    )
+
+
+def test_provider_role(h: ModuleType) -> None:
+    """PRD-1 (role) and PRD-8/9 (period) make the PractitionerRole, with PRD-10 its organization."""
+    bundle = h.run(REF, RF1, PRD_RP, PID)
+    role = h.one(bundle, "PractitionerRole")
+    assert (role["code"][0]["coding"][0]["code"], role["period"], "organization" in role) == (
+        "RP",
+        {"start": "2020-01-12", "end": "2025-01-12"},
+        True,
+    )
+
+
+def test_referral_requester_and_performer(h: ModuleType) -> None:
+    """In a referral the RP provider's role is the requester and the RT provider's a performer."""
+    bundle = h.run(REF, RF1, PRD_RP, PRD_RT, PID)
+    roles = {
+        e["resource"]["code"][0]["coding"][0]["code"]: e["fullUrl"]
+        for e in h.entries(bundle, "PractitionerRole")
+    }
+    sr = _referral(h, RF1, PRD_RP, PRD_RT, PID)
+    assert (sr["requester"], sr["performer"]) == ({"reference": roles["RP"]}, [{"reference": roles["RT"]}])

@@ -931,6 +931,18 @@ INV: tuple[FieldMap, ...] = (
     F("INV", 18, "Substance", "identifier[]", "CWE[Identifier]"),
 )
 
+#: PRD (no IG table): the provider (identifiers, PRD-7, in code) and their role.
+PRD: tuple[FieldMap, ...] = (
+    F("PRD", 2, "Practitioner", "name[]", "XPN[HumanName]"),
+    F("PRD", 3, "Practitioner", "address[]", "XAD[Address]"),
+    F("PRD", 5, "Practitioner", "telecom[]", "XTN[ContactPoint]"),
+)
+PRD_ROLE: tuple[FieldMap, ...] = (
+    F("PRD", 1, "PractitionerRole", "code[]", "CWE[CodeableConcept]"),
+    F("PRD", 4, "PractitionerRole", "location[]", "PL[Location]"),
+    F("PRD", 10, "PractitionerRole", "organization", "XON[Organization]"),
+)
+
 FT1: tuple[FieldMap, ...] = (
     F("FT1", 2, "ChargeItem", "identifier[]", "ST[Identifier]"),
     F("FT1", 4, "ChargeItem", "occurrenceDateTime", "DTM[dateTime]"),
@@ -1055,6 +1067,8 @@ for _rows in (
     RF1,
     AUT,
     INV,
+    PRD,
+    PRD_ROLE,
     FT1,
     ROL,
     PRT_ROLE,
@@ -1081,6 +1095,8 @@ CODE_MAPPED: dict[tuple[str, str], frozenset[int]] = {
     ("RF1", "ServiceRequest"): frozenset({1, 2, 7, 8}),
     ("AUT", "ClaimResponse"): frozenset({2, 3, 4, 5, 7, 10, 29}),
     ("CON", "Consent"): frozenset({2, 4, 5, 11, 13, 14, 15}),
+    ("PRD", "Practitioner"): frozenset({7}),
+    ("PRD", "PractitionerRole"): frozenset({8, 9, 11, 13}),
     ("INV", "Substance"): frozenset({2, 4, 8, 9, 11, 12}),
     ("FT1", "ChargeItem"): frozenset({4, 11, 12, 25, 29, 42, 43}),
     ("OBR", "ServiceRequest"): frozenset({11, 29}),
