@@ -618,3 +618,17 @@ def test_referral_requester_and_performer(h: ModuleType) -> None:
     }
     sr = _referral(h, RF1, PRD_RP, PRD_RT, PID)
     assert (sr["requester"], sr["performer"]) == ({"reference": roles["RP"]}, [{"reference": roles["RT"]}])
+
+
+def test_guarantor_employee_identifier(h: ModuleType) -> None:
+    """GT1-19 (guarantor employee id) identifies the guarantor RelatedPerson."""
+    gt1 = str(h.seg("GT1", {1: "1", 3: "Roe^Max", 11: "FTH", 19: "E77^^^ACME^EI"}))
+    person = h.one(h.run(ADT, PID, gt1), "RelatedPerson")
+    assert [i["value"] for i in person["identifier"]] == ["E77"]
+
+
+def test_guarantor_home_phone(h: ModuleType) -> None:
+    """GT1-6 (guarantor home phone) without a use code is a home telecom."""
+    gt1 = str(h.seg("GT1", {1: "1", 3: "Roe^Max", 6: "5551234^^PH"}))
+    person = h.one(h.run(ADT, PID, gt1), "RelatedPerson")
+    assert person["telecom"][0]["use"] == "home"

@@ -549,11 +549,13 @@ GT1: tuple[FieldMap, ...] = (
     ),
     F("GT1", 3, "RelatedPerson", "name[]", "XPN[HumanName]"),
     F("GT1", 5, "RelatedPerson", "address[]", "XAD[Address]"),
-    F("GT1", 6, "RelatedPerson", "telecom[]", "XTN[ContactPoint]"),
+    F("GT1", 6, "RelatedPerson", "telecom[]", "XTN[ContactPoint]", fixed={"use": "home"}),
     F("GT1", 7, "RelatedPerson", "telecom[]", "XTN[ContactPoint]", fixed={"use": "work"}),
     F("GT1", 8, "RelatedPerson", "birthDate", "DTM[date]"),
     F("GT1", 9, "RelatedPerson", "gender", "CWE[code]", "AdministrativeSex"),
     F("GT1", 11, "RelatedPerson", "relationship[]", "CWE[CodeableConcept]", "Relationship"),
+    F("GT1", 19, "RelatedPerson", "identifier[]", "CX[Identifier]"),
+    F("GT1", 29, "RelatedPerson", "identifier[]", "CX[Identifier]"),
 )
 
 _PLAC = _ident_type("PLAC", "Placer Identifier")
