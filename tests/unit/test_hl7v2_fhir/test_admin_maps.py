@@ -6,6 +6,9 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
+import pytest
+from fhir.resources.R4B.bundle import Bundle
+
 PID = "PID|1||MRN1^^^HOSP&1.2.3&ISO^MR||Doe^Jane||19800203|F||||||||||ACC1^^^HOSP&1.2.3&ISO^AN"
 ADT = "ADT^A01^ADT_A01"
 DFT = "DFT^P03^DFT_P03"
@@ -632,3 +635,84 @@ def test_guarantor_home_phone(h: ModuleType) -> None:
     gt1 = str(h.seg("GT1", {1: "1", 3: "Roe^Max", 6: "5551234^^PH"}))
     person = h.one(h.run(ADT, PID, gt1), "RelatedPerson")
     assert person["telecom"][0]["use"] == "home"
+
+
+def test_absurd_duration_tolerated(h: ModuleType) -> None:
+    """An out-of-range AIP duration or SCH-9 leaves the period end and minutesDuration out."""
+    aip = "AIP|1||1234^Careful^Carl|||202401021015-0500|||99999999999999999|d"
+    appt = h.one(h.run(SIU, _sch(h, f9="99999999999999999", f10="d"), PID, aip), "Appointment")
+    period = next(p["period"] for p in appt["participant"] if "period" in p)
+    assert ("end" in period, "minutesDuration" in appt) == (False, False)
+
+
+def test_malformed_financial_segments_convert(h: ModuleType) -> None:
+    """Garbage in RF1/AUT/IN1 dates, amounts and codes converts (those elements left out)."""
+    junk = "x\\X0D\\y"
+    bundle = h.run(
+        REF,
+        f"RF1|P|R|{junk}||O|R1^EHR|{junk}|99999999|{junk}",
+        f"AUT|PPO|HC|Ins|{junk}||A1|{junk}&USD",
+        PID,
+        f"IN1|1|P^Plan||Payer|||||||||||||||||||||||||||||||||||{junk}&USD",
+    )
+    claim = h.one(bundle, "ClaimResponse")
+    assert ("preAuthPeriod" in claim, "total" in claim, "costToBeneficiary" in h.one(bundle, "Coverage")) == (
+        False,
+        False,
+        False,
+    )
+
+
+_VALID_CASES = {
+    "referral": (
+        REF,
+        RF1,
+        AUT,
+        PRD_RP,
+        PRD_RT,
+        PID,
+        "IN1|1|P^Plan|IC1^^^A&1.2&ISO|Payer|||||G1|Grp||||||Roe^Ann|SPO|||||||||||||||||||||150&USD",
+        "IN2||999-00-1234||||MC1||MA1",
+    ),
+    "charges": (DFT, PID, "GT1|1||Roe^Max||||||||FTH||20200101|20201231", "FT1-CASE"),
+    "pharmacy": (
+        RDE,
+        PID,
+        ORC_NW,
+        "RXO|1234^Drug^RXNORM|2||mg^mg^UCUM|||||||||||||||I10^HTN^I10|25|mL/h^mL/h^UCUM|2^&capsule",
+        "RXE||1234^Drug^RXNORM|5||mg^mg^UCUM|TAB^Tablet^HL70906||||||||RX77||||3^mg",
+        "RXC|A|5555^Additive^NDC|20|meq^meq^UCUM|2|meq^meq^UCUM||1|mL^mL^UCUM",
+    ),
+    "dispense": (
+        RDS,
+        PID,
+        ORC_NW,
+        "RXD|1|1234^Drug^RXNORM|20240101|10|TAB^Tablet^HL70906||RX77||After food|||1^&tablet",
+    ),
+    "document": (
+        MDM,
+        PID,
+        CON,
+        "TXA|1|DS^Summary|TX|202401021000||202401021100|||||||DOC1^EHR|DOC0^EHR|||AU||OB",
+        "OBX|1|TX|||Text",
+    ),
+    "appointment": (
+        "SIU^S16^SIU_S12",
+        "SCH|A1^EHR|F1^SCHED|||||||3600|s|^^^202401021000-0500^202401021100-0500",
+        PID,
+        "AIG|1||5001^Scope^L|101^Equipment^L||||202401021000-0500|||50|min",
+        "AIL|1||Room1^^^Clinic||||15|min",
+        "AIP|1||1234^Careful^Carl|||202401021015-0500|||30|min",
+    ),
+    "inventory": (OUL, PID, INV),
+    "immunization": (VXU, PID, "ORC|RE", "RXA|0|1|20240101||88^Influenza^CVX|0.5|||01^Historical^NIP001"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_VALID_CASES))
+def test_bundle_valid(h: ModuleType, case: str) -> None:
+    """Bundles with the resources these maps add pass fhir.resources R4B validation."""
+    msg_type, *segments = _VALID_CASES[case]
+    ft1 = _ft1(h, f4="20240101^20240102", f11="100&USD", f19="R07.9^Pain^I10", f25="71045^Xray^C4")
+    ft1 += "|" * 4 + "0182-1061-05^Aspirin^NDC" + "|" * 13 + "RX9|5^C48480&Capsule&NCI"
+    Bundle.model_validate(h.run(msg_type, *(ft1 if s == "FT1-CASE" else s for s in segments)))

@@ -1718,7 +1718,7 @@ def h_sch(ctx: Context, seg: Segment, st: State) -> None:
     if seg.get(9) and seg.get(10):
         # IG SCH-9 is minutesDuration; SCH-10 gives its units (seconds, hours...).
         minutes = _minutes(seg.get(9), seg.get(10))
-        if minutes is not None and minutes >= 1:
+        if minutes is not None and 1 <= minutes <= _MAX_POSITIVE_INT:
             res["minutesDuration"] = round(minutes)
         else:
             res.pop("minutesDuration", None)
@@ -1786,6 +1786,7 @@ def _aig_resource(ctx: Context, seg: Segment) -> Json | None:
     return ctx.add(location, ident=dict(ident))
 
 
+_MAX_POSITIVE_INT = 2**31 - 1
 #: Time units (ISO+ / ANSI codes of HL7 table 9999) -> minutes.
 _MINUTES = {
     "s": 1 / 60,
@@ -1818,9 +1819,9 @@ def _shifted(instant: str, minutes: float) -> str | None:
         return None
     try:
         when = datetime.fromisoformat(instant.replace("Z", "+00:00"))
-    except ValueError:
+        return (when + timedelta(minutes=minutes)).isoformat()
+    except (ValueError, OverflowError):  # a sender's absurd offset or duration: no period end
         return None
-    return (when + timedelta(minutes=minutes)).isoformat()
 
 
 def _resource_period(seg: Segment, pos: int, appointment: Json, ctx: Context) -> Json | None:
