@@ -716,3 +716,12 @@ def test_bundle_valid(h: ModuleType, case: str) -> None:
     ft1 = _ft1(h, f4="20240101^20240102", f11="100&USD", f19="R07.9^Pain^I10", f25="71045^Xray^C4")
     ft1 += "|" * 4 + "0182-1061-05^Aspirin^NDC" + "|" * 13 + "RX9|5^C48480&Capsule&NCI"
     Bundle.model_validate(h.run(msg_type, *(ft1 if s == "FT1-CASE" else s for s in segments)))
+
+
+def test_rxe_form_after_rxo_adds_no_orphan_medication(h: ModuleType) -> None:
+    """An RXE with a dosage form merged into its RXO's request makes no unreferenced Medication."""
+    rxo = h.seg("RXO", {1: "1234^Drug^RXNORM", 5: "TAB^Tablet^HL70906"})
+    rxe = h.seg("RXE", {2: "1234^Drug^RXNORM", 6: "TAB^Tablet^HL70906"})
+    bundle = h.run(RDE, PID, ORC_NW, rxo, rxe)
+    medications = [e["fullUrl"] for e in h.entries(bundle, "Medication")]
+    assert medications == [h.one(bundle, "MedicationRequest")["medicationReference"]["reference"]]

@@ -1471,6 +1471,8 @@ def h_rx_order(ctx: Context, seg: Segment, st: State) -> None:
         # pharmacy's encoding and the RXR/TQ1 segments after it are not lost.
         _merge_request(entry.resource, res)
         res = entry.resource
+    if seg.name == "RXE":
+        _rxe_form(ctx, seg, res)
     st.medication, st.medication_ref = res, ref
     _apply_pending_timing(ctx, st, res)
     if st.orc is not None:
@@ -1562,8 +1564,12 @@ def _rxe_amounts(ctx: Context, seg: Segment, res: Json) -> None:
         quantity.update(dt.cwe_quantity_unit(seg.value(11), ctx))
     if seg.get(19):
         _max_daily_dose(ctx, seg.value(19), res)
+
+
+def _rxe_form(ctx: Context, seg: Segment, res: Json) -> None:
+    """RXE-6 (give dosage form) needs a Medication, as RXO-5 does (IG RXO[MedicationRequest]);
+    made once the request is final, so an RXE merged into its RXO's request adds none."""
     if seg.get(6) and "medicationCodeableConcept" in res:
-        # RXE-6 (give dosage form) needs a Medication, as RXO-5 does (IG RXO[MedicationRequest]).
         form = dt.cwe_codeable_concept(seg.value(6), ctx)
         if form:
             code = res.pop("medicationCodeableConcept")
