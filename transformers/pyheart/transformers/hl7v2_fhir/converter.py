@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from pyheart.broker.errors import TransformError
@@ -62,7 +63,13 @@ _ENCOUNTER_CLASS_UNKNOWN = {
     "code": "UNK",
     "display": "unknown",
 }
-_APPOINTMENT_STATUS_BY_EVENT = {"S15": "cancelled", "S17": "entered-in-error", "S26": "noshow"}
+#: Without SCH-25, the trigger event says the status (S16: discontinued, it will not go on).
+_APPOINTMENT_STATUS_BY_EVENT = {
+    "S15": "cancelled",
+    "S16": "cancelled",
+    "S17": "entered-in-error",
+    "S26": "noshow",
+}
 
 
 class State:
@@ -97,6 +104,8 @@ class State:
         self.group_ident: tuple[Json | None, Json | None] = (None, None)
         #: Provenances waiting for their target (set once the message is walked).
         self.pending_targets: list[Json] = []
+        #: Resources made before the PID they need (RF1, AUT): (resource, patient key, id key).
+        self.awaiting_patient: list[tuple[Json, str, tuple[str, ...]]] = []
 
     def segment_names(self, ctx: Context) -> list[str]:
         """The message's segment ids in order (by ``Segment.index``), listed once."""
@@ -717,10 +726,32 @@ def h_gt1(ctx: Context, seg: Segment, st: State) -> None:
         }
     )
     name = (res.get("name") or [{}])[0]
-    ctx.add_shared(
+    ref = ctx.add_shared(
         res,
         resource_id("RelatedPerson", ctx.patient_ref["reference"], "GT1", seg.get(1), name.get("family", "")),
     )
+    _account_guarantor(ctx, seg, ref)
+
+
+def _account_guarantor(ctx: Context, seg: Segment, person: Json) -> None:
+    """GT1 (no IG table) as the guarantor of the patient's Account (from PID-18): the party is
+    the patient when GT1-11 says the guarantor is the patient (SEL), else the guarantor's
+    RelatedPerson; GT1-13/14 (guarantor begin/end dates) are the period."""
+    patient_ref = ctx.patient_ref
+    found = _patient_account(ctx)
+    if found is None:
+        return
+    account = found[0]
+    guarantor: Json = {"party": patient_ref if seg.get(11).upper() in ("SEL", "01", "18") else person}
+    period: Json = {}
+    start, end = dt.dtm(seg.get(13), ctx.default_tz), dt.dtm(seg.get(14), ctx.default_tz)
+    if start:
+        period["start"] = start
+    if end:
+        period["end"] = end
+    if period:
+        guarantor["period"] = period
+    account.setdefault("guarantor", []).append(guarantor)
 
 
 def h_in1(ctx: Context, seg: Segment, st: State) -> None:
@@ -731,12 +762,23 @@ def h_in1(ctx: Context, seg: Segment, st: State) -> None:
     res["status"] = "active"
     if "payor" not in res:
         res["payor"] = [ctx.patient_ref]
-    elif seg.get(5):
-        # IG IN1-5: the payor Organization's address.
+    else:
         payor = ctx.entries.get(res["payor"][0]["reference"].rsplit(":", 1)[-1].rsplit("/", 1)[-1])
-        address = dt.xad_address(seg.value(5), ctx)
-        if payor is not None and address is not None:
-            payor.resource.setdefault("address", [address])
+        if payor is not None:
+            _payor_details(ctx, seg, payor.resource)
+    holder = ctx.entries.get(_rid_in(res["policyHolder"]["reference"])) if "policyHolder" in res else None
+    if holder is not None:
+        # IG IN1-10: the policy holder Organization's identifiers; IN1-44 (insured's employer's
+        # address, no IG row) its address.
+        for rep in seg.reps(10) if seg.get(10) else ():
+            ident = dt.cx_identifier(rep, ctx)
+            if ident and ident not in holder.resource.setdefault("identifier", []):
+                holder.resource["identifier"].append(ident)
+        if not holder.resource.get("identifier"):
+            holder.resource.pop("identifier", None)
+        address = dt.xad_address(seg.value(44), ctx) if seg.get(44) else None
+        if address is not None:
+            holder.resource.setdefault("address", [address])
     # IG IN1-49 (insured's id) is the subscriber id; IN1-36 (policy number) when it is empty.
     if seg.get(49) or seg.get(36):
         res["subscriberId"] = seg.get(49) or seg.get(36)
@@ -751,13 +793,90 @@ def h_in1(ctx: Context, seg: Segment, st: State) -> None:
             "RelatedPerson", ctx.patient_ref["reference"], "IN1", name.get("family", ""), seg.get(18)
         )
         res["subscriber"] = ctx.add_shared(insured, rid)
+    _coverage_details(ctx, seg, res)
     policy = seg.get(36)
     ident = next((i for i in res.get("identifier", []) if policy and i.get("value") == policy), None)
     if ident:
-        ctx.add(res, ident=ident)
+        ref = ctx.add(res, ident=ident)
     else:
-        ctx.add_shared(res, resource_id("Coverage", ctx.patient_ref["reference"], seg.get(2), seg.get(1)))
-    st.last = res
+        ref = ctx.add_shared(
+            res, resource_id("Coverage", ctx.patient_ref["reference"], seg.get(2), seg.get(1))
+        )
+    # The entry's resource, which IN2 completes (a Coverage already in the bundle absorbs ``res``).
+    entry = ctx.entries.get(_rid_in(ref["reference"]))
+    st.last = entry.resource if entry is not None else res
+
+
+def _payor_details(ctx: Context, seg: Segment, payor: Json) -> None:
+    """IG IN1-5: the payor's address; IN1-3 (insurance company id), IN1-6 (contact person) and
+    IN1-7 (phone), which the IG leaves unmapped, its identifiers, contact and telecom."""
+    if seg.get(5):
+        address = dt.xad_address(seg.value(5), ctx)
+        if address is not None:
+            payor.setdefault("address", [address])
+    if seg.get(3) and "identifier" not in payor:
+        idents = [i for i in (dt.cx_identifier(rep, ctx) for rep in seg.reps(3)) if i]
+        if idents:
+            payor["identifier"] = idents
+    if seg.get(7) and "telecom" not in payor:
+        telecom = [t for t in (dt.xtn_contact_point(rep, ctx) for rep in seg.reps(7)) if t]
+        if telecom:
+            payor["telecom"] = telecom
+    if seg.raw(6) and "contact" not in payor:
+        names = [n for n in (dt.xpn_human_name(rep, ctx) for rep in seg.reps(6)) if n]
+        if names:
+            payor["contact"] = [{"name": name} for name in names]
+
+
+_COVERAGE_CLASS = "http://terminology.hl7.org/CodeSystem/coverage-class"
+_COPAY_TYPE = "http://terminology.hl7.org/CodeSystem/coverage-copay-type"
+
+
+def _coverage_class(code: str, display: str, value: str, name: str) -> Json:
+    out: Json = {"type": {"coding": [dt.coding(code, _COVERAGE_CLASS, display)]}, "value": value}
+    if name:
+        out["name"] = name
+    return out
+
+
+def _coverage_details(ctx: Context, seg: Segment, res: Json) -> None:
+    """IN1 fields the IG leaves unmapped that have a Coverage element of their own: the plan
+    (IN1-2) and group (IN1-8 number, IN1-9 name) as ``class``, the policy deductible (IN1-37) as
+    ``costToBeneficiary``, and the insurance action code D (IN1-55, delete) as the status."""
+    classes: list[Json] = []
+    if seg.get(2):
+        classes.append(_coverage_class("plan", "Plan", seg.get(2), seg.get(2, 2)))
+    if seg.get(8):
+        classes.append(_coverage_class("group", "Group", seg.get(8), seg.get(9)))
+    if classes:
+        res["class"] = classes
+    if seg.get(37):
+        amount = dt.number(seg.get(37, 1, 1))
+        if amount is not None:
+            money: Json = {"value": amount}
+            if seg.get(37, 1, 2):
+                money["currency"] = seg.get(37, 1, 2)
+            kind = {"coding": [dt.coding("deductible", _COPAY_TYPE, "Deductible")]}
+            res["costToBeneficiary"] = [{"type": kind, "valueMoney": money}]
+    if seg.get(55).upper() == "D":
+        res["status"] = "entered-in-error"
+
+
+def h_in2(ctx: Context, seg: Segment, st: State) -> None:
+    """IN2 (no IG table) completes its IN1's Coverage and insured person: the Medicare (IN2-6),
+    Medicaid (IN2-8) and patient member (IN2-61) numbers identify the coverage; the insured's
+    employee id (IN2-1), SSN (IN2-2), language (IN2-34) and home phone (IN2-63) go to the
+    insured RelatedPerson (Coverage.subscriber) when the insured is not the patient."""
+    coverage = st.last
+    if coverage is None or coverage.get("resourceType") != "Coverage":
+        return
+    fm.apply(fm.IN2, seg, coverage, ctx)
+    subscriber = coverage.get("subscriber")
+    if subscriber is None or subscriber == ctx.patient_ref:
+        return
+    entry = ctx.entries.get(_rid_in(subscriber["reference"]))
+    if entry is not None and entry.rtype == "RelatedPerson":
+        fm.apply(fm.IN2_INSURED, seg, entry.resource, ctx)
 
 
 def h_orc(ctx: Context, seg: Segment, st: State) -> None:
@@ -1204,15 +1323,32 @@ def _document_content(seg: Segment, vtype: str, doc: Json) -> None:
     contents.append({"attachment": {"contentType": "text/plain", "data": data}})
 
 
+_DOC_AVAILABILITY = {"AV": "current", "OB": "superseded", "CA": "entered-in-error", "UN": "current"}
+#: Table 0271 document completion status -> composition-status (docStatus's required binding).
+_DOC_COMPLETION = {
+    "AU": "final",
+    "LA": "final",
+    "DI": "preliminary",
+    "DO": "preliminary",
+    "IN": "preliminary",
+    "IP": "preliminary",
+    "PA": "preliminary",
+}
+
+
 def _finish_document(doc: Json, txa: Segment, ctx: Context) -> None:
-    """DocumentReference.content is required: without OBX content, a title-only attachment."""
-    if doc.get("content"):
-        return
-    title = txa.get(2, 2) or txa.get(2) or txa.get(12) or "document"
-    att: Json = {"title": title}
-    if "/" in txa.get(3):
-        att["contentType"] = txa.get(3)
-    doc["content"] = [{"attachment": att}]
+    """DocumentReference.content is required: without OBX content, a title-only attachment.
+    TXA-6 (origination) is also each attachment's creation time."""
+    if not doc.get("content"):
+        title = txa.get(2, 2) or txa.get(2) or txa.get(12) or "document"
+        att: Json = {"title": title}
+        if "/" in txa.get(3):
+            att["contentType"] = txa.get(3)
+        doc["content"] = [{"attachment": att}]
+    created = dt.dtm(txa.get(6), ctx.default_tz) if txa.get(6) else None
+    if created:
+        for content in doc["content"]:
+            content["attachment"].setdefault("creation", created)
 
 
 def h_nte(ctx: Context, seg: Segment, st: State) -> None:
@@ -1432,6 +1568,8 @@ def h_rxa(ctx: Context, seg: Segment, st: State) -> None:
     dose = dt.number(seg.get(6))
     if dose is not None and dose != 999:
         res["doseQuantity"] = {"value": dose, **dt.cwe_quantity_unit(seg.value(7), ctx)}
+    if seg.raw(9):
+        _administration_notes(ctx, seg, res)
     res["patient"] = ctx.patient_ref
     if st.encounter_ref is not None:
         res["encounter"] = st.encounter_ref
@@ -1445,6 +1583,21 @@ def h_rxa(ctx: Context, seg: Segment, st: State) -> None:
     st.immunization = res
     st.last = res
     st.focus.append(ref)
+
+
+def _administration_notes(ctx: Context, seg: Segment, res: Json) -> None:
+    """RXA-9 (no IG row): an information-source code (CDC NIP001: 00 new record from the
+    administering provider, 01-08 historical) says primarySource and, when not 00, the
+    reportOrigin; other notes are Immunization notes."""
+    for rep in seg.reps(9):
+        if rep.get(3).upper() == "NIP001" and rep.get(1):
+            res.setdefault("primarySource", rep.get(1) == "00")
+            if rep.get(1) != "00" and "reportOrigin" not in res:
+                origin = dt.cwe_codeable_concept(rep, ctx)
+                if origin:
+                    res["reportOrigin"] = origin
+        elif rep.get(2) or rep.get(1):
+            res.setdefault("note", []).append({"text": rep.get(2) or rep.get(1)})
 
 
 def h_rxr(ctx: Context, seg: Segment, st: State) -> None:
@@ -1493,12 +1646,44 @@ def h_rx_order(ctx: Context, seg: Segment, st: State) -> None:
         res["encounter"] = st.encounter_ref
     ident = _first_ident(res)
     ref = ctx.add(res, ident=ident, key=(seg.name, str(seg.index)))
+    entry = ctx.entries.get(_rid_in(ref["reference"]))
+    if entry is not None and entry.resource is not res:
+        # The same order seen before (an RXE after its RXO in one ORC group): complete it, so the
+        # pharmacy's encoding and the RXR/TQ1 segments after it are not lost.
+        _merge_request(entry.resource, res)
+        res = entry.resource
+    if seg.name == "RXE":
+        _rxe_form(ctx, seg, res)
     st.medication, st.medication_ref = res, ref
     _apply_pending_timing(ctx, st, res)
     if st.orc is not None:
         _order_provenance(ctx, st.orc, ref)
     st.last = res
     st.focus.append(ref)
+
+
+_LISTED = frozenset({"identifier", "note", "reasonCode", "basedOn", "supportingInformation"})
+
+
+def _merge_request(target: Json, extra: Json) -> None:
+    """Complete the MedicationRequest ``target`` with what ``extra`` adds: new list items,
+    the dose/rate entries and dosage details it lacks, dispense details it lacks."""
+    for key, value in extra.items():
+        have = target.get(key)
+        if have is None or have is value:
+            continue
+        if key in _LISTED:
+            have.extend(v for v in value if v not in have)
+        elif key == "dosageInstruction":
+            dosage, more = have[0], value[0]
+            for dkey, dvalue in more.items():
+                if dkey in ("doseAndRate", "additionalInstruction") and dkey in dosage:
+                    dosage[dkey].extend(v for v in dvalue if v not in dosage[dkey])
+                else:
+                    dosage.setdefault(dkey, dvalue)
+        elif key == "dispenseRequest":
+            for dkey, dvalue in value.items():
+                have.setdefault(dkey, dvalue)
 
 
 _DOSE_RATE_TYPE = "http://terminology.hl7.org/CodeSystem/dose-rate-type"
@@ -1522,6 +1707,16 @@ def _rxo_details(ctx: Context, seg: Segment, res: Json) -> None:
     quantity = res.get("dispenseRequest", {}).get("quantity")
     if quantity is not None and seg.get(12):
         quantity.update(dt.cwe_quantity_unit(seg.value(12), ctx))
+    rate = dt.number(seg.get(21))
+    if rate is not None:
+        # RXO-21/22 (requested give rate and units), as RXE-23/24 give the rate.
+        dosage = res.setdefault("dosageInstruction", [{}])[0]
+        dosage.setdefault("doseAndRate", [{}])[-1]["rateQuantity"] = {
+            "value": rate,
+            **dt.cwe_quantity_unit(seg.value(22), ctx),
+        }
+    if seg.get(23):
+        _max_daily_dose(ctx, seg.value(23), res)
     code = res.pop("medicationCodeableConcept", None)
     if code is not None:
         medication: Json = {"resourceType": "Medication", "code": code}
@@ -1548,6 +1743,98 @@ def _rxe_amounts(ctx: Context, seg: Segment, res: Json) -> None:
     quantity = res.get("dispenseRequest", {}).get("quantity")
     if quantity is not None:
         quantity.update(dt.cwe_quantity_unit(seg.value(11), ctx))
+    if seg.get(19):
+        _max_daily_dose(ctx, seg.value(19), res)
+
+
+def _rxe_form(ctx: Context, seg: Segment, res: Json) -> None:
+    """RXE-6 (give dosage form) needs a Medication, as RXO-5 does (IG RXO[MedicationRequest]);
+    made once the request is final, so an RXE merged into its RXO's request adds none."""
+    if seg.get(6) and "medicationCodeableConcept" in res:
+        form = dt.cwe_codeable_concept(seg.value(6), ctx)
+        if form:
+            code = res.pop("medicationCodeableConcept")
+            medication: Json = {"resourceType": "Medication", "code": code, "form": form}
+            res["medicationReference"] = ctx.add(medication, key=("RXE", str(seg.index), "Medication"))
+
+
+_UCUM = "http://unitsofmeasure.org"
+_PER_DAY: Json = {"value": 1, "unit": "d", "system": _UCUM, "code": "d"}
+
+
+def _cq(v: Value, ctx: Context) -> Json | None:
+    """CQ -> Quantity, the units being a CWE in sub-components (code&text&system)."""
+    value = dt.number(v.get(1))
+    if value is None:
+        return None
+    q: Json = {"value": value}
+    code, text, system_name = v.get(2, 1), v.get(2, 2), v.get(2, 3)
+    if code or text:
+        q["unit"] = text or code
+        system = dt.code_system(system_name, ctx) if system_name and code else None
+        if system:
+            q["system"] = system
+            q["code"] = code
+    return q
+
+
+def _max_daily_dose(ctx: Context, v: Value, res: Json) -> None:
+    """Total daily dose (RXO-23, RXE-19, RXD-12; CQ) -> dosage maxDosePerPeriod per 1 day
+    (IG RXO[MedicationRequest])."""
+    numerator = _cq(v, ctx)
+    if numerator is not None:
+        dosage = res.setdefault("dosageInstruction", [{}])[0]
+        dosage.setdefault("maxDosePerPeriod", {"numerator": numerator, "denominator": dict(_PER_DAY)})
+
+
+def _order_medication(ctx: Context, st: State) -> Json | None:
+    """The Medication of the current order group's request, made from its code when the
+    request names the drug by code only (RXC components need a Medication to belong to)."""
+    if st.medication_ref is None:
+        return None
+    entry = ctx.entries.get(_rid_in(st.medication_ref["reference"]))
+    if entry is None:
+        return None
+    request = entry.resource
+    ref = request.get("medicationReference")
+    if ref is None:
+        code = request.pop("medicationCodeableConcept", None)
+        if code is None:
+            return None
+        medication: Json = {"resourceType": "Medication", "code": code}
+        ref = request["medicationReference"] = ctx.add(medication, key=("Medication", entry.rid))
+    found = ctx.entries.get(_rid_in(ref["reference"]))
+    return found.resource if found is not None else None
+
+
+def h_rxc(ctx: Context, seg: Segment, st: State) -> None:
+    """RXC (no IG table) -> an ingredient of the order's Medication: the component (RXC-2) as a
+    Medication of its own with its amount (RXC-3/4), at the strength RXC-5/6 per RXC-8/9."""
+    if not seg.get(2):
+        return
+    medication = _order_medication(ctx, st)
+    code = dt.cwe_codeable_concept(seg.value(2), ctx)
+    if medication is None or not code:
+        return
+    component: Json = {"resourceType": "Medication", "code": code}
+    amount = dt.number(seg.get(3))
+    if amount is not None:
+        component["amount"] = {
+            "numerator": {"value": amount, **dt.cwe_quantity_unit(seg.value(4), ctx)},
+            "denominator": {"value": 1},
+        }
+    ingredient: Json = {"itemReference": ctx.add(component, key=("RXC", str(seg.index)))}
+    strength = dt.number(seg.get(5))
+    if strength is not None:
+        volume = dt.number(seg.get(8))
+        denominator: Json = {"value": 1 if volume is None else volume}
+        if volume is not None:
+            denominator.update(dt.cwe_quantity_unit(seg.value(9), ctx))
+        ingredient["strength"] = {
+            "numerator": {"value": strength, **dt.cwe_quantity_unit(seg.value(6), ctx)},
+            "denominator": denominator,
+        }
+    medication.setdefault("ingredient", []).append(ingredient)
 
 
 def h_rxd(ctx: Context, seg: Segment, st: State) -> None:
@@ -1559,20 +1846,43 @@ def h_rxd(ctx: Context, seg: Segment, st: State) -> None:
     if "medicationCodeableConcept" not in res:
         res["medicationCodeableConcept"] = {"text": "unknown"}
     res["subject"] = ctx.patient_ref
+    quantity = res.get("quantity")
+    if quantity is not None and seg.get(5):
+        quantity.update(dt.cwe_quantity_unit(seg.value(5), ctx))
+    if seg.get(12):
+        _max_daily_dose(ctx, seg.value(12), res)
+    # RXD-7 is the prescription's number: the authorizing MedicationRequest's identifier.
+    prescription: Json = {"identifier": {"value": seg.get(7)}} if seg.get(7) else {}
     if st.medication_ref is not None:
-        res["authorizingPrescription"] = [st.medication_ref]
-    ident = (res.get("identifier") or [None])[0]
-    ctx.add(res, ident=ident, key=("RXD", str(seg.index)))
+        prescription = {**st.medication_ref, **prescription}
+    if prescription:
+        res["authorizingPrescription"] = [{**prescription, "type": "MedicationRequest"}]
+    ctx.add(res, key=("RXD", str(seg.index)))
     st.last = res
 
 
 def h_txa(ctx: Context, seg: Segment, st: State) -> None:
     """TXA -> DocumentReference (content from the following OBX segments)."""
     res = fm.apply(fm.TXA, seg, _new("DocumentReference"), ctx)
-    res["status"] = "current"
+    # IG TXA-19: AV (or none) is current; the IG leaves CA/OB/UN to an extension, and status is
+    # required: obsolete is superseded, canceled entered-in-error, unavailable still current.
+    res["status"] = _DOC_AVAILABILITY.get(seg.get(19).upper(), "current")
+    doc_status = _DOC_COMPLETION.get(seg.get(17).upper())
+    if doc_status:
+        res["docStatus"] = doc_status  # IG TXA-17, in the composition-status codes it is bound to
     _subject(ctx, res)
     if st.encounter_ref is not None:
         res["context"] = {"encounter": [st.encounter_ref]}
+    activity = dt.dtm(seg.get(4), ctx.default_tz)
+    if activity:
+        # TXA-4 (no IG row): when the documented activity took place.
+        res.setdefault("context", {})["period"] = {"start": activity}
+    if seg.get(13):
+        # TXA-13 (no IG row): the parent document, which this one appends to or replaces.
+        parent = dt.ei_identifier(seg.value(13), ctx)
+        if parent:
+            code = "replaces" if st.event in ("T09", "T10") else "appends"
+            res["relatesTo"] = [{"code": code, "target": {"type": "DocumentReference", "identifier": parent}}]
     master = res.get("masterIdentifier")
     ref = ctx.add(res, ident=master, key=("TXA", str(seg.index)))
     st.document = res
@@ -1592,6 +1902,13 @@ def h_sch(ctx: Context, seg: Segment, st: State) -> None:
         res["start"] = start
     if end:
         res["end"] = end
+    if seg.get(9) and seg.get(10):
+        # IG SCH-9 is minutesDuration; SCH-10 gives its units (seconds, hours...).
+        minutes = _minutes(seg.get(9), seg.get(10))
+        if minutes is not None and 1 <= minutes <= _MAX_POSITIVE_INT:
+            res["minutesDuration"] = round(minutes)
+        else:
+            res.pop("minutesDuration", None)
     for field in (26, 27):
         # IG SCH-26/27: the placer/filler order the appointment fulfils.
         for order_ident in dt.eip_identifiers(seg.value(field), ctx) if seg.get(field) else ():
@@ -1617,7 +1934,22 @@ def h_ais(ctx: Context, seg: Segment, st: State) -> None:
     if st.appointment is None:
         return
     rows = {"AIS": fm.AIS, "AIG": fm.AIG, "AIL": fm.AIL, "AIP": fm.AIP}[seg.name]
+    parts = st.appointment.get("participant") or []
+    before = len(parts)
     fm.apply(rows, seg, st.appointment, ctx)
+    start_pos = {"AIS": 4, "AIG": 8, "AIL": 6, "AIP": 6}[seg.name]
+    parts = st.appointment.get("participant") or []
+    if len(parts) > before and seg.name != "AIS":
+        # IG AIG-8..12 / AIL-6..10 / AIP-6..10: the resource's own period (start, or the
+        # appointment start plus the offset; end = start plus the duration).
+        period = _resource_period(seg, start_pos, st.appointment, ctx)
+        if period:
+            parts[-1]["period"] = period
+        if seg.name == "AIG" and seg.get(3) and "actor" not in parts[-1]:
+            # IG AIG-3: the general resource, as a Location identified by it.
+            resource = _aig_resource(ctx, seg)
+            if resource is not None:
+                parts[-1]["actor"] = resource
     if seg.name == "AIP" and seg.get(4):
         # IG AIP-4: the role of the AIP-3 person, as that participant's type.
         person = ctx.practitioner_from_xcn(seg.value(3)) if seg.get(3) else None
@@ -1625,10 +1957,325 @@ def h_ais(ctx: Context, seg: Segment, st: State) -> None:
         for part in st.appointment.get("participant", []):
             if person is not None and role and part.get("actor") == person and "type" not in part:
                 part["type"] = [role]
-    start_pos = {"AIS": 4, "AIG": 8, "AIL": 6, "AIP": 6}[seg.name]
     start = dt.instant(seg.get(start_pos), ctx.default_tz)
     if start and "start" not in st.appointment:
         st.appointment["start"] = start
+
+
+def _aig_resource(ctx: Context, seg: Segment) -> Json | None:
+    """AIG-3 (resource id, CWE) -> a Location with that identifier and its text as the name."""
+    ident = dt.DATATYPES["CWE[Identifier]"](seg.value(3), ctx, None)
+    if not ident:
+        return None
+    location: Json = {"resourceType": "Location", "identifier": [ident]}
+    if seg.get(3, 2):
+        location["name"] = seg.get(3, 2)
+    return ctx.add(location, ident=dict(ident))
+
+
+_MAX_POSITIVE_INT = 2**31 - 1
+#: Time units (ISO+ / ANSI codes of HL7 table 9999) -> minutes.
+_MINUTES = {
+    "s": 1 / 60,
+    "sec": 1 / 60,
+    "min": 1,
+    "m": 1,
+    "h": 60,
+    "hr": 60,
+    "hour": 60,
+    "d": 1440,
+    "day": 1440,
+    "wk": 10080,
+    "week": 10080,
+}
+
+
+def _minutes(amount: str, units: str) -> float | None:
+    """``amount`` of ``units`` (default minutes) in minutes, or None if either is not understood."""
+    value = dt.number(amount)
+    key = units.lower()
+    factor = _MINUTES.get(key) or _MINUTES.get(key.rstrip("s")) if key else 1
+    if value is None or factor is None:
+        return None
+    return value * factor
+
+
+def _shifted(instant: str, minutes: float) -> str | None:
+    """The FHIR instant ``instant`` moved by ``minutes`` (None if it has no time of day)."""
+    if "T" not in instant:
+        return None
+    try:
+        when = datetime.fromisoformat(instant.replace("Z", "+00:00"))
+        return (when + timedelta(minutes=minutes)).isoformat()
+    except (ValueError, OverflowError):  # a sender's absurd offset or duration: no period end
+        return None
+
+
+def _resource_period(seg: Segment, pos: int, appointment: Json, ctx: Context) -> Json | None:
+    """AIx start (``pos``), start offset (pos+1, units pos+2), duration (pos+3, units pos+4)."""
+    start = dt.instant(seg.get(pos), ctx.default_tz)
+    if not start and seg.get(pos + 1) and appointment.get("start"):
+        offset = _minutes(seg.get(pos + 1), seg.get(pos + 2))
+        start = _shifted(appointment["start"], offset) if offset is not None else None
+    if not start:
+        return None
+    period: Json = {"start": start}
+    if seg.get(pos + 3):
+        duration = _minutes(seg.get(pos + 3), seg.get(pos + 4))
+        end = _shifted(start, duration) if duration is not None else None
+        if end:
+            period["end"] = end
+    return period
+
+
+_REFERRAL_STATUS = {"A": "active", "P": "on-hold", "R": "revoked", "E": "revoked", "C": "revoked"}
+_PATIENT_REFERRAL: Json = {
+    "coding": [{"system": "http://snomed.info/sct", "code": "3457005", "display": "Patient referral"}]
+}
+
+
+def _with_patient(ctx: Context, st: State, res: Json, key: str, id_key: tuple[str, ...]) -> None:
+    """Add ``res`` with the patient as ``key`` now, or once the walk has met the PID."""
+    if ctx.patient_ref is None:
+        st.awaiting_patient.append((res, key, id_key))
+        return
+    res[key] = ctx.patient_ref
+    ident = (res.get("identifier") or [None])[0]
+    ctx.add(res, ident=ident, key=id_key)
+
+
+def _add_awaiting_patient(ctx: Context, st: State) -> None:
+    """Add the resources that waited for a later PID (a message without one drops them: their
+    patient element is required)."""
+    if ctx.patient_ref is None:
+        return
+    for res, key, id_key in st.awaiting_patient:
+        if res.get("resourceType") == "ServiceRequest" and ctx.encounter_ref is not None:
+            res.setdefault("encounter", ctx.encounter_ref)
+        _with_patient(ctx, st, res, key, id_key)
+
+
+def h_rf1(ctx: Context, seg: Segment, st: State) -> None:
+    """RF1 (no IG table) -> the referral as a ServiceRequest: status RF1-1 (table 0283),
+    priority RF1-2, type RF1-3 as a category beside "patient referral", category RF1-5 as the
+    location code, RF1-6/11 identifiers, RF1-7/8 effective/expiration as the occurrence period,
+    RF1-9 processed as authoredOn, RF1-10 reason, RF1-19/20 authorized provider/professional
+    as performers, RF1-24 comment as a note."""
+    res = fm.apply(fm.RF1, seg, _new("ServiceRequest"), ctx)
+    res["status"] = _REFERRAL_STATUS.get(seg.get(1).upper(), "unknown")
+    res["intent"] = "order"
+    res.setdefault("category", []).insert(0, _PATIENT_REFERRAL)
+    prio = dt.lookup("ExtendedPriorityCodes", seg.get(2))
+    if prio:
+        res["priority"] = prio[0]
+    period = {}
+    start, end = dt.dtm(seg.get(7), ctx.default_tz), dt.dtm(seg.get(8), ctx.default_tz)
+    if start:
+        period["start"] = start
+    if end:
+        period["end"] = end
+    if period:
+        res["occurrencePeriod"] = period
+    if st.encounter_ref is not None:
+        res["encounter"] = st.encounter_ref
+    _with_patient(ctx, st, res, "subject", ("RF1", str(seg.index)))
+    st.last = res
+
+
+def h_prd(ctx: Context, seg: Segment, st: State) -> None:
+    """PRD (no IG table) -> the provider as a Practitioner (PRD-2 name, PRD-3 address, PRD-5
+    telecom, PRD-7 identifiers with their type and expiry) in a PractitionerRole (PRD-1 role,
+    PRD-8/9 period, PRD-10 organization with PRD-11/13 address and telecom, PRD-4 location).
+    In a referral the referring provider (RP) is its requester, the referred-to (RT) a performer."""
+    person = fm.apply(fm.PRD, seg, _new("Practitioner"), ctx)
+    for rep in seg.reps(7) if seg.get(7) else ():
+        ident = _pln_identifier(rep, ctx)
+        if ident:
+            person.setdefault("identifier", []).append(ident)
+    if not (person.get("name") or person.get("identifier")):
+        return
+    name = (person.get("name") or [{}])[0]
+    if person.get("identifier"):
+        person_ref = ctx.add(person, ident=dict(person["identifier"][0]))
+    else:
+        given = " ".join(name.get("given", []))
+        person_ref = ctx.add_shared(
+            person, resource_id("Practitioner", ctx.scope, name.get("family", ""), given)
+        )
+    role = fm.apply(fm.PRD_ROLE, seg, {"resourceType": "PractitionerRole", "practitioner": person_ref}, ctx)
+    period: Json = {}
+    start, end = dt.dtm(seg.get(8), ctx.default_tz), dt.dtm(seg.get(9), ctx.default_tz)
+    if start:
+        period["start"] = start
+    if end:
+        period["end"] = end
+    if period:
+        role["period"] = period
+    org = ctx.entries.get(_rid_in(role["organization"]["reference"])) if "organization" in role else None
+    if org is not None:
+        address = dt.xad_address(seg.value(11), ctx) if seg.get(11) else None
+        if address:
+            org.resource.setdefault("address", [address])
+        telecom = dt.xtn_contact_point(seg.value(13), ctx) if seg.raw(13) else None
+        if telecom:
+            org.resource.setdefault("telecom", [telecom])
+    role_ref = ctx.add(role, key=("PRD", str(seg.index)))
+    referral = st.last
+    if referral is None or _PATIENT_REFERRAL not in referral.get("category", ()):
+        return
+    kind = seg.get(1).upper()
+    if kind == "RP":
+        referral.setdefault("requester", role_ref)
+    elif kind == "RT" and role_ref not in referral.setdefault("performer", []):
+        referral["performer"].append(role_ref)
+
+
+def _pln_identifier(v: Value, ctx: Context) -> Json | None:
+    """PLN (id, id type from table 0338, state, expiration) -> Identifier."""
+    value = v.get(1)
+    if not value:
+        return None
+    ident: Json = {"value": value}
+    kind = v.get(2)
+    if kind:
+        display = dt.v2_display("0203", kind)
+        ident["type"] = {"coding": [dt.coding(kind, dt.V2_CS + "0203" if display else None, display or None)]}
+    expiry = dt.dtm(v.get(4), ctx.default_tz)
+    if expiry:
+        ident["period"] = {"end": expiry}
+    return ident
+
+
+_ADJUDICATION = "http://terminology.hl7.org/CodeSystem/adjudication"
+
+
+def h_aut(ctx: Context, seg: Segment, st: State) -> None:
+    """AUT (no IG table) -> the payer's authorization as a preauthorization ClaimResponse:
+    AUT-6 identifier, AUT-2/3 the insurer, AUT-4/5 the preauthorization period, AUT-7
+    (reimbursement limit) the benefit total, AUT-10 (process date, else the message time) its
+    creation, AUT-28 a process note."""
+    insurer = _aut_insurer(ctx, seg, st)
+    created = dt.dtm(seg.get(10), ctx.default_tz) or dt.dtm(ctx.msg.msh.get(7), ctx.default_tz)
+    if insurer is None or not created:
+        return
+    res = fm.apply(fm.AUT, seg, _new("ClaimResponse"), ctx)
+    res["status"] = "entered-in-error" if seg.get(29).upper() == "D" else "active"
+    res["use"] = "preauthorization"
+    res["outcome"] = "complete"
+    res["type"] = {"text": "unknown"}  # required; AUT does not say the kind of claim
+    res["created"] = created
+    res["insurer"] = insurer
+    period = {}
+    start, end = dt.dtm(seg.get(4), ctx.default_tz), dt.dtm(seg.get(5), ctx.default_tz)
+    if start:
+        period["start"] = start
+    if end:
+        period["end"] = end
+    if period:
+        res["preAuthPeriod"] = period
+    amount = dt.number(seg.get(7, 1, 1))
+    if amount is not None:
+        money: Json = {"value": amount}
+        if seg.get(7, 1, 2):
+            money["currency"] = seg.get(7, 1, 2)
+        benefit = {"coding": [dt.coding("benefit", _ADJUDICATION, "Benefit Amount")]}
+        res["total"] = [{"category": benefit, "amount": money}]
+    _with_patient(ctx, st, res, "patient", ("AUT", str(seg.index)))
+
+
+def _aut_insurer(ctx: Context, seg: Segment, st: State) -> Json | None:
+    """AUT-2 (payor company id) and AUT-3 (its name) as an Organization; else the payor of the
+    Coverage the AUT follows."""
+    code, name = seg.get(2), seg.get(3)
+    if code or name:
+        org: Json = {"resourceType": "Organization"}
+        if name:
+            org["name"] = name
+        if code:
+            ident: Json = {"value": code}
+            org["identifier"] = [ident]
+            return ctx.add(org, ident=dict(ident))
+        return ctx.add_shared(org, resource_id("Organization", ctx.scope, name))
+    last = st.last
+    if last is not None and last.get("resourceType") == "Coverage" and last.get("payor"):
+        payor: Json = last["payor"][0]
+        return payor
+    return None
+
+
+#: Table 0498 consent status -> Consent.status.
+_CONSENT_STATUS = {
+    "A": "active",
+    "B": "active",
+    "L": "active",
+    "P": "proposed",
+    "R": "rejected",
+    "X": "inactive",
+}
+_CONSENT_SCOPE = "http://terminology.hl7.org/CodeSystem/consentscope"
+#: Table 0496 consent types that are privacy consents (release of information, privacy notice).
+_PRIVACY_CONSENTS = frozenset({"001", "003"})
+
+
+def h_con(ctx: Context, seg: Segment, st: State) -> None:
+    """CON (no IG table) -> Consent: CON-2 (consent type) as the category, and as the scope
+    when it is a privacy consent (else its text); CON-5 (consent text) the policy rule; CON-11
+    (table 0498) the status; CON-13 (decision) the date; CON-14/15 the provision period."""
+    if ctx.patient_ref is None or not (seg.get(2) or seg.get(5)):
+        return
+    res: Json = {"resourceType": "Consent"}
+    res["status"] = _CONSENT_STATUS.get(seg.get(11).upper(), "active" if not seg.get(11) else "draft")
+    kind = dt.cwe_codeable_concept(seg.value(2), ctx) if seg.get(2) else None
+    if seg.get(2) in _PRIVACY_CONSENTS:
+        res["scope"] = {"coding": [dt.coding("patient-privacy", _CONSENT_SCOPE, "Privacy Consent")]}
+    else:
+        res["scope"] = {"text": seg.get(2, 2) or seg.get(2) or "unknown"}
+    res["category"] = [kind or {"text": "unknown"}]
+    res["patient"] = ctx.patient_ref
+    decided = dt.dtm(seg.get(13), ctx.default_tz)
+    if decided:
+        res["dateTime"] = decided
+    # ppc-1 wants a policy or a policyRule: the consent text names what was agreed to.
+    res["policyRule"] = {"text": seg.get(5) or seg.get(2, 2) or seg.get(2)}
+    if seg.get(4):
+        ident = dt.ei_identifier(seg.value(4), ctx)
+        if ident:
+            res["identifier"] = [ident]
+    period: Json = {}
+    start, end = dt.dtm(seg.get(14), ctx.default_tz), dt.dtm(seg.get(15), ctx.default_tz)
+    if start:
+        period["start"] = start
+    if end:
+        period["end"] = end
+    if period:
+        res["provision"] = {"period": period}
+    ctx.add(res, ident=(res.get("identifier") or [None])[0], key=("CON", str(seg.index)))
+
+
+def h_inv(ctx: Context, seg: Segment, st: State) -> None:
+    """INV (no IG table) -> the inventory item as a Substance: INV-1 code, INV-2 status
+    (table 0383: OK and warnings active, errors inactive), INV-3 category, the container
+    (INV-4) with its current (INV-8, else available INV-9) quantity in INV-11 units and INV-12
+    expiry as the instance, INV-16/17/18 (test/fluid, lot, supplier) identifiers."""
+    res = fm.apply(fm.INV, seg, _new("Substance"), ctx)
+    if "code" not in res:
+        return
+    status = seg.get(2).upper()
+    if status:
+        res["status"] = "active" if status == "OK" or status.endswith("W") else "inactive"
+    instance: Json = {}
+    container = dt.DATATYPES["CWE[Identifier]"](seg.value(4), ctx, None) if seg.get(4) else None
+    if container:
+        instance["identifier"] = container
+    amount = dt.number(seg.get(8)) if seg.get(8) else dt.number(seg.get(9))
+    if amount is not None:
+        instance["quantity"] = {"value": amount, **dt.cwe_quantity_unit(seg.value(11), ctx)}
+    expiry = dt.dtm(seg.get(12), ctx.default_tz)
+    if expiry:
+        instance["expiry"] = expiry
+    if instance:
+        res["instance"] = [instance]
+    ctx.add(res, key=("INV", str(seg.index)))
 
 
 def h_ft1(ctx: Context, seg: Segment, st: State) -> None:
@@ -1639,11 +2286,72 @@ def h_ft1(ctx: Context, seg: Segment, st: State) -> None:
     res["status"] = "billable"
     if "code" not in res:
         res["code"] = {"text": "unknown"}
+    if seg.get(4, 2):
+        # FT1-4 is a DR: a range is the occurrence period.
+        period = dt.dr_period(seg.value(4), ctx)
+        if period:
+            res.pop("occurrenceDateTime", None)
+            res["occurrencePeriod"] = period
+    # FT1-11 (extended amount), else FT1-12 (unit amount): the price charged (CP.1 is MO).
+    field = 11 if seg.get(11) else 12
+    amount = dt.number(seg.get(field, 1, 1))
+    if amount is not None:
+        money: Json = {"value": amount}
+        if seg.get(field, 1, 2):
+            money["currency"] = seg.get(field, 1, 2)
+        res["priceOverride"] = money
     if st.encounter_ref is not None:
         res["context"] = st.encounter_ref
+    account = _patient_account(ctx)
+    if account is not None:
+        res["account"] = [account[1]]
+    if seg.get(25) or seg.get(29):
+        _charged_services(ctx, seg, st, res)
     ident = (res.get("identifier") or [None])[0]
     ctx.add(res, ident=ident, key=("FT1", str(seg.index)))
     st.last = res
+
+
+def _charged_services(ctx: Context, seg: Segment, st: State, charge: Json) -> None:
+    """FT1 (no IG table): the procedure charged (FT1-25) as a Procedure and the drug charged
+    (FT1-29 NDC code, FT1-43 quantity, FT1-42 prescription number) as a MedicationDispense, both
+    the ChargeItem's ``service``. A charge says nothing of their state, hence status unknown."""
+    services: list[Json] = []
+    code = dt.cwe_codeable_concept(seg.value(25), ctx) if seg.get(25) else None
+    if code:
+        proc: Json = {"resourceType": "Procedure", "status": "unknown", "code": code}
+        proc["subject"] = ctx.patient_ref
+        if st.encounter_ref is not None:
+            proc["encounter"] = st.encounter_ref
+        ref = ctx.add(proc, key=("FT1", str(seg.index), "Procedure"))
+        services.append({**ref, "type": "Procedure"})
+    drug = dt.cwe_codeable_concept(seg.value(29), ctx) if seg.get(29) else None
+    if drug:
+        dispense: Json = {"resourceType": "MedicationDispense", "status": "unknown"}
+        dispense["medicationCodeableConcept"] = drug
+        dispense["subject"] = ctx.patient_ref
+        if st.encounter_ref is not None:
+            dispense["context"] = st.encounter_ref
+        quantity = dt.cq_quantity(seg.value(43), ctx) if seg.get(43) else None
+        if quantity:
+            dispense["quantity"] = quantity
+        if seg.get(42):
+            dispense["authorizingPrescription"] = [
+                {"type": "MedicationRequest", "identifier": {"value": seg.get(42)}}
+            ]
+        ref = ctx.add(dispense, key=("FT1", str(seg.index), "MedicationDispense"))
+        services.append({**ref, "type": "MedicationDispense"})
+    if services:
+        charge["service"] = services
+
+
+def _patient_account(ctx: Context) -> tuple[Json, Json] | None:
+    """The patient's Account (made from PID-18) and a reference to it, if the bundle has one."""
+    patient_ref = ctx.patient_ref
+    for e in ctx.entries.values():
+        if e.rtype == "Account" and patient_ref in e.resource.get("subject", ()):
+            return e.resource, ctx.ref("Account", e.rid)
+    return None
 
 
 def _rid_in(reference: str) -> str:
@@ -1847,6 +2555,12 @@ HANDLERS: dict[str, Handler] = {
     "PR1": h_pr1,
     "GT1": h_gt1,
     "IN1": h_in1,
+    "IN2": h_in2,
+    "RF1": h_rf1,
+    "AUT": h_aut,
+    "PRD": h_prd,
+    "INV": h_inv,
+    "CON": h_con,
     "ORC": h_orc,
     "OBR": h_obr,
     "OBX": h_obx,
@@ -1858,6 +2572,7 @@ HANDLERS: dict[str, Handler] = {
     "RXO": h_rx_order,
     "RXE": h_rx_order,
     "RXD": h_rxd,
+    "RXC": h_rxc,
     "TXA": h_txa,
     "SCH": h_sch,
     "AIS": h_ais,
@@ -2060,6 +2775,7 @@ def convert_message(msg: Hl7Message, options: Options | None = None) -> Json:
             if seg.name in ("PID", "SCH", "AIS", "AIG", "AIL", "AIP") and st.appointment is not None:
                 _appointment_patient(ctx, st)
     _close_order(ctx, st)
+    _add_awaiting_patient(ctx, st)
     for doc, txa in st.documents:
         _finish_document(doc, txa, ctx)
     if header is not None and st.focus:

@@ -502,6 +502,49 @@ IN1_INSURED: tuple[FieldMap, ...] = (
     F("IN1", 49, "RelatedPerson", "identifier[]", "CX[Identifier]"),
 )
 
+_SSN = {"system": "http://hl7.org/fhir/sid/us-ssn", **_ident_type("SS", "Social Security number")}
+
+#: IN2 (no IG table): the Medicare, Medicaid and patient member numbers identify the Coverage.
+IN2: tuple[FieldMap, ...] = (
+    F(
+        "IN2",
+        6,
+        "Coverage",
+        "identifier[]",
+        "ST[Identifier]",
+        fixed={
+            "system": "http://hl7.org/fhir/sid/us-medicare",
+            **_ident_type("MC", "Patient's Medicare number"),
+        },
+    ),
+    F(
+        "IN2",
+        8,
+        "Coverage",
+        "identifier[]",
+        "ST[Identifier]",
+        fixed=_ident_type("MA", "Patient Medicaid number"),
+    ),
+    F("IN2", 61, "Coverage", "identifier[]", "CX[Identifier]"),
+)
+
+#: IN2 fields about the insured person (Coverage.subscriber when it is a RelatedPerson).
+IN2_INSURED: tuple[FieldMap, ...] = (
+    F("IN2", 1, "RelatedPerson", "identifier[]", "CX[Identifier]"),
+    F("IN2", 2, "RelatedPerson", "identifier[]", "ST[Identifier]", fixed=_SSN),
+    F(
+        "IN2",
+        34,
+        "RelatedPerson",
+        "communication[]",
+        "CWE[CodeableConcept-Language]",
+        "PrimaryLanguage",
+        key="language",
+        fixed={"preferred": True},
+    ),
+    F("IN2", 63, "RelatedPerson", "telecom[]", "XTN[ContactPoint]", fixed={"use": "home"}),
+)
+
 GT1: tuple[FieldMap, ...] = (
     F("GT1", 2, "RelatedPerson", "identifier[]", "CX[Identifier]"),
     F(
@@ -525,11 +568,13 @@ GT1: tuple[FieldMap, ...] = (
     ),
     F("GT1", 3, "RelatedPerson", "name[]", "XPN[HumanName]"),
     F("GT1", 5, "RelatedPerson", "address[]", "XAD[Address]"),
-    F("GT1", 6, "RelatedPerson", "telecom[]", "XTN[ContactPoint]"),
+    F("GT1", 6, "RelatedPerson", "telecom[]", "XTN[ContactPoint]", fixed={"use": "home"}),
     F("GT1", 7, "RelatedPerson", "telecom[]", "XTN[ContactPoint]", fixed={"use": "work"}),
     F("GT1", 8, "RelatedPerson", "birthDate", "DTM[date]"),
     F("GT1", 9, "RelatedPerson", "gender", "CWE[code]", "AdministrativeSex"),
     F("GT1", 11, "RelatedPerson", "relationship[]", "CWE[CodeableConcept]", "Relationship"),
+    F("GT1", 19, "RelatedPerson", "identifier[]", "CX[Identifier]"),
+    F("GT1", 29, "RelatedPerson", "identifier[]", "CX[Identifier]"),
 )
 
 _PLAC = _ident_type("PLAC", "Placer Identifier")
@@ -775,6 +820,7 @@ RXO: tuple[FieldMap, ...] = (
     F("RXO", 11, "MedicationRequest", "dispenseRequest.quantity.value", "NM[decimal]"),
     F("RXO", 13, "MedicationRequest", "dispenseRequest.numberOfRepeatsAllowed", "NM[unsignedInt]"),
     F("RXO", 14, "MedicationRequest", "requester", "XCN[Practitioner]"),
+    F("RXO", 20, "MedicationRequest", "reasonCode[]", "CWE[CodeableConcept]"),
 )
 
 RXE: tuple[FieldMap, ...] = (
@@ -783,15 +829,18 @@ RXE: tuple[FieldMap, ...] = (
     F("RXE", 10, "MedicationRequest", "dispenseRequest.quantity.value", "NM[decimal]"),
     F("RXE", 12, "MedicationRequest", "dispenseRequest.numberOfRepeatsAllowed", "NM[unsignedInt]"),
     F("RXE", 13, "MedicationRequest", "requester", "XCN[Practitioner]"),
+    F("RXE", 15, "MedicationRequest", "identifier[]", "ST[Identifier]"),
     F("RXE", 21, "MedicationRequest", "note[]", "CWE[string]", key="text"),
+    F("RXE", 27, "MedicationRequest", "reasonCode[]", "CWE[CodeableConcept]"),
 )
 
 RXD: tuple[FieldMap, ...] = (
     F("RXD", 2, "MedicationDispense", "medicationCodeableConcept", "CWE[CodeableConcept]"),
     F("RXD", 3, "MedicationDispense", "whenHandedOver", "DTM[dateTime]"),
     F("RXD", 4, "MedicationDispense", "quantity.value", "NM[decimal]"),
-    F("RXD", 7, "MedicationDispense", "identifier[]", "ST[Identifier]"),
+    F("RXD", 9, "MedicationDispense", "note[]", "ST[string]", key="text"),
     F("RXD", 10, "MedicationDispense", "performer[]", "XCN[Practitioner]", key="actor"),
+    F("RXD", 33, "MedicationDispense", "type", "CWE[CodeableConcept]"),
 )
 
 TXA: tuple[FieldMap, ...] = (
@@ -875,14 +924,55 @@ AIP: tuple[FieldMap, ...] = (
     ),
 )
 
+#: RF1 (no IG table): the referral as a ServiceRequest (status, priority, dates in code).
+RF1: tuple[FieldMap, ...] = (
+    F("RF1", 3, "ServiceRequest", "category[]", "CWE[CodeableConcept]"),
+    F("RF1", 5, "ServiceRequest", "locationCode[]", "CWE[CodeableConcept]"),
+    F("RF1", 6, "ServiceRequest", "identifier[]", "EI[Identifier-Extension]"),
+    F("RF1", 9, "ServiceRequest", "authoredOn", "DTM[dateTime]"),
+    F("RF1", 10, "ServiceRequest", "reasonCode[]", "CWE[CodeableConcept]"),
+    F("RF1", 11, "ServiceRequest", "identifier[]", "EI[Identifier-Extension]"),
+    F("RF1", 19, "ServiceRequest", "performer[]", "XON[Organization]"),
+    F("RF1", 20, "ServiceRequest", "performer[]", "XCN[Practitioner]"),
+    F("RF1", 24, "ServiceRequest", "note[]", "ST[string]", key="text"),
+)
+
+#: AUT (no IG table): the authorization as a preauthorization ClaimResponse.
+AUT: tuple[FieldMap, ...] = (
+    F("AUT", 6, "ClaimResponse", "identifier[]", "EI[Identifier-Extension]"),
+    F("AUT", 28, "ClaimResponse", "processNote[]", "ST[string]", key="text"),
+)
+
+#: INV (no IG table): the inventory item as a Substance (status and instance in code).
+INV: tuple[FieldMap, ...] = (
+    F("INV", 1, "Substance", "code", "CWE[CodeableConcept]"),
+    F("INV", 3, "Substance", "category[]", "CWE[CodeableConcept]"),
+    F("INV", 16, "Substance", "identifier[]", "CWE[Identifier]"),
+    F("INV", 17, "Substance", "identifier[]", "ST[Identifier]"),
+    F("INV", 18, "Substance", "identifier[]", "CWE[Identifier]"),
+)
+
+#: PRD (no IG table): the provider (identifiers, PRD-7, in code) and their role.
+PRD: tuple[FieldMap, ...] = (
+    F("PRD", 2, "Practitioner", "name[]", "XPN[HumanName]"),
+    F("PRD", 3, "Practitioner", "address[]", "XAD[Address]"),
+    F("PRD", 5, "Practitioner", "telecom[]", "XTN[ContactPoint]"),
+)
+PRD_ROLE: tuple[FieldMap, ...] = (
+    F("PRD", 1, "PractitionerRole", "code[]", "CWE[CodeableConcept]"),
+    F("PRD", 4, "PractitionerRole", "location[]", "PL[Location]"),
+    F("PRD", 10, "PractitionerRole", "organization", "XON[Organization]"),
+)
+
 FT1: tuple[FieldMap, ...] = (
     F("FT1", 2, "ChargeItem", "identifier[]", "ST[Identifier]"),
     F("FT1", 4, "ChargeItem", "occurrenceDateTime", "DTM[dateTime]"),
     F("FT1", 7, "ChargeItem", "code", "CWE[CodeableConcept]"),
+    F("FT1", 5, "ChargeItem", "enteredDate", "DTM[dateTime]"),
     F("FT1", 10, "ChargeItem", "quantity.value", "NM[decimal]"),
+    F("FT1", 19, "ChargeItem", "reason[]", "CWE[CodeableConcept]"),
     F("FT1", 20, "ChargeItem", "performer[]", "XCN[Practitioner]", key="actor"),
     F("FT1", 21, "ChargeItem", "enterer", "XCN[Practitioner]"),
-    F("FT1", 25, "ChargeItem", "productCodeableConcept", "CWE[CodeableConcept]"),
 )
 
 #: IG ``ROL[Encounter-PractitionerRole]`` / ``ROL[Patient-GeneralPractitioner]``: the role
@@ -994,6 +1084,8 @@ for _rows in (
     DG1,
     PR1,
     IN1,
+    IN2,
+    IN2_INSURED,
     GT1,
     ORC_SR,
     OBR_SR,
@@ -1016,6 +1108,11 @@ for _rows in (
     AIG,
     AIL,
     AIP,
+    RF1,
+    AUT,
+    INV,
+    PRD,
+    PRD_ROLE,
     FT1,
     ROL,
     PRT_ROLE,
@@ -1042,14 +1139,25 @@ CODE_MAPPED: dict[tuple[str, str], frozenset[int]] = {
     ("PD1", "Observation-LivingWill"): frozenset({7}),
     ("MRG", "Account"): frozenset({3}),
     ("PV1", "Encounter"): frozenset({2, 45, 54}),
-    ("IN1", "Coverage"): frozenset({5, 16, 49}),
+    ("IN1", "Coverage"): frozenset({3, 5, 6, 7, 8, 9, 10, 16, 37, 44, 49, 55}),
+    ("GT1", "Account"): frozenset({11, 13, 14}),
+    ("RF1", "ServiceRequest"): frozenset({1, 2, 7, 8}),
+    ("AUT", "ClaimResponse"): frozenset({2, 3, 4, 5, 7, 10, 29}),
+    ("CON", "Consent"): frozenset({2, 4, 5, 11, 13, 14, 15}),
+    ("PRD", "Practitioner"): frozenset({7}),
+    ("PRD", "PractitionerRole"): frozenset({8, 9, 11, 13}),
+    ("INV", "Substance"): frozenset({2, 4, 8, 9, 11, 12}),
+    ("FT1", "ChargeItem"): frozenset({4, 11, 12, 25, 29, 42, 43}),
     ("OBR", "ServiceRequest"): frozenset({11, 29}),
     ("ORC", "ServiceRequest"): frozenset({21, 22, 23, 24, 38}),
     ("DG1", "Condition"): frozenset({4, 21, 22}),
     ("DG1", "EpisodeOfCare"): frozenset({3, 4, 5, 6, 15, 16, 19, 20, 21, 22}),
     ("DG1", "Encounter"): frozenset({3, 4, 5, 6, 15, 16, 19, 20, 21, 22}),
     ("PR1", "Procedure"): frozenset({4, 25}),
-    ("RXO", "MedicationRequest"): frozenset({2, 3, 4, 5, 12}),
+    ("RXO", "MedicationRequest"): frozenset({2, 3, 4, 5, 12, 21, 22, 23}),
+    ("RXE", "MedicationRequest"): frozenset({3, 5, 6, 11, 19, 23, 24}),
+    ("RXD", "MedicationDispense"): frozenset({5, 7, 12}),
+    ("RXC", "Medication"): frozenset({2, 3, 4, 5, 6, 8, 9}),
     ("MRG", "Patient"): frozenset({1}),
     ("NK1", "Patient"): frozenset({30, 31, 32}),
     ("OBR", "DiagnosticReport"): frozenset({4}),
@@ -1058,12 +1166,12 @@ CODE_MAPPED: dict[tuple[str, str], frozenset[int]] = {
     ("OBX", "Observation"): frozenset({2, 4, 5, 6, 16, 18, 23, 24, 25, 29, 33}),
     ("OBX", "DocumentReference"): frozenset({2, 5}),
     ("SPM", "Specimen"): frozenset({2, 3, 17}),
-    ("RXA", "Immunization"): frozenset({6, 7, 21, 28}),
-    ("SCH", "Appointment"): frozenset({11, 26, 27}),
+    ("RXA", "Immunization"): frozenset({6, 7, 9, 21, 28}),
+    ("SCH", "Appointment"): frozenset({10, 11, 26, 27}),
     ("AIS", "Appointment"): frozenset({4}),
-    ("AIG", "Appointment"): frozenset({8}),
-    ("AIL", "Appointment"): frozenset({6}),
-    ("AIP", "Appointment"): frozenset({4, 6}),
+    ("AIG", "Appointment"): frozenset({3, 8, 9, 10, 11, 12}),
+    ("AIL", "Appointment"): frozenset({6, 7, 8, 9, 10}),
+    ("AIP", "Appointment"): frozenset({4, 6, 7, 8, 9, 10}),
     ("TQ1", "ServiceRequest"): frozenset({2, 3, 4, 5, 6, 7, 8, 9, 11, 13, 14}),
     ("TQ1", "MedicationRequest"): frozenset({2, 3, 5, 6, 7, 8, 9, 10, 11, 13, 14}),
     ("ROL", "Patient-GeneralPractitioner"): frozenset({1, 3, 4, 5, 6, 11, 12, 13, 14}),
@@ -1074,7 +1182,7 @@ CODE_MAPPED: dict[tuple[str, str], frozenset[int]] = {
     ("NTE", "ServiceRequest"): frozenset({3, 5, 6}),
     ("SFT", "Device"): frozenset({1, 2, 3, 4, 5}),
     ("SFT", "MessageHeader"): frozenset({2, 3}),
-    ("TXA", "DocumentReference"): frozenset({3}),
+    ("TXA", "DocumentReference"): frozenset({3, 4, 13, 17, 19}),
     ("RXR", "MedicationRequest"): frozenset({1, 2, 4, 5}),
     ("PRT", "Patient-GeneralPractitioner-Practitioner"): frozenset({5}),
     ("PRT", "Observation-Location"): frozenset({9}),
