@@ -2082,70 +2082,6 @@ def h_rf1(ctx: Context, seg: Segment, st: State) -> None:
     st.last = res
 
 
-def h_prd(ctx: Context, seg: Segment, st: State) -> None:
-    """PRD (no IG table) -> the provider as a Practitioner (PRD-2 name, PRD-3 address, PRD-5
-    telecom, PRD-7 identifiers with their type and expiry) in a PractitionerRole (PRD-1 role,
-    PRD-8/9 period, PRD-10 organization with PRD-11/13 address and telecom, PRD-4 location).
-    In a referral the referring provider (RP) is its requester, the referred-to (RT) a performer."""
-    person = fm.apply(fm.PRD, seg, _new("Practitioner"), ctx)
-    for rep in seg.reps(7) if seg.get(7) else ():
-        ident = _pln_identifier(rep, ctx)
-        if ident:
-            person.setdefault("identifier", []).append(ident)
-    if not (person.get("name") or person.get("identifier")):
-        return
-    name = (person.get("name") or [{}])[0]
-    if person.get("identifier"):
-        person_ref = ctx.add(person, ident=dict(person["identifier"][0]))
-    else:
-        given = " ".join(name.get("given", []))
-        person_ref = ctx.add_shared(
-            person, resource_id("Practitioner", ctx.scope, name.get("family", ""), given)
-        )
-    role = fm.apply(fm.PRD_ROLE, seg, {"resourceType": "PractitionerRole", "practitioner": person_ref}, ctx)
-    period: Json = {}
-    start, end = dt.dtm(seg.get(8), ctx.default_tz), dt.dtm(seg.get(9), ctx.default_tz)
-    if start:
-        period["start"] = start
-    if end:
-        period["end"] = end
-    if period:
-        role["period"] = period
-    org = ctx.entries.get(_rid_in(role["organization"]["reference"])) if "organization" in role else None
-    if org is not None:
-        address = dt.xad_address(seg.value(11), ctx) if seg.get(11) else None
-        if address:
-            org.resource.setdefault("address", [address])
-        telecom = dt.xtn_contact_point(seg.value(13), ctx) if seg.raw(13) else None
-        if telecom:
-            org.resource.setdefault("telecom", [telecom])
-    role_ref = ctx.add(role, key=("PRD", str(seg.index)))
-    referral = st.last
-    if referral is None or _PATIENT_REFERRAL not in referral.get("category", ()):
-        return
-    kind = seg.get(1).upper()
-    if kind == "RP":
-        referral.setdefault("requester", role_ref)
-    elif kind == "RT" and role_ref not in referral.setdefault("performer", []):
-        referral["performer"].append(role_ref)
-
-
-def _pln_identifier(v: Value, ctx: Context) -> Json | None:
-    """PLN (id, id type from table 0338, state, expiration) -> Identifier."""
-    value = v.get(1)
-    if not value:
-        return None
-    ident: Json = {"value": value}
-    kind = v.get(2)
-    if kind:
-        display = dt.v2_display("0203", kind)
-        ident["type"] = {"coding": [dt.coding(kind, dt.V2_CS + "0203" if display else None, display or None)]}
-    expiry = dt.dtm(v.get(4), ctx.default_tz)
-    if expiry:
-        ident["period"] = {"end": expiry}
-    return ident
-
-
 _ADJUDICATION = "http://terminology.hl7.org/CodeSystem/adjudication"
 
 
@@ -2498,7 +2434,16 @@ def h_prd(ctx: Context, seg: Segment, st: State) -> None:
                         entry.resource[key] = found
     code = ((role.get("code") or [{}])[0].get("coding") or [{}])[0].get("code", "")
     org_rid = _rid_in(org["reference"]) if org is not None else ""
-    ctx.add_shared(role, resource_id("PractitionerRole", _rid_in(ref["reference"]), code, org_rid))
+    role_ref = ctx.add_shared(role, resource_id("PractitionerRole", _rid_in(ref["reference"]), code, org_rid))
+    # In a referral the referring provider (RP) is its requester, the referred-to (RT) a performer.
+    referral = st.last
+    if referral is None or _PATIENT_REFERRAL not in referral.get("category", ()):
+        return
+    kind = seg.get(1).upper()
+    if kind == "RP":
+        referral.setdefault("requester", role_ref)
+    elif kind == "RT" and role_ref not in referral.setdefault("performer", []):
+        referral["performer"].append(role_ref)
 
 
 def h_evn(ctx: Context, seg: Segment, st: State) -> None:
@@ -2558,7 +2503,6 @@ HANDLERS: dict[str, Handler] = {
     "IN2": h_in2,
     "RF1": h_rf1,
     "AUT": h_aut,
-    "PRD": h_prd,
     "INV": h_inv,
     "CON": h_con,
     "ORC": h_orc,

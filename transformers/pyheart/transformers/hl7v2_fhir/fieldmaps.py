@@ -952,18 +952,6 @@ INV: tuple[FieldMap, ...] = (
     F("INV", 18, "Substance", "identifier[]", "CWE[Identifier]"),
 )
 
-#: PRD (no IG table): the provider (identifiers, PRD-7, in code) and their role.
-PRD: tuple[FieldMap, ...] = (
-    F("PRD", 2, "Practitioner", "name[]", "XPN[HumanName]"),
-    F("PRD", 3, "Practitioner", "address[]", "XAD[Address]"),
-    F("PRD", 5, "Practitioner", "telecom[]", "XTN[ContactPoint]"),
-)
-PRD_ROLE: tuple[FieldMap, ...] = (
-    F("PRD", 1, "PractitionerRole", "code[]", "CWE[CodeableConcept]"),
-    F("PRD", 4, "PractitionerRole", "location[]", "PL[Location]"),
-    F("PRD", 10, "PractitionerRole", "organization", "XON[Organization]"),
-)
-
 FT1: tuple[FieldMap, ...] = (
     F("FT1", 2, "ChargeItem", "identifier[]", "ST[Identifier]"),
     F("FT1", 4, "ChargeItem", "occurrenceDateTime", "DTM[dateTime]"),
@@ -1111,8 +1099,6 @@ for _rows in (
     RF1,
     AUT,
     INV,
-    PRD,
-    PRD_ROLE,
     FT1,
     ROL,
     PRT_ROLE,
