@@ -519,6 +519,140 @@ def h_pr1(ctx: Context, seg: Segment, st: State) -> None:
     st.last = res
 
 
+_YES_NO = dt.V2_CS + "0136"
+
+
+def _yes_no(code: str) -> Json | None:
+    """A Y/N indicator (HL7 table 0136) as a CodeableConcept."""
+    code = code.upper()
+    if code not in ("Y", "N"):
+        return None
+    return {"coding": [dt.coding(code, _YES_NO, "Yes" if code == "Y" else "No")]}
+
+
+def _local_code(ctx: Context, name: str, code: str, display: str) -> Json:
+    """A code of one of our local code systems (named under ``code_system_base``)."""
+    return {"coding": [dt.coding(code, ctx.code_system_base + name, display)]}
+
+
+#: ACC yes/no fields -> Observation.component (code, display).
+_ACC_INDICATORS = (
+    (5, "AJRI", "Accident Job Related Indicator"),
+    (6, "ADI", "Accident Death Indicator"),
+    (10, "PNI", "Police Notified Indicator"),
+)
+
+
+def h_acc(ctx: Context, seg: Segment, st: State) -> None:
+    """ACC (no IG table) -> an injury-incident Observation of the patient: ACC-1 when, ACC-8
+    what happened, ACC-5/6/10 indicators as components, ACC-7 who entered it, ACC-3/11 where,
+    ACC-13 its identifier."""
+    if ctx.patient_ref is None:
+        return
+    res: Json = {"resourceType": "Observation", "status": "final"}
+    res["code"] = _local_code(
+        ctx, "observation-code", "injury-incident", "Injury Incident Description Narrative"
+    )
+    res["subject"] = ctx.patient_ref
+    if st.encounter_ref is not None:
+        res["encounter"] = st.encounter_ref
+    when = dt.dtm(seg.get(1), ctx.default_tz) if seg.get(1) else None
+    if when:
+        res["effectiveDateTime"] = when
+    if seg.get(8):
+        res["valueString"] = seg.get(8)
+    components: list[Json] = []
+    if seg.get(2):
+        kind = dt.cwe_codeable_concept(seg.value(2), ctx)
+        if kind:
+            # ACC-2: the kind of accident (HL7 table 0050).
+            kind_code = _local_code(ctx, "accident-indicator", "ACD", "Accident Code")
+            components.append({"code": kind_code, "valueCodeableConcept": kind})
+    for field, code, display in _ACC_INDICATORS:
+        value = _yes_no(seg.get(field))
+        if value is not None:
+            code_cc = _local_code(ctx, "accident-indicator", code, display)
+            components.append({"code": code_cc, "valueCodeableConcept": value})
+    if components:
+        res["component"] = components
+    if seg.get(7):
+        who = ctx.practitioner_from_xcn(seg.value(7))
+        if who is not None:
+            res["performer"] = [who]
+    if seg.get(3) or seg.get(11):
+        place: Json = {"resourceType": "Location"}
+        if seg.get(3):
+            place["name"] = seg.get(3)
+        address = dt.xad_address(seg.value(11), ctx) if seg.get(11) else None
+        if address:
+            place["address"] = address
+        if len(place) > 1:
+            where = ctx.add(place, key=("ACC", str(seg.index), "Location"))
+            res["extension"] = [{"url": _SD + "event-location", "valueReference": where}]
+    ident = dt.ei_identifier(seg.value(13), ctx) if seg.get(13) else None
+    if ident:
+        res["identifier"] = [ident]
+    st.focus.append(ctx.add(res, ident=ident, key=("ACC", str(seg.index))))
+
+
+#: PDA yes/no fields -> an Observation each (code, display).
+_PDA_INDICATORS = (
+    (3, "death-certificate", "Death Certificate"),
+    (6, "autopsy", "Autopsy"),
+    (9, "coroner", "Coroner"),
+)
+
+
+def h_pda(ctx: Context, seg: Segment, st: State) -> None:
+    """PDA (no IG table) -> the patient's death and autopsy: PDA-3/6/9 (death certified, autopsy,
+    coroner indicators) as Observations; PDA-4/5 (certificate signed, by whom) and PDA-7/8
+    (autopsy period, by whom) as completed Procedures."""
+    if ctx.patient_ref is None:
+        return
+    for field, code, display in _PDA_INDICATORS:
+        value = _yes_no(seg.get(field))
+        if value is None:
+            continue
+        obs: Json = {"resourceType": "Observation", "status": "final"}
+        obs["code"] = _local_code(ctx, "observation-code", code, display)
+        obs["subject"] = ctx.patient_ref
+        obs["valueCodeableConcept"] = value
+        ctx.add(obs, key=("PDA", str(seg.index), code))
+    for when_field, who_field, code, display, role in (
+        (4, 5, "death-certification", "Death Certification", "Death Certified By"),
+        (7, 8, "autopsy-performed", "Autopsy Performed", "Autopsy Performed By"),
+    ):
+        if not (seg.get(when_field) or seg.get(who_field)):
+            continue
+        proc: Json = {"resourceType": "Procedure", "status": "completed"}
+        proc["code"] = _local_code(ctx, "procedure-code", code, display)
+        proc["subject"] = ctx.patient_ref
+        if when_field == 7:
+            period = dt.dr_period(seg.value(7), ctx)
+            if period:
+                proc["performedPeriod"] = period
+        else:
+            when = dt.dtm(seg.get(4), ctx.default_tz) if seg.get(4) else None
+            if when:
+                proc["performedDateTime"] = when
+        who = ctx.practitioner_from_xcn(seg.value(who_field)) if seg.get(who_field) else None
+        if who is not None:
+            proc["performer"] = [{"function": {"text": role}, "actor": who}]
+        ctx.add(proc, key=("PDA", str(seg.index), code))
+
+
+def h_db1(ctx: Context, seg: Segment, st: State) -> None:
+    """DB1 (no IG table): the disabled person's identifiers (DB1-3) join Patient.identifier when
+    the disabled person is the patient (DB1-2 'PT', HL7 table 0334)."""
+    if st.patient is None or seg.get(2) != "PT" or not seg.get(3):
+        return
+    idents = st.patient.setdefault("identifier", [])
+    for rep in seg.reps(3):
+        ident = dt.cx_identifier(rep, ctx)
+        if ident and ident not in idents:
+            idents.append(ident)
+
+
 def h_gt1(ctx: Context, seg: Segment, st: State) -> None:
     """GT1 -> RelatedPerson (the guarantor)."""
     res = _clinical(ctx, seg, st, fm.GT1, "RelatedPerson", "patient")
@@ -905,32 +1039,69 @@ def _observation_value(ctx: Context, seg: Segment, vtype: str, res: Json) -> Non
     reps = seg.reps(5)
     if not reps:
         return
-    v = reps[0]
+    if len(reps) > 1 and vtype not in _TEXT_LINES:
+        _observation_components(ctx, seg, vtype, reps, res)
+        return
+    if _rep_value(ctx, seg, vtype, reps[0], res) or vtype in ("ED", "RP"):
+        return
+    texts = [r.text() if vtype in _TEXT_LINES else " ".join(p for p in r.parts() if p) for r in reps]
+    text = "\n".join(t for t in texts if t)
+    if text:
+        res["valueString"] = text
+
+
+#: Value types whose OBX-5 repetitions are the lines of one text (one valueString), not values.
+_TEXT_LINES = frozenset({"TX", "FT"})
+
+
+def _observation_components(ctx: Context, seg: Segment, vtype: str, reps: list[Value], res: Json) -> None:
+    """IG ``OBX[Observation-Component]``: a repeating OBX-5 gives one component per value, each
+    with the OBX-3 code, its value and the OBX-7 reference range (which moves off the parent)."""
+    ranges = res.pop("referenceRange", None)
+    code = res.get("code")
+    components: list[Json] = []
+    for rep in reps:
+        comp: Json = {"code": code} if code else {"code": {"text": "unknown"}}
+        if not _rep_value(ctx, seg, vtype, rep, comp):
+            if vtype in ("ED", "RP"):
+                continue
+            text = " ".join(p for p in rep.parts() if p)
+            if not text:
+                continue
+            comp["valueString"] = text
+        if ranges:
+            comp["referenceRange"] = ranges
+        components.append(comp)
+    if components:
+        res["component"] = components
+
+
+def _rep_value(ctx: Context, seg: Segment, vtype: str, v: Value, res: Json) -> bool:
+    """One OBX-5 value of a typed (not text) value type -> ``value[x]`` of ``res``."""
     if vtype == "NM":
         n = dt.number(v.get(1))
         if n is not None:
             q: Json = {"value": n}
             q.update(dt.cwe_quantity_unit(seg.value(6), ctx))
             res["valueQuantity"] = q
-            return
+            return True
     elif vtype in ("CWE", "CE", "CNE", "CF", "IS", "ID"):
         cc = dt.cwe_codeable_concept(v, ctx)
         if cc:
             res["valueCodeableConcept"] = cc
-            return
+            return True
     elif vtype in ("DT", "DTM", "TS"):
         d = dt.dtm(v.get(1), ctx.default_tz)
         if d:
             res["valueDateTime"] = d
-            return
+            return True
     elif vtype == "TM":
         t = v.get(1)
         if len(t) >= 4 and t[:4].isdigit():
             res["valueTime"] = f"{t[0:2]}:{t[2:4]}:{t[4:6] if len(t) >= 6 else '00'}"
-            return
+            return True
     elif vtype == "SN":
-        if _structured_numeric(ctx, seg, v, res):
-            return
+        return _structured_numeric(ctx, seg, v, res)
     elif vtype == "NR":
         low, high = dt.number(v.get(1)), dt.number(v.get(2))
         rng: Json = {}
@@ -940,18 +1111,13 @@ def _observation_value(ctx: Context, seg: Segment, vtype: str, res: Json) -> Non
             rng["high"] = {"value": high}
         if rng:
             res["valueRange"] = rng
-            return
+            return True
     elif vtype == "DR":
         period = dt.dr_period(v, ctx)
         if period:
             res["valuePeriod"] = period
-            return
-    elif vtype in ("ED", "RP"):
-        return
-    texts = [r.text() if vtype in ("TX", "FT") else " ".join(p for p in r.parts() if p) for r in reps]
-    text = "\n".join(t for t in texts if t)
-    if text:
-        res["valueString"] = text
+            return True
+    return False
 
 
 def _structured_numeric(ctx: Context, seg: Segment, v: Value, res: Json) -> bool:
@@ -1608,6 +1774,9 @@ HANDLERS: dict[str, Handler] = {
     "IAM": h_al1,
     "DG1": h_dg1,
     "PR1": h_pr1,
+    "ACC": h_acc,
+    "PDA": h_pda,
+    "DB1": h_db1,
     "GT1": h_gt1,
     "IN1": h_in1,
     "ORC": h_orc,

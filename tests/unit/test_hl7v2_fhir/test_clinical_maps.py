@@ -1,0 +1,154 @@
+"""Clinical mappings: Observation components from a repeating OBX-5 (and their fold back into one
+OBX), and the segments without IG tables that carry clinical data (ACC, PDA, DB1)."""
+
+from __future__ import annotations
+
+import json
+from types import ModuleType
+
+from pyheart.broker.hl7v2 import parse_message
+from pyheart.transformers.fhir_hl7v2 import fhir_to_hl7v2
+
+PID = "PID|1||MRN1^^^HOSP&1.2.3&ISO^MR||Doe^Jane||19800203|F"
+OBX_REPEATED = "OBX|1|NM|8867-4^Heart rate^LN||60~120|/min^^UCUM|70-80|||||F"
+ACC = "ACC|20140317||Route 50 intersection||Y|N|D123^Smith^Ann|car accident||Y|1 Main St^^Fairfax^VA||R77"
+PDA = "PDA|||Y|20211102123000|D1^Cert^Rob|Y|20211102103000^20211102113000|D2^Path^Jo|N"
+
+
+def _observation(h: ModuleType, *segments: str) -> dict[str, object]:
+    return h.one(h.run("ORU^R01^ORU_R01", PID, "OBR|1|P1|F1|24323-8^Panel^LN", *segments), "Observation")
+
+
+def test_repeating_obx5_becomes_one_component_per_value(h: ModuleType) -> None:
+    """A repeating NM OBX-5 gives one component per value, each with the OBX-6 unit."""
+    obs = _observation(h, OBX_REPEATED)
+    assert [c["valueQuantity"]["value"] for c in obs["component"]] == [60, 120]
+
+
+def test_components_carry_the_obx3_code(h: ModuleType) -> None:
+    """Each component's code is the OBX-3 code (IG component[each].code)."""
+    obs = _observation(h, OBX_REPEATED)
+    assert {c["code"]["coding"][0]["code"] for c in obs["component"]} == {"8867-4"}
+
+
+def test_components_take_the_reference_range(h: ModuleType) -> None:
+    """OBX-7 is each component's reference range, not the parent's (IG component[each])."""
+    obs = _observation(h, OBX_REPEATED)
+    assert ([c["referenceRange"][0]["text"] for c in obs["component"]], "referenceRange" in obs) == (
+        ["70-80", "70-80"],
+        False,
+    )
+
+
+def test_components_leave_the_parent_without_a_value(h: ModuleType) -> None:
+    """An Observation with components from OBX-5 has no value[x] of its own."""
+    obs = _observation(h, OBX_REPEATED)
+    assert [k for k in obs if k.startswith("value")] == []
+
+
+def test_coded_repetitions_become_coded_components(h: ModuleType) -> None:
+    """A repeating CWE OBX-5 gives valueCodeableConcept components."""
+    obs = _observation(h, "OBX|1|CWE|5678-9^Organism^LN||A^Alpha^L~B^Beta^L||||||F")
+    assert [c["valueCodeableConcept"]["coding"][0]["code"] for c in obs["component"]] == ["A", "B"]
+
+
+def test_text_repetitions_stay_one_string(h: ModuleType) -> None:
+    """TX repetitions are the lines of one text: one valueString, no components."""
+    obs = _observation(h, "OBX|1|TX|1234-5^Note^LN||line one~line two||||||F")
+    assert (obs["valueString"], "component" in obs) == ("line one\nline two", False)
+
+
+def test_single_value_has_no_components(h: ModuleType) -> None:
+    """A single OBX-5 value stays Observation.value[x]."""
+    obs = _observation(h, "OBX|1|NM|8867-4^Heart rate^LN||60|/min^^UCUM|||||F")
+    assert (obs["valueQuantity"]["value"], "component" in obs) == (60, False)
+
+
+def test_components_fold_back_into_one_obx(h: ModuleType) -> None:
+    """FHIR -> HL7 v2 folds components with the Observation's own code into one OBX whose OBX-5
+    repeats, so HL7 v2 -> FHIR -> HL7 v2 keeps one OBX."""
+    bundle = h.run("ORU^R01^ORU_R01", PID, "OBR|1|P1|F1|24323-8^Panel^LN", OBX_REPEATED)
+    (back,) = fhir_to_hl7v2(json.dumps(bundle))
+    obx = parse_message(back).segments_named("OBX")
+    assert [[r.get(1) for r in s.reps(5)] for s in obx] == [["60", "120"]]
+
+
+def test_acc_makes_an_injury_observation(h: ModuleType) -> None:
+    """ACC -> an Observation coded injury-incident with ACC-8 as its text value and ACC-1 as when."""
+    obs = h.one(h.run("ADT^A01^ADT_A01", PID, ACC), "Observation")
+    assert (obs["code"]["coding"][0]["code"], obs["valueString"], obs["effectiveDateTime"]) == (
+        "injury-incident",
+        "car accident",
+        "2014-03-17",
+    )
+
+
+def test_acc_indicators_are_components(h: ModuleType) -> None:
+    """ACC-5/6/10 (job related, death, police notified) are yes/no components (table 0136)."""
+    obs = h.one(h.run("ADT^A01^ADT_A01", PID, ACC), "Observation")
+    got = {
+        c["code"]["coding"][0]["code"]: c["valueCodeableConcept"]["coding"][0]["code"]
+        for c in obs["component"]
+    }
+    assert got == {"AJRI": "Y", "ADI": "N", "PNI": "Y"}
+
+
+def test_acc_location_is_the_event_location(h: ModuleType) -> None:
+    """ACC-3 (name) and ACC-11 (address) make the Location the event-location extension refers to."""
+    bundle = h.run("ADT^A01^ADT_A01", PID, ACC)
+    location = h.one(bundle, "Location")
+    assert (location["name"], location["address"]["city"]) == ("Route 50 intersection", "Fairfax")
+
+
+def test_acc_local_codes_use_the_configured_base(h: ModuleType) -> None:
+    """The local observation code system is named under the configured code system base."""
+    obs = h.one(h.run("ADT^A01^ADT_A01", PID, ACC, system_base="urn:test:"), "Observation")
+    assert obs["code"]["coding"][0]["system"] == "urn:test:observation-code"
+
+
+def test_pda_indicators_are_observations(h: ModuleType) -> None:
+    """PDA-3/6/9 (death certified, autopsy, coroner) are one yes/no Observation each."""
+    found = h.resources(h.run("ADT^A03^ADT_A03", PID, PDA), "Observation")
+    got = {o["code"]["coding"][0]["code"]: o["valueCodeableConcept"]["coding"][0]["code"] for o in found}
+    assert got == {"death-certificate": "Y", "autopsy": "Y", "coroner": "N"}
+
+
+def test_pda_autopsy_is_a_procedure_with_its_period(h: ModuleType) -> None:
+    """PDA-7 (autopsy start and end) and PDA-8 (by whom) make a completed autopsy Procedure."""
+    procs = h.resources(h.run("ADT^A03^ADT_A03", PID, PDA), "Procedure")
+    autopsy = next(p for p in procs if p["code"]["coding"][0]["code"] == "autopsy-performed")
+    assert (
+        autopsy["status"],
+        autopsy["performedPeriod"]["start"][:10],
+        autopsy["performer"][0]["function"],
+    ) == (
+        "completed",
+        "2021-11-02",
+        {"text": "Autopsy Performed By"},
+    )
+
+
+def test_pda_death_certification_is_a_procedure(h: ModuleType) -> None:
+    """PDA-4 (certificate signed) is the performed time of a death-certification Procedure."""
+    procs = h.resources(h.run("ADT^A03^ADT_A03", PID, PDA), "Procedure")
+    cert = next(p for p in procs if p["code"]["coding"][0]["code"] == "death-certification")
+    assert cert["performedDateTime"].startswith("2021-11-02T12:30:00")
+
+
+def test_db1_identifier_joins_the_patient(h: ModuleType) -> None:
+    """DB1-3 of a disabled patient (DB1-2 'PT') is one more Patient identifier."""
+    patient = h.one(h.run("ADT^A01^ADT_A01", PID, "DB1|1|PT|DB123^^^HOSP&1.2.3&ISO^MR|Y"), "Patient")
+    assert "DB123" in [i["value"] for i in patient["identifier"]]
+
+
+def test_db1_of_another_person_is_not_the_patients(h: ModuleType) -> None:
+    """DB1-3 of a guarantor (DB1-2 'GT') does not join Patient.identifier."""
+    patient = h.one(h.run("ADT^A01^ADT_A01", PID, "DB1|1|GT|DB123^^^HOSP&1.2.3&ISO^MR|Y"), "Patient")
+    assert "DB123" not in [i["value"] for i in patient["identifier"]]
+
+
+def test_acc_observation_does_not_come_back_as_obx(h: ModuleType) -> None:
+    """FHIR -> HL7 v2 does not turn the ACC Observation (not a result) into an OBX."""
+    bundle = h.run("ADT^A01^ADT_A01", PID, "PV1|1|I", ACC)
+    (back,) = fhir_to_hl7v2(json.dumps(bundle))
+    assert parse_message(back).segments_named("OBX") == []
