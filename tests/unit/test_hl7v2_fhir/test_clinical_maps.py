@@ -152,3 +152,96 @@ def test_acc_observation_does_not_come_back_as_obx(h: ModuleType) -> None:
     bundle = h.run("ADT^A01^ADT_A01", PID, "PV1|1|I", ACC)
     (back,) = fhir_to_hl7v2(json.dumps(bundle))
     assert parse_message(back).segments_named("OBX") == []
+
+
+def test_pda_cause_of_death_is_a_condition(h: ModuleType) -> None:
+    """PDA-1 (death cause) is a Condition of the patient with that code."""
+    bundle = h.run("ADT^A03^ADT_A03", PID, "PDA|I21^Acute myocardial infarction^I10")
+    assert h.one(bundle, "Condition")["code"]["coding"][0]["code"] == "I21"
+
+
+def test_obr_with_results_outside_result_messages_makes_a_report(h: ModuleType) -> None:
+    """An OBR followed by OBX in a message without an IG map (DFT) reports results: a
+    DiagnosticReport whose result is the Observation."""
+    bundle = h.run(
+        "DFT^P03^DFT_P03",
+        PID,
+        "ORC|RE|P1|F1",
+        "OBR|1|P1|F1|57698-3^Lipid panel^LN",
+        "OBX|1|NM|2093-3^Chol^LN||5",
+    )
+    report = h.one(bundle, "DiagnosticReport")
+    assert (report["code"]["coding"][0]["code"], len(report["result"])) == ("57698-3", 1)
+
+
+def test_order_obr_makes_no_report(h: ModuleType) -> None:
+    """In an order message (ORM) an OBR with OBX (order details) makes no DiagnosticReport."""
+    bundle = h.run(
+        "ORM^O01^ORM_O01", PID, "ORC|NW|P1", "OBR|1|P1||57698-3^Lipid panel^LN", "OBX|1|NM|1-1^Q^LN||5"
+    )
+    assert h.resources(bundle, "DiagnosticReport") == []
+
+
+def test_order_obr_specimen_is_the_requests_specimen(h: ModuleType) -> None:
+    """In an order message the OBR's specimen data (OBR-7) is a Specimen of the ServiceRequest
+    (IG OML_O21 OBR[Specimen])."""
+    bundle = h.run("OML^O21^OML_O21", PID, "ORC|NW|P1", "OBR|1|P1||57698-3^Lipid panel^LN|||20240101120000")
+    specimen = h.one(bundle, "Specimen")
+    request = h.one(bundle, "ServiceRequest")
+    assert (specimen["collection"]["collectedDateTime"][:10], len(request["specimen"])) == ("2024-01-01", 1)
+
+
+def test_tq1_condition_text_is_as_needed(h: ModuleType) -> None:
+    """TQ1-10 (condition text) is the ServiceRequest's asNeededCodeableConcept text."""
+    bundle = h.run("ORM^O01^ORM_O01", PID, "ORC|NW|P1", "TQ1|1|||||||||if pain", "OBR|1|P1||1-1^Test^LN")
+    assert h.one(bundle, "ServiceRequest")["asNeededCodeableConcept"] == {"text": "if pain"}
+
+
+def test_rpt_offset_in_seconds_is_whole_minutes(h: ModuleType) -> None:
+    """An RPT offset of 120 s is Timing.repeat.offset 2 (minutes)."""
+    bundle = h.run(
+        "ORM^O01^ORM_O01", PID, "ORC|NW|P1", "TQ1|1||Q1H^^^^1^h^^PC^120^s", "OBR|1|P1||1-1^Test^LN"
+    )
+    assert h.one(bundle, "ServiceRequest")["occurrenceTiming"]["repeat"]["offset"] == 2
+
+
+def test_procedure_minutes_give_a_period(h: ModuleType) -> None:
+    """PR1-7 (minutes) after a PR1-5 with a time gives performedPeriod start and end (IG)."""
+    proc = h.one(h.run("ADT^A01^ADT_A01", PID, "PR1|1||1^Biopsy^SCT||200501251140+0100||90"), "Procedure")
+    assert proc["performedPeriod"] == {
+        "start": "2005-01-25T11:40:00+01:00",
+        "end": "2005-01-25T13:10:00+01:00",
+    }
+
+
+def test_procedure_modifiers_join_the_code(h: ModuleType) -> None:
+    """PR1-16 modifiers join the procedure code with ':' (IG PR1-16)."""
+    proc = h.one(h.run("ADT^A01^ADT_A01", PID, "PR1|1||99213^Visit^C4|||||||||||||25~59"), "Procedure")
+    assert proc["code"]["coding"][0]["code"] == "99213:25:59"
+
+
+def test_surgeon_function_has_text(h: ModuleType) -> None:
+    """PR1-11's performer function carries its text as well as the SNOMED coding."""
+    proc = h.one(h.run("ADT^A01^ADT_A01", PID, "PR1|1||1^Biopsy^SCT||||||||S1^Cut^Sam"), "Procedure")
+    assert proc["performer"][0]["function"]["text"] == "Surgeon"
+
+
+def test_temporary_location_is_classified(h: ModuleType) -> None:
+    """PV1-11 (temporary location) carries the subject-locationClassification 'temporary' (IG)."""
+    enc = h.one(h.run("ADT^A01^ADT_A01", PID, "PV1|1|I|||||||||X-RAY^1"), "Encounter")
+    (loc,) = [loc for loc in enc["location"] if "extension" in loc]
+    assert loc["extension"][0]["valueCodeableConcept"]["coding"][0]["code"] == "temporary"
+
+
+def test_episode_description(h: ModuleType) -> None:
+    """PV1-53 (service episode description) is the EpisodeOfCare's resource-instance-description."""
+    pv1 = h.seg("PV1", {1: "1", 2: "I", 53: "Chemo cycle 2", 54: "EOC1^^^HOSP"})
+    eoc = h.one(h.run("ADT^A01^ADT_A01", PID, pv1), "EpisodeOfCare")
+    assert eoc["extension"][0]["valueString"] == "Chemo cycle 2"
+
+
+def test_visit_number_type_is_the_igs(h: ModuleType) -> None:
+    """PV1-19 with CX.5 'VN' gets the IG's VN type with its 'visit number' text."""
+    pv1 = h.seg("PV1", {1: "1", 2: "I", 19: "V1^^^HOSP^VN"})
+    enc = h.one(h.run("ADT^A01^ADT_A01", PID, pv1), "Encounter")
+    assert enc["identifier"][0]["type"]["text"] == "visit number"

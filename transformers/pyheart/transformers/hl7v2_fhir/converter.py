@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from pyheart.broker.errors import TransformError
@@ -360,10 +361,13 @@ def h_pv1(ctx: Context, seg: Segment, st: State) -> None:
         # IG PV1-54: the episode of care the visit belongs to.
         eoc: Json = {"resourceType": "EpisodeOfCare", "identifier": [episode], "status": "active"}
         eoc["patient"] = ctx.patient_ref
+        if seg.get(53):
+            # IG PV1-53: the service episode's description.
+            eoc["extension"] = [{"url": _SD + "resource-instance-description", "valueString": seg.get(53)}]
         res["episodeOfCare"] = [ctx.add(eoc, ident=episode)]
         st.episode = eoc
     ident = next((i for i in res.get("identifier", []) if i.get("value") == seg.get(19)), None)
-    if ident is not None and seg.get(19, 5) and seg.get(19, 5) != "VN":
+    if ident is not None and seg.get(19, 5):
         # IG PV1-19 assigns the type VN (visit number) whatever CX.5 says.
         ident["type"] = {"coding": [{"system": dt.V2_CS + "0203", "code": "VN"}], "text": "visit number"}
     ref = ctx.add(res, ident=ident if seg.get(19) else None, key=("PV1", str(seg.index)))
@@ -507,6 +511,14 @@ def h_pr1(ctx: Context, seg: Segment, st: State) -> None:
         res["code"] = {"text": seg.get(4)}
     elif seg.get(4):
         res["code"] = {"text": seg.get(4), **res["code"]}  # a copy: datatype results may be shared
+    if seg.get(16) and res.get("code", {}).get("coding"):
+        # IG PR1-16: the modifiers join the procedure code, "code:modifier[:modifier...]".
+        mods = [r.get(1) for r in seg.reps(16) if r.get(1)]
+        first = {**res["code"]["coding"][0]}
+        first["code"] = ":".join([first.get("code", ""), *mods])
+        res["code"] = {**res["code"], "coding": [first, *res["code"]["coding"][1:]]}
+    if seg.get(7) and "performedDateTime" in res:
+        _procedure_period(res, seg.get(7))
     if st.encounter_ref is not None:
         res["encounter"] = st.encounter_ref
     ident = (res.get("identifier") or [None])[0]
@@ -604,11 +616,18 @@ _PDA_INDICATORS = (
 
 
 def h_pda(ctx: Context, seg: Segment, st: State) -> None:
-    """PDA (no IG table) -> the patient's death and autopsy: PDA-3/6/9 (death certified, autopsy,
-    coroner indicators) as Observations; PDA-4/5 (certificate signed, by whom) and PDA-7/8
-    (autopsy period, by whom) as completed Procedures."""
+    """PDA (no IG table) -> the patient's death and autopsy: PDA-1 causes as Conditions; PDA-3/6/9
+    (death certified, autopsy, coroner indicators) as Observations; PDA-4/5 (certificate signed,
+    by whom) and PDA-7/8 (autopsy period, by whom) as completed Procedures."""
     if ctx.patient_ref is None:
         return
+    for rep in seg.reps(1):
+        # PDA-1 death cause: a Condition of the patient.
+        cause = dt.cwe_codeable_concept(rep, ctx)
+        if cause:
+            cond: Json = {"resourceType": "Condition", "code": cause, "subject": ctx.patient_ref}
+            rid = resource_id("Condition", ctx.patient_ref["reference"], "PDA-1", rep.get(3), rep.get(1))
+            ctx.add_shared(cond, rid)
     for field, code, display in _PDA_INDICATORS:
         value = _yes_no(seg.get(field))
         if value is None:
@@ -651,6 +670,22 @@ def h_db1(ctx: Context, seg: Segment, st: State) -> None:
         ident = dt.cx_identifier(rep, ctx)
         if ident and ident not in idents:
             idents.append(ident)
+
+
+def _procedure_period(res: Json, minutes_text: str) -> None:
+    """IG PR1-7: with a start to the minute (PR1-5), the procedure minutes give performedPeriod."""
+    start = res["performedDateTime"]
+    minutes = dt.number(minutes_text)
+    if "T" not in start or minutes is None or minutes < 0:
+        return
+    try:
+        begin = datetime.fromisoformat(start)
+    except ValueError:
+        return
+    if begin.tzinfo is None:
+        return  # FHIR needs a zone once a time is given; dtm always supplies one
+    end = (begin + timedelta(minutes=float(minutes))).isoformat()
+    res["performedPeriod"] = {"start": res.pop("performedDateTime"), "end": end}
 
 
 def h_gt1(ctx: Context, seg: Segment, st: State) -> None:
@@ -856,10 +891,16 @@ def _order_provenance(ctx: Context, orc: Segment, target: Json) -> None:
 
 
 def h_obr(ctx: Context, seg: Segment, st: State) -> None:
-    """OBR -> ServiceRequest (with its ORC), and in result messages a DiagnosticReport."""
+    """OBR -> ServiceRequest (with its ORC), the Specimen the OBR describes, and in result
+    groups a DiagnosticReport."""
     st.order = None
     _service_request(ctx, seg, st)
-    if st.family not in RESULT_FAMILIES or ctx.patient_ref is None:
+    if ctx.patient_ref is None or not _reports_results(ctx, seg, st):
+        if st.order is not None and ctx.patient_ref is not None:
+            # IG OML_O21: OBR[Specimen], the ServiceRequest's specimen.
+            specimen = _obr_specimen(ctx, seg, st)
+            if specimen is not None:
+                st.order.setdefault("specimen", []).append(specimen)
         return
     rep = fm.apply(fm.OBR_DR, seg, _new("DiagnosticReport"), ctx)
     if st.orc is not None:
@@ -878,6 +919,27 @@ def h_obr(ctx: Context, seg: Segment, st: State) -> None:
     st.report = rep
     st.report_ref = ctx.add(rep, ident=_first_ident(rep), key=("OBR", str(seg.index)))
     st.focus.append(st.report_ref)
+
+
+#: Families whose OBX after an OBR are order details (IG ORM_O01 / OML_O21: ask-at-order-entry
+#: answers, ServiceRequest.supportingInfo), or document content (MDM), not reported results.
+_ORDER_DETAIL_FAMILIES = frozenset({"ORM", "OML", "OMG", "OMI", "OMB", "OMD", "OMN", "OMS", "OMQ", "MDM"})
+
+
+def _reports_results(ctx: Context, obr: Segment, st: State) -> bool:
+    """Whether the OBR's group reports results (a DiagnosticReport): always in result messages
+    (IG ORU_R01); in other families without an IG message map (DFT, BAR, REF...) when OBX
+    follow the OBR in its group, as in a result message's ORDER_OBSERVATION group."""
+    if st.family in RESULT_FAMILIES:
+        return True
+    if st.family in _ORDER_DETAIL_FAMILIES or st.family in PHARMACY_FAMILIES:
+        return False
+    for name in st.segment_names(ctx)[obr.index + 1 :]:
+        if name == "OBX":
+            return True
+        if name in ("OBR", "ORC"):
+            break
+    return False
 
 
 def h_obx(ctx: Context, seg: Segment, st: State) -> None:
@@ -904,7 +966,7 @@ def h_obx(ctx: Context, seg: Segment, st: State) -> None:
         res["subject"] = ctx.patient_ref
     if st.encounter_ref is not None:
         res["encounter"] = st.encounter_ref
-    if st.order_ref is not None and st.family in RESULT_FAMILIES:
+    if st.order_ref is not None and (st.report is not None or st.family in RESULT_FAMILIES):
         res["basedOn"] = [st.order_ref]
     if st.immunization is not None and st.family == "VXU":
         res["partOf"] = [ctx.ref("Immunization", _rid_of(ctx, st.immunization))]
@@ -1291,15 +1353,14 @@ def _tq1_timing(ctx: Context, seg: Segment) -> Json:
     when = dt.lookup("EventRelatedPeriod", rpt.get(8))
     if when:
         repeat["when"] = [when[0]]
-    rpt_offset = dt.number(rpt.get(9))
-    rpt_factor = {"s": 0, "min": 1, "h": 60, "d": 1440}.get(_UCUM_TIME.get(rpt.get(10), "min"))
-    if isinstance(rpt_offset, int) and rpt_offset >= 0 and rpt_factor:
-        repeat["offset"] = rpt_offset * rpt_factor
-    elif seg.get(5) and not rpt.get(9):
-        offset = dt.number(seg.get(5))
-        factor = {"s": 0, "min": 1, "h": 60, "d": 1440}.get(_UCUM_TIME.get(seg.get(5, 2), "min"))
-        if isinstance(offset, int) and offset >= 0 and factor:
-            repeat["offset"] = offset * factor
+    if rpt.get(9):
+        offset = _offset_minutes(rpt.get(9), rpt.get(10))
+        if offset is not None:
+            repeat["offset"] = offset
+    elif seg.get(5):
+        offset = _offset_minutes(seg.get(5), seg.get(5, 2))
+        if offset is not None:
+            repeat["offset"] = offset
     start = dt.dtm(seg.get(7), ctx.default_tz)
     end = dt.dtm(seg.get(8), ctx.default_tz)
     if start or end:
@@ -1324,6 +1385,20 @@ def _tq1_timing(ctx: Context, seg: Segment) -> Json:
     if repeat:
         timing["repeat"] = repeat
     return timing
+
+
+_SECONDS = {"s": 1, "min": 60, "h": 3600, "d": 86400}
+
+
+def _offset_minutes(value: str, unit: str) -> int | None:
+    """An RPT.9/RPT.10 or TQ1-5 offset as Timing.repeat.offset (whole minutes, unsignedInt);
+    None when it is not a whole number of minutes (units default to minutes)."""
+    n = dt.number(value)
+    seconds = _SECONDS.get(_UCUM_TIME.get(unit, "min") if unit else "min")
+    if not isinstance(n, int) or n < 0 or seconds is None:
+        return None
+    minutes, rest = divmod(n * seconds, 60)
+    return None if rest else minutes
 
 
 def _time_of_day(text: str) -> str | None:
@@ -1386,6 +1461,10 @@ def _apply_timing(ctx: Context, seg: Segment, target: Json) -> None:
             target["occurrenceTiming"] = timing
         if quantity:
             target.setdefault("quantityQuantity", quantity)
+        if seg.get(10) and target.get("resourceType") == "ServiceRequest":
+            # TQ1-10 condition text (the IG leaves it to an unnamed extension): the
+            # precondition of the service, ServiceRequest.asNeeded[x].
+            target.setdefault("asNeededCodeableConcept", {"text": seg.get(10)})
         if text:
             target.setdefault("note", []).append({"text": text})
     prio = dt.lookup("ExtendedPriorityCodes", seg.get(9))

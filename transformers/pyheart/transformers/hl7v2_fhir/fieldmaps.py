@@ -283,7 +283,27 @@ PV1: tuple[FieldMap, ...] = (
         fixed=_participant("CON", "consultant"),
     ),
     F("PV1", 10, "Encounter", "serviceType", "CWE[CodeableConcept]", "HospitalService"),
-    F("PV1", 11, "Encounter", "location[]", "PL[Location]", key="location", fixed={"status": "active"}),
+    F(
+        "PV1",
+        11,
+        "Encounter",
+        "location[]",
+        "PL[Location]",
+        key="location",
+        fixed={
+            "status": "active",
+            "extension": [
+                {
+                    "url": _SD + "subject-locationClassification",
+                    "valueCodeableConcept": {
+                        "coding": [
+                            {"system": "http://hl7.org/fhir/ValueSet/subject-location", "code": "temporary"}
+                        ]
+                    },
+                }
+            ],
+        },
+    ),
     F("PV1", 13, "Encounter", "hospitalization.reAdmission", "CWE[CodeableConcept]", "ReadmissionIndicator"),
     F("PV1", 14, "Encounter", "hospitalization.admitSource", "CWE[CodeableConcept]"),
     F(
@@ -439,7 +459,8 @@ PR1: tuple[FieldMap, ...] = (
             "function": {
                 "coding": [
                     {"system": "http://snomed.info/sct", "code": "88189002", "display": "Anesthesiologist"}
-                ]
+                ],
+                "text": "Anesthesiologist",
             }
         },
     ),
@@ -452,7 +473,8 @@ PR1: tuple[FieldMap, ...] = (
         key="actor",
         fixed={
             "function": {
-                "coding": [{"system": "http://snomed.info/sct", "code": "304292004", "display": "Surgeon"}]
+                "coding": [{"system": "http://snomed.info/sct", "code": "304292004", "display": "Surgeon"}],
+                "text": "Surgeon",
             }
         },
     ),
