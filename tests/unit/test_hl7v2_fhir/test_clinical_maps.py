@@ -245,3 +245,34 @@ def test_visit_number_type_is_the_igs(h: ModuleType) -> None:
     pv1 = h.seg("PV1", {1: "1", 2: "I", 19: "V1^^^HOSP^VN"})
     enc = h.one(h.run("ADT^A01^ADT_A01", PID, pv1), "Encounter")
     assert enc["identifier"][0]["type"]["text"] == "visit number"
+
+
+def test_rp_result_is_a_presented_form_link(h: ModuleType) -> None:
+    """An RP OBX in a report is a presentedForm with the pointer as url and a MIME type from
+    RP.3/RP.4 (IG RP[Attachment], table 0191 IM -> image)."""
+    bundle = h.run(
+        "ORU^R01^ORU_R01",
+        PID,
+        "OBR|1|P1|F1|1-1^Slide^L",
+        "OBX|1|RP|2-2^Scan^L||http://x.test/s1^^IM^MRXS||||||F",
+    )
+    form = h.one(bundle, "DiagnosticReport")["presentedForm"][0]
+    assert form == {"url": "http://x.test/s1", "contentType": "image/mrxs"}
+
+
+def test_ed_outside_a_report_is_a_value_attachment(h: ModuleType) -> None:
+    """An ED OBX outside a report keeps its content as the valueAttachment extension (IG OBX-5 ED)."""
+    obs = h.one(
+        h.run("ADT^A01^ADT_A01", PID, "OBX|1|ED|1-1^Image^L||^AP^PDF^Base64^QUJD||||||F"), "Observation"
+    )
+    ext = obs["extension"][0]
+    assert (ext["url"].endswith("extension-Observation.valueAttachment"), ext["valueAttachment"]) == (
+        True,
+        {"contentType": "application/pdf", "data": "QUJD"},
+    )
+
+
+def test_results_to_follow_order_makes_a_report(h: ModuleType) -> None:
+    """An OBR whose ORC says results follow (ORC-1 'RE') is reported even without OBX (DFT)."""
+    bundle = h.run("DFT^P03^DFT_P03", PID, "ORC|RE|P1|F1", "OBR|1|P1|F1|57698-3^Lipid panel^LN")
+    assert h.one(bundle, "DiagnosticReport")["code"]["coding"][0]["code"] == "57698-3"

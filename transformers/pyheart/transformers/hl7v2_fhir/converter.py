@@ -928,12 +928,15 @@ _ORDER_DETAIL_FAMILIES = frozenset({"ORM", "OML", "OMG", "OMI", "OMB", "OMD", "O
 
 def _reports_results(ctx: Context, obr: Segment, st: State) -> bool:
     """Whether the OBR's group reports results (a DiagnosticReport): always in result messages
-    (IG ORU_R01); in other families without an IG message map (DFT, BAR, REF...) when OBX
-    follow the OBR in its group, as in a result message's ORDER_OBSERVATION group."""
+    (IG ORU_R01); in other families without an IG message map (DFT, BAR, REF...) when its ORC
+    says results follow (ORC-1 'RE') or OBX follow the OBR in its group, as in a result
+    message's ORDER_OBSERVATION group."""
     if st.family in RESULT_FAMILIES:
         return True
     if st.family in _ORDER_DETAIL_FAMILIES or st.family in PHARMACY_FAMILIES:
         return False
+    if st.orc is not None and st.orc.get(1) == "RE":
+        return True  # order control "observations to follow"
     for name in st.segment_names(ctx)[obr.index + 1 :]:
         if name == "OBX":
             return True
@@ -943,14 +946,14 @@ def _reports_results(ctx: Context, obr: Segment, st: State) -> bool:
 
 
 def h_obx(ctx: Context, seg: Segment, st: State) -> None:
-    """OBX -> Observation (document content in MDM; DiagnosticReport.presentedForm for ED)."""
+    """OBX -> Observation (document content in MDM; DiagnosticReport.presentedForm for ED/RP)."""
     fields = seg.raw_fields()
     vtype = fields[2].upper() if len(fields) > 2 else ""
     if st.family == "MDM" and st.document is not None:
         _document_content(seg, vtype, st.document)
         return
-    if vtype == "ED" and st.report is not None:
-        att = _attachment(seg.value(5))
+    if vtype in ("ED", "RP") and st.report is not None:
+        att = _attachment(seg.value(5)) if vtype == "ED" else _rp_attachment(seg.value(5))
         if att:
             st.report.setdefault("presentedForm", []).append(att)
             return
@@ -1104,7 +1107,13 @@ def _observation_value(ctx: Context, seg: Segment, vtype: str, res: Json) -> Non
     if len(reps) > 1 and vtype not in _TEXT_LINES:
         _observation_components(ctx, seg, vtype, reps, res)
         return
-    if _rep_value(ctx, seg, vtype, reps[0], res) or vtype in ("ED", "RP"):
+    if vtype in ("ED", "RP"):
+        # IG OBX-5 ED (Base64) / RP: the attachment, as R5's Observation.valueAttachment.
+        att = _attachment(reps[0]) if vtype == "ED" else _rp_attachment(reps[0])
+        if att:
+            res.setdefault("extension", []).append({"url": _VALUE_ATTACHMENT, "valueAttachment": att})
+        return
+    if _rep_value(ctx, seg, vtype, reps[0], res):
         return
     texts = [r.text() if vtype in _TEXT_LINES else " ".join(p for p in r.parts() if p) for r in reps]
     text = "\n".join(t for t in texts if t)
@@ -1204,17 +1213,41 @@ def _structured_numeric(ctx: Context, seg: Segment, v: Value, res: Json) -> bool
     return True
 
 
+_VALUE_ATTACHMENT = "http://hl7.org/fhir/5.0/StructureDefinition/extension-Observation.valueAttachment"
+#: HL7 table 0191 (type of referenced data) -> MIME top-level type.
+_MIME_TYPE = {"IM": "image", "AU": "audio", "AP": "application", "TX": "text", "TEXT": "text"}
+
+
+def _content_type(kind: str, sub: str) -> str | None:
+    """ED.2/ED.3 or RP.3/RP.4 (type, subtype) -> a MIME type (``image/jpeg`` for IM/JPEG)."""
+    if not kind:
+        return None
+    if "/" in kind:
+        return kind.lower()
+    top = _MIME_TYPE.get(kind.upper(), kind.lower())
+    return f"{top}/{sub.lower()}" if sub else top
+
+
+def _rp_attachment(v: Value) -> Json | None:
+    """RP -> Attachment (IG ``RP[Attachment]``): RP.1 pointer the url, RP.3/RP.4 the type."""
+    pointer = v.get(1)
+    if not pointer or any(c.isspace() for c in pointer):
+        return None  # Attachment.url is a url: no whitespace
+    att: Json = {"url": pointer}
+    content_type = _content_type(v.get(3), v.get(4))
+    if content_type:
+        att["contentType"] = content_type
+    return att
+
+
 def _attachment(v: Value) -> Json | None:
     data = v.get(5)
     if not data:
         return None
     att: Json = {}
-    mime = v.get(2)
-    sub = v.get(3)
-    if mime and sub and "/" not in mime:
-        att["contentType"] = f"{mime.lower()}/{sub.lower()}"
-    elif mime:
-        att["contentType"] = mime.lower()
+    content_type = _content_type(v.get(2), v.get(3))
+    if content_type:
+        att["contentType"] = content_type
     packed = "".join(data.split())
     if v.get(4).upper() == "BASE64" and _is_base64(packed):
         att["data"] = packed
