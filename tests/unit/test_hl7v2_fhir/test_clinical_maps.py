@@ -276,3 +276,73 @@ def test_results_to_follow_order_makes_a_report(h: ModuleType) -> None:
     """An OBR whose ORC says results follow (ORC-1 'RE') is reported even without OBX (DFT)."""
     bundle = h.run("DFT^P03^DFT_P03", PID, "ORC|RE|P1|F1", "OBR|1|P1|F1|57698-3^Lipid panel^LN")
     assert h.one(bundle, "DiagnosticReport")["code"]["coding"][0]["code"] == "57698-3"
+
+
+def test_orc7_timing_is_the_requests_timing(h: ModuleType) -> None:
+    """ORC-7 (TQ) gives quantity, repeat code, times, bounds, count and note (IG TQ[ServiceRequest])."""
+    orc = h.seg("ORC", {1: "NW", 2: "P1", 7: "12&lb^BID&1230^^20020315^20030315^^^Take with food^^^^21"})
+    request = h.one(h.run("ORM^O01^ORM_O01", PID, orc, "OBR|1|P1||1-1^Test^LN"), "ServiceRequest")
+    timing = request["occurrenceTiming"]
+    assert (
+        request["quantityQuantity"]["value"],
+        timing["code"]["coding"][0]["code"],
+        timing["repeat"]["timeOfDay"],
+        timing["repeat"]["boundsPeriod"]["start"],
+        timing["repeat"]["count"],
+        request["note"][0]["text"],
+    ) == (12, "BID", ["12:30:00"], "2002-03-15", 21, "Take with food")
+
+
+def test_tq_duration_is_bounds_duration(h: ModuleType) -> None:
+    """TQ.3 'M30' (30 minutes) without start/end is the timing's boundsDuration."""
+    orc = h.seg("ORC", {1: "NW", 2: "P1", 7: "^Q1H^M30"})
+    request = h.one(h.run("ORM^O01^ORM_O01", PID, orc, "OBR|1|P1||1-1^Test^LN"), "ServiceRequest")
+    assert request["occurrenceTiming"]["repeat"]["boundsDuration"]["code"] == "min"
+
+
+def test_iam_self_reported_recorder_is_the_patient(h: ModuleType) -> None:
+    """IAM-14 reported by the patient (IAM-15 'SEL') makes the patient the recorder."""
+    iam = h.seg("IAM", {1: "1", 3: "P^Penicillin^L", 14: "Doe^Jane", 15: "SEL"})
+    allergy = h.one(h.run("ADT^A60^ADT_A60", PID, iam), "AllergyIntolerance")
+    assert allergy["recorder"] == allergy["patient"]
+
+
+def test_iam_relative_recorder_is_a_related_person(h: ModuleType) -> None:
+    """IAM-14 with a relationship (IAM-15) other than SEL makes a RelatedPerson recorder."""
+    iam = h.seg("IAM", {1: "1", 3: "P^Penicillin^L", 14: "Doe^John", 15: "FTH^Father^HL70063"})
+    bundle = h.run("ADT^A60^ADT_A60", PID, iam)
+    assert h.one(bundle, "RelatedPerson")["name"][0]["family"] == "Doe"
+
+
+def test_iam_clinician_code_is_another_coding(h: ModuleType) -> None:
+    """IAM-27 (clinician identified code) is one more coding of the allergen code."""
+    iam = h.seg("IAM", {1: "1", 3: "P^Penicillin^L", 27: "7980^Penicillin^RXNORM"})
+    allergy = h.one(h.run("ADT^A60^ADT_A60", PID, iam), "AllergyIntolerance")
+    assert [c["code"] for c in allergy["code"]["coding"]] == ["P", "7980"]
+
+
+def test_not_asked_result_has_a_data_absent_reason(h: ModuleType) -> None:
+    """OBX-11 'N' (not asked) is the data-absent reason not-asked (IG OBX-11)."""
+    obs = _observation(h, "OBX|1|ST|1-1^Q^L||||||||N")
+    assert obs["dataAbsentReason"]["coding"][0]["code"] == "not-asked"
+
+
+def test_observation_sub_type_extension(h: ModuleType) -> None:
+    """OBX-30 (observation sub-type) is the observation-structure-type extension (IG)."""
+    obs = _observation(h, h.seg("OBX", {1: "1", 2: "ST", 3: "1-1^Q^L", 5: "x", 11: "F", 30: "AOE"}))
+    (ext,) = [e for e in obs.get("extension", []) if e["url"].endswith("observation-structure-type")]
+    assert ext["valueCodeableConcept"]["coding"][0]["code"] == "AOE"
+
+
+def test_discharge_destination_is_a_location(h: ModuleType) -> None:
+    """PV1-37 (discharged to location) is hospitalization.destination, a Location of that kind."""
+    pv1 = h.seg("PV1", {1: "1", 2: "I", 37: "SNF^20240105"})
+    bundle = h.run("ADT^A03^ADT_A03", PID, pv1)
+    (dest,) = [loc for loc in h.resources(bundle, "Location") if "type" in loc]
+    assert (
+        dest["type"][0]["coding"][0]["code"],
+        "destination" in h.one(bundle, "Encounter")["hospitalization"],
+    ) == (
+        "SNF",
+        True,
+    )

@@ -366,6 +366,14 @@ def h_pv1(ctx: Context, seg: Segment, st: State) -> None:
             eoc["extension"] = [{"url": _SD + "resource-instance-description", "valueString": seg.get(53)}]
         res["episodeOfCare"] = [ctx.add(eoc, ident=episode)]
         st.episode = eoc
+    if seg.get(37):
+        # IG PV1-37 (DLD[Location-Discharge]): where the patient was discharged to, a Location
+        # of that kind.
+        kind = dt.cwe_codeable_concept(seg.value(37).component(1), ctx, "DischargedToLocation")
+        if kind:
+            place = {"resourceType": "Location", "type": [kind]}
+            dest = ctx.add(place, key=("PV1", str(seg.index), "37"))
+            res.setdefault("hospitalization", {})["destination"] = dest
     ident = next((i for i in res.get("identifier", []) if i.get("value") == seg.get(19)), None)
     if ident is not None and seg.get(19, 5):
         # IG PV1-19 assigns the type VN (visit number) whatever CX.5 says.
@@ -413,6 +421,8 @@ def h_al1(ctx: Context, seg: Segment, st: State) -> None:
             ]
         },
     )
+    if seg.name == "IAM":
+        _iam_extras(ctx, seg, res)
     code = seg.get(3) or seg.get(3, 2)
     ident = (res.get("identifier") or [None])[0]
     if ident:
@@ -423,6 +433,43 @@ def h_al1(ctx: Context, seg: Segment, st: State) -> None:
         )
     st.last = res
     st.focus.append(ref)
+
+
+def _iam_extras(ctx: Context, seg: Segment, res: Json) -> None:
+    """IG IAM-27 (clinician identified code) as one more coding of the allergen; IAM-14/15
+    (reported by, relationship) as the recorder: the patient ('SEL'), a RelatedPerson, or else a
+    Practitioner."""
+    if seg.get(27) and "code" in res:
+        extra = dt.cwe_codeable_concept(seg.value(27), ctx)
+        if extra and extra.get("coding"):
+            code = res["code"]
+            res["code"] = {**code, "coding": [*code.get("coding", []), *extra["coding"]]}
+    if not seg.get(14) or ctx.patient_ref is None:
+        return
+    relation = seg.get(15)
+    if relation.upper() == "SEL":
+        res["recorder"] = ctx.patient_ref
+        return
+    name = dt.xpn_human_name(seg.value(14), ctx)
+    if name is None:
+        return
+    if relation:
+        who: Json = {"resourceType": "RelatedPerson", "patient": ctx.patient_ref, "name": [name]}
+        rel = dt.cwe_codeable_concept(seg.value(15), ctx, "Relationship")
+        if rel:
+            who["relationship"] = [rel]
+        rid = resource_id(
+            "RelatedPerson",
+            ctx.patient_ref["reference"],
+            "IAM-14",
+            name.get("family", ""),
+            *name.get("given", ()),
+        )
+        res["recorder"] = ctx.add_shared(who, rid)
+    else:
+        # A name alone identifies no one across messages: an id within this message.
+        person = {"resourceType": "Practitioner", "name": [name]}
+        res["recorder"] = ctx.add(person, key=("IAM", str(seg.index), "14"))
 
 
 def h_dg1(ctx: Context, seg: Segment, st: State) -> None:
@@ -783,6 +830,13 @@ def _service_request(ctx: Context, obr: Segment | None, st: State) -> None:
     res["subject"] = ctx.patient_ref
     if st.encounter_ref is not None:
         res["encounter"] = st.encounter_ref
+    if not st.pending_timing:
+        # IG TQ[ServiceRequest]: ORC-7, else OBR-27 (the quantity/timing TQ1 later replaced).
+        tq_reps = st.orc.reps(7) if st.orc is not None and st.orc.raw(7) else []
+        if not tq_reps and obr is not None and obr.raw(27):
+            tq_reps = obr.reps(27)
+        if tq_reps:
+            _order_tq(ctx, tq_reps[0], res)
     ident = _first_ident(res)
     seg = obr or st.orc
     key = (seg.name, str(seg.index)) if seg is not None else ()
@@ -794,6 +848,55 @@ def _service_request(ctx: Context, obr: Segment | None, st: State) -> None:
     st.order_used = True
     st.focus.append(st.order_ref)
     st.last = res
+
+
+#: TQ.3 duration prefixes (HL7 v2.5 TQ.3: S seconds, M minutes, H hours, D days, W weeks,
+#: L months) -> UCUM.
+_TQ_DURATION = {"S": "s", "M": "min", "H": "h", "D": "d", "W": "wk", "L": "mo"}
+
+
+def _order_tq(ctx: Context, tq: Value, res: Json) -> None:
+    """TQ -> the ServiceRequest's quantity, timing, priority and note (IG ``TQ[ServiceRequest]``,
+    ``RI[Timing]``)."""
+    if tq.get(1):
+        quantity = dt.cq_quantity(tq.component(1), ctx)
+        if quantity:
+            res.setdefault("quantityQuantity", quantity)
+    timing: Json = {}
+    repeat: Json = {}
+    interval = tq.component(2)
+    pattern = interval.get(1)
+    if pattern:
+        hit = dt.lookup("RepeatPattern", pattern)
+        coding = dt.coding(hit[0], hit[2], hit[1]) if hit else dt.coding(pattern, dt.V2_CS + "0335")
+        timing["code"] = {"coding": [coding]}
+    times = [t for t in (_time_of_day(x) for x in interval.get(2).split(",")) if t]
+    if times:
+        repeat["timeOfDay"] = times
+    start, end = dt.dtm(tq.get(4), ctx.default_tz), dt.dtm(tq.get(5), ctx.default_tz)
+    if start or end:
+        repeat["boundsPeriod"] = {k: v for k, v in (("start", start), ("end", end)) if v}
+    else:
+        duration = tq.get(3)
+        unit = _TQ_DURATION.get(duration[:1].upper()) if duration else None
+        amount = dt.number(duration[1:]) if unit else None
+        if unit and amount is not None and amount >= 0:
+            repeat["boundsDuration"] = {"value": amount, "unit": unit, "system": _UCUM, "code": unit}
+    count = dt.number(tq.get(12))
+    if isinstance(count, int) and count > 0:
+        repeat["count"] = count
+    if repeat:
+        timing["repeat"] = repeat
+    if timing and "occurrenceTiming" not in res and "occurrencePeriod" not in res:
+        when = res.pop("occurrenceDateTime", None)
+        if when:
+            timing["event"] = [when]  # OBR-6 (requested time) kept as the timing's event
+        res["occurrenceTiming"] = timing
+    prio = dt.lookup("ExtendedPriorityCodes", tq.get(6))
+    if prio:
+        res.setdefault("priority", prio[0])
+    if tq.get(8):
+        res.setdefault("note", []).append({"text": tq.get(8)})
 
 
 def _order_requester(ctx: Context, orc: Segment, res: Json) -> None:
@@ -960,6 +1063,9 @@ def h_obx(ctx: Context, seg: Segment, st: State) -> None:
     if ctx.patient_ref is None and st.family not in RESULT_FAMILIES:
         return
     res = fm.apply(fm.OBX, seg, _new("Observation"), ctx)
+    result_status = fields[11] if len(fields) > 11 else ""
+    if result_status in ("N", "X"):
+        _result_status_extras(result_status, res)
     res.setdefault("status", "unknown")
     if "code" not in res:
         res["code"] = {"text": "unknown"}
@@ -1000,6 +1106,19 @@ def h_obx(ctx: Context, seg: Segment, st: State) -> None:
         st.report.setdefault("result", []).append(ref)
     elif st.order is not None and st.family not in RESULT_FAMILIES:
         st.order.setdefault("supportingInfo", []).append(ref)
+
+
+def _result_status_extras(status: str, res: Json) -> None:
+    """IG OBX-11: 'X' (no result) keeps the v2 code beside status (alternate-codes); 'N' (not
+    asked) is the data-absent reason."""
+    if status == "X":
+        alternate = {"coding": [dt.coding("X", dt.V2_CS + "0085")]}
+        res["_status"] = {"extension": [{"url": _SD + "alternate-codes", "valueCodeableConcept": alternate}]}
+    else:
+        reason = dt.coding(
+            "not-asked", "http://terminology.hl7.org/CodeSystem/data-absent-reason", "Not Asked"
+        )
+        res["dataAbsentReason"] = {"coding": [reason]}
 
 
 def _first_component(ctx: Context, seg: Segment, fields: list[str], n: int) -> str:
@@ -1050,6 +1169,12 @@ def _observation_roles(ctx: Context, seg: Segment, res: Json) -> None:
                 res.setdefault(
                     "device", ctx.add({"resourceType": "Device", "identifier": [ident]}, ident=ident)
                 )
+    if fields[30]:
+        # IG OBX-30: the observation sub-type, as the observation-structure-type extension.
+        sub = {"coding": [dt.coding(seg.get(30), _SD + "observation-structure-type")]}
+        res.setdefault("extension", []).append(
+            {"url": _SD + "observation-structure-type", "valueCodeableConcept": sub}
+        )
     if fields[29]:
         kind = seg.get(29)
         res["category"] = [
