@@ -346,3 +346,11 @@ def test_discharge_destination_is_a_location(h: ModuleType) -> None:
         "SNF",
         True,
     )
+
+
+def test_order_callback_phone_is_on_the_requester(h: ModuleType) -> None:
+    """OBR-17 (order callback phone) is an extension of the requester reference (IG OBR-17)."""
+    obr = h.seg("OBR", {1: "1", 2: "P1", 4: "1-1^Test^LN", 16: "D1^Doe^Ann", 17: "^WPN^PH^^^555^1234567"})
+    request = h.one(h.run("ORM^O01^ORM_O01", PID, "ORC|NW|P1", obr), "ServiceRequest")
+    ext = request["requester"]["extension"][0]
+    assert (ext["url"].endswith("order-callback-phone-number"), "valueContactPoint" in ext) == (True, True)

@@ -444,7 +444,7 @@ def _iam_extras(ctx: Context, seg: Segment, res: Json) -> None:
         if extra and extra.get("coding"):
             code = res["code"]
             res["code"] = {**code, "coding": [*code.get("coding", []), *extra["coding"]]}
-    if not seg.get(14) or ctx.patient_ref is None:
+    if not seg.raw(14) or ctx.patient_ref is None:
         return
     relation = seg.get(15)
     if relation.upper() == "SEL":
@@ -634,15 +634,15 @@ def h_acc(ctx: Context, seg: Segment, st: State) -> None:
             components.append({"code": code_cc, "valueCodeableConcept": value})
     if components:
         res["component"] = components
-    if seg.get(7):
+    if seg.raw(7):
         who = ctx.practitioner_from_xcn(seg.value(7))
         if who is not None:
             res["performer"] = [who]
-    if seg.get(3) or seg.get(11):
+    if seg.get(3) or seg.raw(11):
         place: Json = {"resourceType": "Location"}
         if seg.get(3):
             place["name"] = seg.get(3)
-        address = dt.xad_address(seg.value(11), ctx) if seg.get(11) else None
+        address = dt.xad_address(seg.value(11), ctx) if seg.raw(11) else None
         if address:
             place["address"] = address
         if len(place) > 1:
@@ -688,7 +688,7 @@ def h_pda(ctx: Context, seg: Segment, st: State) -> None:
         (4, 5, "death-certification", "Death Certification", "Death Certified By"),
         (7, 8, "autopsy-performed", "Autopsy Performed", "Autopsy Performed By"),
     ):
-        if not (seg.get(when_field) or seg.get(who_field)):
+        if not (seg.raw(when_field) or seg.raw(who_field)):
             continue
         proc: Json = {"resourceType": "Procedure", "status": "completed"}
         proc["code"] = _local_code(ctx, "procedure-code", code, display)
@@ -701,7 +701,7 @@ def h_pda(ctx: Context, seg: Segment, st: State) -> None:
             when = dt.dtm(seg.get(4), ctx.default_tz) if seg.get(4) else None
             if when:
                 proc["performedDateTime"] = when
-        who = ctx.practitioner_from_xcn(seg.value(who_field)) if seg.get(who_field) else None
+        who = ctx.practitioner_from_xcn(seg.value(who_field)) if seg.raw(who_field) else None
         if who is not None:
             proc["performer"] = [{"function": {"text": role}, "actor": who}]
         ctx.add(proc, key=("PDA", str(seg.index), code))
@@ -827,6 +827,12 @@ def _service_request(ctx: Context, obr: Segment | None, st: State) -> None:
     res["intent"] = "reflex-order" if obr is not None and obr.get(11) == "G" else "order"
     if st.orc is not None:
         _order_requester(ctx, st.orc, res)
+    if obr is not None and obr.raw(17) and "requester" in res:
+        # IG OBR-17: the order callback phone number, on the requester reference.
+        phone = dt.xtn_contact_point(obr.value(17), ctx)
+        if phone:
+            ext = {"url": _SD + "servicerequest-order-callback-phone-number", "valueContactPoint": phone}
+            res["requester"] = {**res["requester"], "extension": [ext]}  # a copy: references are shared
     res["subject"] = ctx.patient_ref
     if st.encounter_ref is not None:
         res["encounter"] = st.encounter_ref

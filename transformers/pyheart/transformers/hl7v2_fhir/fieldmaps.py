@@ -1018,7 +1018,7 @@ CODE_MAPPED: dict[tuple[str, str], frozenset[int]] = {
     ("PID", "Account"): frozenset({18}),
     ("PV1", "Encounter"): frozenset({2, 37, 45, 53, 54}),
     ("IN1", "Coverage"): frozenset({5, 16, 49}),
-    ("OBR", "ServiceRequest"): frozenset({11, 27, 29}),
+    ("OBR", "ServiceRequest"): frozenset({11, 17, 27, 29}),
     ("ORC", "ServiceRequest"): frozenset({7, 21, 22, 23, 24, 38}),
     ("DG1", "Condition"): frozenset({4, 21, 22}),
     ("DG1", "EpisodeOfCare"): frozenset({3, 4, 5, 6, 15, 16, 19, 20, 21, 22}),
