@@ -354,3 +354,34 @@ def test_order_callback_phone_is_on_the_requester(h: ModuleType) -> None:
     request = h.one(h.run("ORM^O01^ORM_O01", PID, "ORC|NW|P1", obr), "ServiceRequest")
     ext = request["requester"]["extension"][0]
     assert (ext["url"].endswith("order-callback-phone-number"), "valueContactPoint" in ext) == (True, True)
+
+
+def test_sac_container_identifier_joins_the_specimen(h: ModuleType) -> None:
+    """SAC-3 (container identifier) after an SPM is the Specimen's container identifier."""
+    bundle = h.run(
+        "OML^O21^OML_O21",
+        PID,
+        "ORC|NW|P1",
+        "OBR|1|P1||1-1^Test^LN",
+        "SPM|1|S1||SER^Serum^HL70487",
+        "SAC|1|ACC9|C77",
+    )
+    spec = h.one(bundle, "Specimen")
+    assert (spec["container"][0]["identifier"][0]["value"], spec["accessionIdentifier"]["value"]) == (
+        "C77",
+        "ACC9",
+    )
+
+
+def test_spm_handling_code_is_special_handling(h: ModuleType) -> None:
+    """SPM-15 (handling code) is the collection's specimen-specialHandling extension."""
+    spm = h.seg("SPM", {1: "1", 2: "S1", 4: "SER^Serum^HL70487", 15: "AMB^Ambient Temperature^HL70376"})
+    spec = h.one(h.run("OML^O21^OML_O21", PID, "ORC|NW|P1", "OBR|1|P1||1-1^Test^LN", spm), "Specimen")
+    ext = spec["collection"]["extension"][0]
+    assert (
+        ext["url"].endswith("specimen-specialHandling"),
+        ext["valueCodeableConcept"]["coding"][0]["code"],
+    ) == (
+        True,
+        "AMB",
+    )

@@ -1235,7 +1235,7 @@ def _observation_value(ctx: Context, seg: Segment, vtype: str, res: Json) -> Non
     reps = seg.reps(5)
     if not reps:
         return
-    if len(reps) > 1 and vtype not in _TEXT_LINES:
+    if len(reps) > 1 and vtype not in _TEXT_LINES and vtype != "NA":  # IG: NA is no component
         _observation_components(ctx, seg, vtype, reps, res)
         return
     if vtype in ("ED", "RP"):
@@ -1484,6 +1484,24 @@ def h_spm(ctx: Context, seg: Segment, st: State) -> None:
     if st.order is not None:
         st.order.setdefault("specimen", []).append(ref)
     st.last = res
+
+
+def h_sac(ctx: Context, seg: Segment, st: State) -> None:
+    """SAC (no IG table) after an SPM: the specimen's container (SAC-3 container identifier) and
+    accession identifier (SAC-2), when the SPM did not carry one."""
+    spec = st.last
+    if spec is None or spec.get("resourceType") != "Specimen":
+        return
+    accession = dt.ei_identifier(seg.value(2), ctx) if seg.get(2) else None
+    if accession and "accessionIdentifier" not in spec:
+        spec["accessionIdentifier"] = accession
+    container = dt.ei_identifier(seg.value(3), ctx) if seg.get(3) else None
+    if container:
+        containers = spec.setdefault("container", [])
+        if len(containers) == 1 and "identifier" not in containers[0]:
+            containers[0] = {"identifier": [container], **containers[0]}  # the SPM-27/6 container
+        else:
+            containers.append({"identifier": [container]})
 
 
 _UCUM_TIME = {
@@ -2027,6 +2045,7 @@ HANDLERS: dict[str, Handler] = {
     "OBX": h_obx,
     "NTE": h_nte,
     "SPM": h_spm,
+    "SAC": h_sac,
     "TQ1": h_tq1,
     "RXA": h_rxa,
     "RXR": h_rxr,

@@ -680,6 +680,16 @@ SPM: tuple[FieldMap, ...] = (
     F("SPM", 8, "Specimen", "collection.bodySite", "CWE[CodeableConcept]"),
     F("SPM", 12, "Specimen", "collection.quantity", "CQ[Quantity]"),
     F("SPM", 14, "Specimen", "note[]", "ST[string]", key="text"),
+    # SPM-15 handling code: no IG row; FHIR's specimen-specialHandling extension (HL7 table 0376).
+    F(
+        "SPM",
+        15,
+        "Specimen",
+        "collection.extension[]",
+        "CWE[CodeableConcept]",
+        key="valueCodeableConcept",
+        fixed=_ext(_SD + "specimen-specialHandling"),
+    ),
     F("SPM", 18, "Specimen", "receivedTime", "DTM[dateTime]"),
     F("SPM", 24, "Specimen", "condition[]", "CWE[CodeableConcept]", "SpecimenCondition"),
     F("SPM", 20, "Specimen", "status", "ID[code]", "YesNoIndicator[AvailabilityStatus]"),
