@@ -385,3 +385,22 @@ def test_spm_handling_code_is_special_handling(h: ModuleType) -> None:
         True,
         "AMB",
     )
+
+
+def test_same_death_record_same_ids_across_messages(h: ModuleType) -> None:
+    """PDA resources of one patient keep their ids in a later message (it updates them)."""
+    first = h.run("ADT^A03^ADT_A03", PID, PDA, ctl="A")
+    second = h.run("ADT^A08^ADT_A01", PID, PDA, ctl="B")
+    urls = [
+        sorted(e["fullUrl"] for e in h.entries(b, "Observation") + h.entries(b, "Procedure"))
+        for b in (first, second)
+    ]
+    assert urls[0] == urls[1]
+
+
+def test_same_accident_same_id_across_messages(h: ModuleType) -> None:
+    """An ACC without an identifier is named by patient and accident time: the same in each message."""
+    acc = ACC.rsplit("|", 1)[0]  # without ACC-13
+    first = h.entries(h.run("ADT^A01^ADT_A01", PID, acc, ctl="A"), "Observation")[0]["fullUrl"]
+    second = h.entries(h.run("ADT^A08^ADT_A01", PID, acc, ctl="B"), "Observation")[0]["fullUrl"]
+    assert first == second

@@ -371,8 +371,13 @@ def h_pv1(ctx: Context, seg: Segment, st: State) -> None:
         # of that kind.
         kind = dt.cwe_codeable_concept(seg.value(37).component(1), ctx, "DischargedToLocation")
         if kind:
-            place = {"resourceType": "Location", "type": [kind]}
-            dest = ctx.add(place, key=("PV1", str(seg.index), "37"))
+            # A kind of place (home, nursing facility...), the same resource for every patient.
+            place = {"resourceType": "Location", "mode": "kind", "type": [kind]}
+            coding = (kind.get("coding") or [{}])[0]
+            rid = resource_id(
+                "Location", "PV1-37", coding.get("system", ""), coding.get("code", kind.get("text", ""))
+            )
+            dest = ctx.add_shared(place, rid)
             res.setdefault("hospitalization", {})["destination"] = dest
     ident = next((i for i in res.get("identifier", []) if i.get("value") == seg.get(19)), None)
     if ident is not None and seg.get(19, 5):
@@ -646,12 +651,18 @@ def h_acc(ctx: Context, seg: Segment, st: State) -> None:
         if address:
             place["address"] = address
         if len(place) > 1:
-            where = ctx.add(place, key=("ACC", str(seg.index), "Location"))
+            # One accident (patient and time) has one place, whichever message reports it.
+            rid = resource_id("Location", ctx.patient_ref["reference"], "ACC", seg.get(1), seg.get(3))
+            where = ctx.add_shared(place, rid)
             res["extension"] = [{"url": _SD + "event-location", "valueReference": where}]
     ident = dt.ei_identifier(seg.value(13), ctx) if seg.get(13) else None
     if ident:
         res["identifier"] = [ident]
-    st.focus.append(ctx.add(res, ident=ident, key=("ACC", str(seg.index))))
+    if ident:
+        ref = ctx.add(res, ident=ident)
+    else:
+        ref = ctx.add_shared(res, resource_id("Observation", ctx.patient_ref["reference"], "ACC", seg.get(1)))
+    st.focus.append(ref)
 
 
 #: PDA yes/no fields -> an Observation each (code, display).
@@ -683,7 +694,8 @@ def h_pda(ctx: Context, seg: Segment, st: State) -> None:
         obs["code"] = _local_code(ctx, "observation-code", code, display)
         obs["subject"] = ctx.patient_ref
         obs["valueCodeableConcept"] = value
-        ctx.add(obs, key=("PDA", str(seg.index), code))
+        # One death record per patient: a later message updates the same resources.
+        ctx.add_shared(obs, resource_id("Observation", ctx.patient_ref["reference"], "PDA", code))
     for when_field, who_field, code, display, role in (
         (4, 5, "death-certification", "Death Certification", "Death Certified By"),
         (7, 8, "autopsy-performed", "Autopsy Performed", "Autopsy Performed By"),
@@ -704,7 +716,7 @@ def h_pda(ctx: Context, seg: Segment, st: State) -> None:
         who = ctx.practitioner_from_xcn(seg.value(who_field)) if seg.raw(who_field) else None
         if who is not None:
             proc["performer"] = [{"function": {"text": role}, "actor": who}]
-        ctx.add(proc, key=("PDA", str(seg.index), code))
+        ctx.add_shared(proc, resource_id("Procedure", ctx.patient_ref["reference"], "PDA", code))
 
 
 def h_db1(ctx: Context, seg: Segment, st: State) -> None:
