@@ -404,3 +404,10 @@ def test_same_accident_same_id_across_messages(h: ModuleType) -> None:
     first = h.entries(h.run("ADT^A01^ADT_A01", PID, acc, ctl="A"), "Observation")[0]["fullUrl"]
     second = h.entries(h.run("ADT^A08^ADT_A01", PID, acc, ctl="B"), "Observation")[0]["fullUrl"]
     assert first == second
+
+
+def test_bed_status_is_the_beds_operational_status(h: ModuleType) -> None:
+    """PV1-40 (bed status) is the operational status of the PV1-3 bed Location (IG PV1-40)."""
+    pv1 = h.seg("PV1", {1: "1", 2: "I", 3: "4E^401^B^HOSP", 40: "O"})
+    locations = h.resources(h.run("ADT^A01^ADT_A01", PID, pv1), "Location")
+    assert [loc["operationalStatus"]["code"] for loc in locations if "operationalStatus" in loc] == ["O"]

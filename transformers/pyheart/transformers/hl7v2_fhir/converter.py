@@ -366,6 +366,8 @@ def h_pv1(ctx: Context, seg: Segment, st: State) -> None:
             eoc["extension"] = [{"url": _SD + "resource-instance-description", "valueString": seg.get(53)}]
         res["episodeOfCare"] = [ctx.add(eoc, ident=episode)]
         st.episode = eoc
+    if seg.get(40) and (seg.get(3, 2) or seg.get(3, 3)):
+        _bed_status(ctx, seg)
     if seg.get(37):
         # IG PV1-37 (DLD[Location-Discharge]): where the patient was discharged to, a Location
         # of that kind.
@@ -390,6 +392,18 @@ def h_pv1(ctx: Context, seg: Segment, st: State) -> None:
     if st.patient is not None:
         fm.apply(fm.PV1_PATIENT, seg, st.patient, ctx)
     st.last = res
+
+
+def _bed_status(ctx: Context, seg: Segment) -> None:
+    """IG PV1-40: the bed status is the operational status of the PV1-3 room or bed Location
+    (the most granular level, the one the Encounter refers to)."""
+    status = seg.get(40)
+    hit = dt.lookup("BedStatus", status)
+    coding = dt.coding(hit[0], hit[2], hit[1]) if hit else dt.coding(status, dt.V2_CS + "0116")
+    ref = ctx.location_from_pl(seg.value(3))
+    entry = ctx.entries.get(_rid_in(ref["reference"])) if ref else None
+    if entry is not None:
+        entry.resource["operationalStatus"] = coding
 
 
 def h_pv2(ctx: Context, seg: Segment, st: State) -> None:
@@ -658,7 +672,6 @@ def h_acc(ctx: Context, seg: Segment, st: State) -> None:
     ident = dt.ei_identifier(seg.value(13), ctx) if seg.get(13) else None
     if ident:
         res["identifier"] = [ident]
-    if ident:
         ref = ctx.add(res, ident=ident)
     else:
         ref = ctx.add_shared(res, resource_id("Observation", ctx.patient_ref["reference"], "ACC", seg.get(1)))

@@ -1026,7 +1026,7 @@ CODE_MAPPED: dict[tuple[str, str], frozenset[int]] = {
     ("EVN", "Provenance"): frozenset({1}),
     ("PID", "Patient"): frozenset({7, 10, 12, 21, 22, 36, 39}),
     ("PID", "Account"): frozenset({18}),
-    ("PV1", "Encounter"): frozenset({2, 37, 45, 53, 54}),
+    ("PV1", "Encounter"): frozenset({2, 37, 40, 45, 53, 54}),
     ("IN1", "Coverage"): frozenset({5, 16, 49}),
     ("OBR", "ServiceRequest"): frozenset({11, 17, 27, 29}),
     ("ORC", "ServiceRequest"): frozenset({7, 21, 22, 23, 24, 38}),
