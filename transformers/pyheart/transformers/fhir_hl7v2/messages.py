@@ -341,10 +341,21 @@ class MessageBuilder:
         segs: list[Seg | None] = []
         set_id = 0
         for sub, obs in enumerate(observations, start=1):
+            if sg.from_segment_without_obx(obs):
+                continue
             self._mark(used, obs)
             status = sg.OBSERVATION_STATUS.get(str(obs.get("status") or ""), "F")
             components = [c for c in obs.get("component") or [] if isinstance(c, Mapping)]
             has_value = any(k.startswith("value") for k in obs)
+            if components and not has_value and all(c.get("code") == obs.get("code") for c in components):
+                # Components that repeat the Observation's own code are the values of one OBX
+                # with a repeating OBX-5 (IG OBX[Observation-Component]): folded back into it.
+                set_id += 1
+                segs.append(sg.obx_repeated(set_id, obs, components, ctx, status, ce_width=w))
+                for n, note in enumerate(obs.get("note") or [], start=1):
+                    if isinstance(note, Mapping) and note.get("text"):
+                        segs.append(sg.nte(n, str(note["text"])))
+                continue
             sub_id = str(sub) if components else ""
             if has_value or not components:
                 set_id += 1

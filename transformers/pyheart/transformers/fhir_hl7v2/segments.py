@@ -652,6 +652,49 @@ def obx(
     return seg
 
 
+#: Observations HL7 v2 -> FHIR makes from segments other than OBX (ACC accident, PDA death and
+#: autopsy indicators), by their code in our local ``observation-code`` system. They are not
+#: results: FHIR -> HL7 v2 does not turn them into OBX.
+SEGMENT_OBSERVATION_CODES = frozenset({"injury-incident", "death-certificate", "autopsy", "coroner"})
+
+
+def from_segment_without_obx(obs: Mapping[str, Any]) -> bool:
+    """Whether ``obs`` is one of the ACC/PDA Observations (see SEGMENT_OBSERVATION_CODES)."""
+    code = obs.get("code")
+    codings = code.get("coding") if isinstance(code, Mapping) else None
+    for c in codings or []:
+        if (
+            isinstance(c, Mapping)
+            and c.get("code") in SEGMENT_OBSERVATION_CODES
+            and str(c.get("system") or "").endswith("observation-code")
+        ):
+            return True
+    return False
+
+
+def obx_repeated(
+    set_id: int,
+    obs: Mapping[str, Any],
+    components: list[Mapping[str, Any]],
+    ctx: Context,
+    status: str,
+    ce_width: int = 6,
+) -> Seg:
+    """One OBX whose OBX-5 repeats, from an Observation whose components carry its own code
+    (IG OBX[Observation-Component], reversed): OBX-2/6/7 from the first component."""
+    first_comp = components[0]
+    seg = obx(set_id, {**obs, **first_comp}, ctx, status, ce_width=ce_width, parent=obs)
+    value_type = seg[2]
+    values: Reps = Reps()
+    for comp in components:
+        kind, value, _units = observation_value(comp, ce_width)
+        if kind != value_type:
+            continue  # OBX-2 types every repetition alike
+        values.append(value if isinstance(value, list) else [value])
+    seg[5] = values or None
+    return seg
+
+
 def nte(set_id: int, text: str) -> Seg:
     """NTE with one comment."""
     seg = Seg("NTE")

@@ -550,10 +550,28 @@ def h_pv1(ctx: Context, seg: Segment, st: State) -> None:
         # IG PV1-54: the episode of care the visit belongs to.
         eoc: Json = {"resourceType": "EpisodeOfCare", "identifier": [episode], "status": "active"}
         eoc["patient"] = ctx.patient_ref
+        if seg.get(53):
+            # IG PV1-53: the service episode's description.
+            eoc["extension"] = [{"url": _SD + "resource-instance-description", "valueString": seg.get(53)}]
         res["episodeOfCare"] = [ctx.add(eoc, ident=episode)]
         st.episode = eoc
+    if seg.get(40) and (seg.get(3, 2) or seg.get(3, 3)):
+        _bed_status(ctx, seg)
+    if seg.get(37):
+        # IG PV1-37 (DLD[Location-Discharge]): where the patient was discharged to, a Location
+        # of that kind.
+        kind = dt.cwe_codeable_concept(seg.value(37).component(1), ctx, "DischargedToLocation")
+        if kind:
+            # A kind of place (home, nursing facility...), the same resource for every patient.
+            place = {"resourceType": "Location", "mode": "kind", "type": [kind]}
+            coding = (kind.get("coding") or [{}])[0]
+            rid = resource_id(
+                "Location", "PV1-37", coding.get("system", ""), coding.get("code", kind.get("text", ""))
+            )
+            dest = ctx.add_shared(place, rid)
+            res.setdefault("hospitalization", {})["destination"] = dest
     ident = next((i for i in res.get("identifier", []) if i.get("value") == seg.get(19)), None)
-    if ident is not None and seg.get(19, 5) and seg.get(19, 5) != "VN":
+    if ident is not None and seg.get(19, 5):
         # IG PV1-19 assigns the type VN (visit number) whatever CX.5 says.
         ident["type"] = {"coding": [{"system": dt.V2_CS + "0203", "code": "VN"}], "text": "visit number"}
     ref = ctx.add(res, ident=ident if seg.get(19) else None, key=("PV1", str(seg.index)))
@@ -563,6 +581,18 @@ def h_pv1(ctx: Context, seg: Segment, st: State) -> None:
     if st.patient is not None:
         fm.apply(fm.PV1_PATIENT, seg, st.patient, ctx)
     st.last = res
+
+
+def _bed_status(ctx: Context, seg: Segment) -> None:
+    """IG PV1-40: the bed status is the operational status of the PV1-3 room or bed Location
+    (the most granular level, the one the Encounter refers to)."""
+    status = seg.get(40)
+    hit = dt.lookup("BedStatus", status)
+    coding = dt.coding(hit[0], hit[2], hit[1]) if hit else dt.coding(status, dt.V2_CS + "0116")
+    ref = ctx.location_from_pl(seg.value(3))
+    entry = ctx.entries.get(_rid_in(ref["reference"])) if ref else None
+    if entry is not None:
+        entry.resource["operationalStatus"] = coding
 
 
 def h_pv2(ctx: Context, seg: Segment, st: State) -> None:
@@ -599,6 +629,8 @@ def h_al1(ctx: Context, seg: Segment, st: State) -> None:
             ]
         },
     )
+    if seg.name == "IAM":
+        _iam_extras(ctx, seg, res)
     code = seg.get(3) or seg.get(3, 2)
     ident = (res.get("identifier") or [None])[0]
     if ident:
@@ -609,6 +641,43 @@ def h_al1(ctx: Context, seg: Segment, st: State) -> None:
         )
     st.last = res
     st.focus.append(ref)
+
+
+def _iam_extras(ctx: Context, seg: Segment, res: Json) -> None:
+    """IG IAM-27 (clinician identified code) as one more coding of the allergen; IAM-14/15
+    (reported by, relationship) as the recorder: the patient ('SEL'), a RelatedPerson, or else a
+    Practitioner."""
+    if seg.get(27) and "code" in res:
+        extra = dt.cwe_codeable_concept(seg.value(27), ctx)
+        if extra and extra.get("coding"):
+            code = res["code"]
+            res["code"] = {**code, "coding": [*code.get("coding", []), *extra["coding"]]}
+    if not seg.raw(14) or ctx.patient_ref is None:
+        return
+    relation = seg.get(15)
+    if relation.upper() == "SEL":
+        res["recorder"] = ctx.patient_ref
+        return
+    name = dt.xpn_human_name(seg.value(14), ctx)
+    if name is None:
+        return
+    if relation:
+        who: Json = {"resourceType": "RelatedPerson", "patient": ctx.patient_ref, "name": [name]}
+        rel = dt.cwe_codeable_concept(seg.value(15), ctx, "Relationship")
+        if rel:
+            who["relationship"] = [rel]
+        rid = resource_id(
+            "RelatedPerson",
+            ctx.patient_ref["reference"],
+            "IAM-14",
+            name.get("family", ""),
+            *name.get("given", ()),
+        )
+        res["recorder"] = ctx.add_shared(who, rid)
+    else:
+        # A name alone identifies no one across messages: an id within this message.
+        person = {"resourceType": "Practitioner", "name": [name]}
+        res["recorder"] = ctx.add(person, key=("IAM", str(seg.index), "14"))
 
 
 def h_dg1(ctx: Context, seg: Segment, st: State) -> None:
@@ -697,6 +766,14 @@ def h_pr1(ctx: Context, seg: Segment, st: State) -> None:
         res["code"] = {"text": seg.get(4)}
     elif seg.get(4):
         res["code"] = {"text": seg.get(4), **res["code"]}  # a copy: datatype results may be shared
+    if seg.get(16) and res.get("code", {}).get("coding"):
+        # IG PR1-16: the modifiers join the procedure code, "code:modifier[:modifier...]".
+        mods = [r.get(1) for r in seg.reps(16) if r.get(1)]
+        first = {**res["code"]["coding"][0]}
+        first["code"] = ":".join([first.get("code", ""), *mods])
+        res["code"] = {**res["code"], "coding": [first, *res["code"]["coding"][1:]]}
+    if seg.get(7) and "performedDateTime" in res:
+        _procedure_period(res, seg.get(7))
     if st.encounter_ref is not None:
         res["encounter"] = st.encounter_ref
     ident = (res.get("identifier") or [None])[0]
@@ -707,6 +784,157 @@ def h_pr1(ctx: Context, seg: Segment, st: State) -> None:
             res, resource_id("Procedure", ctx.patient_ref["reference"], seg.get(3), seg.get(5), seg.get(1))
         )
     st.last = res
+
+
+_YES_NO = dt.V2_CS + "0136"
+
+
+def _yes_no(code: str) -> Json | None:
+    """A Y/N indicator (HL7 table 0136) as a CodeableConcept."""
+    code = code.upper()
+    if code not in ("Y", "N"):
+        return None
+    return {"coding": [dt.coding(code, _YES_NO, "Yes" if code == "Y" else "No")]}
+
+
+def _local_code(ctx: Context, name: str, code: str, display: str) -> Json:
+    """A code of one of our local code systems (named under ``code_system_base``)."""
+    return {"coding": [dt.coding(code, ctx.code_system_base + name, display)]}
+
+
+#: ACC yes/no fields -> Observation.component (code, display).
+_ACC_INDICATORS = (
+    (5, "AJRI", "Accident Job Related Indicator"),
+    (6, "ADI", "Accident Death Indicator"),
+    (10, "PNI", "Police Notified Indicator"),
+)
+
+
+def h_acc(ctx: Context, seg: Segment, st: State) -> None:
+    """ACC (no IG table) -> an injury-incident Observation of the patient: ACC-1 when, ACC-8
+    what happened, ACC-5/6/10 indicators as components, ACC-7 who entered it, ACC-3/11 where,
+    ACC-13 its identifier."""
+    if ctx.patient_ref is None:
+        return
+    res: Json = {"resourceType": "Observation", "status": "final"}
+    res["code"] = _local_code(
+        ctx, "observation-code", "injury-incident", "Injury Incident Description Narrative"
+    )
+    res["subject"] = ctx.patient_ref
+    if st.encounter_ref is not None:
+        res["encounter"] = st.encounter_ref
+    when = dt.dtm(seg.get(1), ctx.default_tz) if seg.get(1) else None
+    if when:
+        res["effectiveDateTime"] = when
+    if seg.get(8):
+        res["valueString"] = seg.get(8)
+    components: list[Json] = []
+    if seg.get(2):
+        kind = dt.cwe_codeable_concept(seg.value(2), ctx)
+        if kind:
+            # ACC-2: the kind of accident (HL7 table 0050).
+            kind_code = _local_code(ctx, "accident-indicator", "ACD", "Accident Code")
+            components.append({"code": kind_code, "valueCodeableConcept": kind})
+    for field, code, display in _ACC_INDICATORS:
+        value = _yes_no(seg.get(field))
+        if value is not None:
+            code_cc = _local_code(ctx, "accident-indicator", code, display)
+            components.append({"code": code_cc, "valueCodeableConcept": value})
+    if components:
+        res["component"] = components
+    if seg.raw(7):
+        who = ctx.practitioner_from_xcn(seg.value(7))
+        if who is not None:
+            res["performer"] = [who]
+    if seg.get(3) or seg.raw(11):
+        place: Json = {"resourceType": "Location"}
+        if seg.get(3):
+            place["name"] = seg.get(3)
+        address = dt.xad_address(seg.value(11), ctx) if seg.raw(11) else None
+        if address:
+            place["address"] = address
+        if len(place) > 1:
+            # One accident (patient and time) has one place, whichever message reports it.
+            rid = resource_id("Location", ctx.patient_ref["reference"], "ACC", seg.get(1), seg.get(3))
+            where = ctx.add_shared(place, rid)
+            res["extension"] = [{"url": _SD + "event-location", "valueReference": where}]
+    ident = dt.ei_identifier(seg.value(13), ctx) if seg.get(13) else None
+    if ident:
+        res["identifier"] = [ident]
+        ref = ctx.add(res, ident=ident)
+    else:
+        ref = ctx.add_shared(res, resource_id("Observation", ctx.patient_ref["reference"], "ACC", seg.get(1)))
+    st.focus.append(ref)
+
+
+#: PDA yes/no fields -> an Observation each (code, display).
+_PDA_INDICATORS = (
+    (3, "death-certificate", "Death Certificate"),
+    (6, "autopsy", "Autopsy"),
+    (9, "coroner", "Coroner"),
+)
+
+
+def h_pda(ctx: Context, seg: Segment, st: State) -> None:
+    """PDA (no IG table) -> the patient's death and autopsy: PDA-1 causes as Conditions; PDA-3/6/9
+    (death certified, autopsy, coroner indicators) as Observations; PDA-4/5 (certificate signed,
+    by whom) and PDA-7/8 (autopsy period, by whom) as completed Procedures."""
+    if ctx.patient_ref is None:
+        return
+    for rep in seg.reps(1):
+        # PDA-1 death cause: a Condition of the patient.
+        cause = dt.cwe_codeable_concept(rep, ctx)
+        if cause:
+            cond: Json = {"resourceType": "Condition", "code": cause, "subject": ctx.patient_ref}
+            rid = resource_id("Condition", ctx.patient_ref["reference"], "PDA-1", rep.get(3), rep.get(1))
+            ctx.add_shared(cond, rid)
+    for field, code, display in _PDA_INDICATORS:
+        value = _yes_no(seg.get(field))
+        if value is None:
+            continue
+        obs: Json = {"resourceType": "Observation", "status": "final"}
+        obs["code"] = _local_code(ctx, "observation-code", code, display)
+        obs["subject"] = ctx.patient_ref
+        obs["valueCodeableConcept"] = value
+        # One death record per patient: a later message updates the same resources.
+        ctx.add_shared(obs, resource_id("Observation", ctx.patient_ref["reference"], "PDA", code))
+    for when_field, who_field, code, display, role in (
+        (4, 5, "death-certification", "Death Certification", "Death Certified By"),
+        (7, 8, "autopsy-performed", "Autopsy Performed", "Autopsy Performed By"),
+    ):
+        if not (seg.raw(when_field) or seg.raw(who_field)):
+            continue
+        proc: Json = {"resourceType": "Procedure", "status": "completed"}
+        proc["code"] = _local_code(ctx, "procedure-code", code, display)
+        proc["subject"] = ctx.patient_ref
+        if when_field == 7:
+            period = dt.dr_period(seg.value(7), ctx)
+            if period:
+                proc["performedPeriod"] = period
+        else:
+            when = dt.dtm(seg.get(4), ctx.default_tz) if seg.get(4) else None
+            if when:
+                proc["performedDateTime"] = when
+        who = ctx.practitioner_from_xcn(seg.value(who_field)) if seg.raw(who_field) else None
+        if who is not None:
+            proc["performer"] = [{"function": {"text": role}, "actor": who}]
+        ctx.add_shared(proc, resource_id("Procedure", ctx.patient_ref["reference"], "PDA", code))
+
+
+def _procedure_period(res: Json, minutes_text: str) -> None:
+    """IG PR1-7: with a start to the minute (PR1-5), the procedure minutes give performedPeriod."""
+    start = res["performedDateTime"]
+    minutes = dt.number(minutes_text)
+    if "T" not in start or minutes is None or minutes < 0:
+        return
+    try:
+        begin = datetime.fromisoformat(start)
+    except ValueError:
+        return
+    if begin.tzinfo is None:
+        return  # FHIR needs a zone once a time is given; dtm always supplies one
+    end = (begin + timedelta(minutes=float(minutes))).isoformat()
+    res["performedPeriod"] = {"start": res.pop("performedDateTime"), "end": end}
 
 
 def h_gt1(ctx: Context, seg: Segment, st: State) -> None:
@@ -911,9 +1139,22 @@ def _service_request(ctx: Context, obr: Segment | None, st: State) -> None:
     res["intent"] = "reflex-order" if obr is not None and obr.get(11) == "G" else "order"
     if st.orc is not None:
         _order_requester(ctx, st.orc, res)
+    if obr is not None and obr.raw(17) and "requester" in res:
+        # IG OBR-17: the order callback phone number, on the requester reference.
+        phone = dt.xtn_contact_point(obr.value(17), ctx)
+        if phone:
+            ext = {"url": _SD + "servicerequest-order-callback-phone-number", "valueContactPoint": phone}
+            res["requester"] = {**res["requester"], "extension": [ext]}  # a copy: references are shared
     res["subject"] = ctx.patient_ref
     if st.encounter_ref is not None:
         res["encounter"] = st.encounter_ref
+    if not st.pending_timing:
+        # IG TQ[ServiceRequest]: ORC-7, else OBR-27 (the quantity/timing TQ1 later replaced).
+        tq_reps = st.orc.reps(7) if st.orc is not None and st.orc.raw(7) else []
+        if not tq_reps and obr is not None and obr.raw(27):
+            tq_reps = obr.reps(27)
+        if tq_reps:
+            _order_tq(ctx, tq_reps[0], res)
     ident = _first_ident(res)
     seg = obr or st.orc
     key = (seg.name, str(seg.index)) if seg is not None else ()
@@ -925,6 +1166,55 @@ def _service_request(ctx: Context, obr: Segment | None, st: State) -> None:
     st.order_used = True
     st.focus.append(st.order_ref)
     st.last = res
+
+
+#: TQ.3 duration prefixes (HL7 v2.5 TQ.3: S seconds, M minutes, H hours, D days, W weeks,
+#: L months) -> UCUM.
+_TQ_DURATION = {"S": "s", "M": "min", "H": "h", "D": "d", "W": "wk", "L": "mo"}
+
+
+def _order_tq(ctx: Context, tq: Value, res: Json) -> None:
+    """TQ -> the ServiceRequest's quantity, timing, priority and note (IG ``TQ[ServiceRequest]``,
+    ``RI[Timing]``)."""
+    if tq.get(1):
+        quantity = dt.cq_quantity(tq.component(1), ctx)
+        if quantity:
+            res.setdefault("quantityQuantity", quantity)
+    timing: Json = {}
+    repeat: Json = {}
+    interval = tq.component(2)
+    pattern = interval.get(1)
+    if pattern:
+        hit = dt.lookup("RepeatPattern", pattern)
+        coding = dt.coding(hit[0], hit[2], hit[1]) if hit else dt.coding(pattern, dt.V2_CS + "0335")
+        timing["code"] = {"coding": [coding]}
+    times = [t for t in (_time_of_day(x) for x in interval.get(2).split(",")) if t]
+    if times:
+        repeat["timeOfDay"] = times
+    start, end = dt.dtm(tq.get(4), ctx.default_tz), dt.dtm(tq.get(5), ctx.default_tz)
+    if start or end:
+        repeat["boundsPeriod"] = {k: v for k, v in (("start", start), ("end", end)) if v}
+    else:
+        duration = tq.get(3)
+        unit = _TQ_DURATION.get(duration[:1].upper()) if duration else None
+        amount = dt.number(duration[1:]) if unit else None
+        if unit and amount is not None and amount >= 0:
+            repeat["boundsDuration"] = {"value": amount, "unit": unit, "system": _UCUM, "code": unit}
+    count = dt.number(tq.get(12))
+    if isinstance(count, int) and count > 0:
+        repeat["count"] = count
+    if repeat:
+        timing["repeat"] = repeat
+    if timing and "occurrenceTiming" not in res and "occurrencePeriod" not in res:
+        when = res.pop("occurrenceDateTime", None)
+        if when:
+            timing["event"] = [when]  # OBR-6 (requested time) kept as the timing's event
+        res["occurrenceTiming"] = timing
+    prio = dt.lookup("ExtendedPriorityCodes", tq.get(6))
+    if prio:
+        res.setdefault("priority", prio[0])
+    if tq.get(8):
+        res.setdefault("note", []).append({"text": tq.get(8)})
 
 
 def _order_requester(ctx: Context, orc: Segment, res: Json) -> None:
@@ -1021,11 +1311,23 @@ def _order_provenance(ctx: Context, orc: Segment, target: Json) -> None:
     ctx.add(prov, key=("ORC", str(orc.index), "Provenance"))
 
 
-def h_obr(ctx: Context, seg: Segment, st: State) -> None:
-    """OBR -> ServiceRequest (with its ORC), and in result messages a DiagnosticReport."""
+def _forget_order(st: State) -> None:
     st.order = None
+
+
+def h_obr(ctx: Context, seg: Segment, st: State) -> None:
+    """OBR -> ServiceRequest (with its ORC), the Specimen the OBR describes, and in result
+    groups a DiagnosticReport."""
+    # Not `st.order = None`: mypy (and so mypyc) would keep st.order narrowed to None across
+    # the call below, which sets it.
+    _forget_order(st)
     _service_request(ctx, seg, st)
-    if st.family not in RESULT_FAMILIES or ctx.patient_ref is None:
+    if ctx.patient_ref is None or not _reports_results(ctx, seg, st):
+        if st.order is not None and ctx.patient_ref is not None:
+            # IG OML_O21: OBR[Specimen], the ServiceRequest's specimen.
+            specimen = _obr_specimen(ctx, seg, st)
+            if specimen is not None:
+                st.order.setdefault("specimen", []).append(specimen)
         return
     rep = fm.apply(fm.OBR_DR, seg, _new("DiagnosticReport"), ctx)
     if st.orc is not None:
@@ -1046,21 +1348,48 @@ def h_obr(ctx: Context, seg: Segment, st: State) -> None:
     st.focus.append(st.report_ref)
 
 
+#: Families whose OBX after an OBR are order details (IG ORM_O01 / OML_O21: ask-at-order-entry
+#: answers, ServiceRequest.supportingInfo), or document content (MDM), not reported results.
+_ORDER_DETAIL_FAMILIES = frozenset({"ORM", "OML", "OMG", "OMI", "OMB", "OMD", "OMN", "OMS", "OMQ", "MDM"})
+
+
+def _reports_results(ctx: Context, obr: Segment, st: State) -> bool:
+    """Whether the OBR's group reports results (a DiagnosticReport): always in result messages
+    (IG ORU_R01); in other families without an IG message map (DFT, BAR, REF...) when its ORC
+    says results follow (ORC-1 'RE') or OBX follow the OBR in its group, as in a result
+    message's ORDER_OBSERVATION group."""
+    if st.family in RESULT_FAMILIES:
+        return True
+    if st.family in _ORDER_DETAIL_FAMILIES or st.family in PHARMACY_FAMILIES:
+        return False
+    if st.orc is not None and st.orc.get(1) == "RE":
+        return True  # order control "observations to follow"
+    for name in st.segment_names(ctx)[obr.index + 1 :]:
+        if name == "OBX":
+            return True
+        if name in ("OBR", "ORC"):
+            break
+    return False
+
+
 def h_obx(ctx: Context, seg: Segment, st: State) -> None:
-    """OBX -> Observation (document content in MDM; DiagnosticReport.presentedForm for ED)."""
+    """OBX -> Observation (document content in MDM; DiagnosticReport.presentedForm for ED/RP)."""
     fields = seg.raw_fields()
     vtype = fields[2].upper() if len(fields) > 2 else ""
     if st.family == "MDM" and st.document is not None:
         _document_content(seg, vtype, st.document)
         return
-    if vtype == "ED" and st.report is not None:
-        att = _attachment(seg.value(5))
+    if vtype in ("ED", "RP") and st.report is not None:
+        att = _attachment(seg.value(5)) if vtype == "ED" else _rp_attachment(seg.value(5))
         if att:
             st.report.setdefault("presentedForm", []).append(att)
             return
     if ctx.patient_ref is None and st.family not in RESULT_FAMILIES:
         return
     res = fm.apply(fm.OBX, seg, _new("Observation"), ctx)
+    result_status = fields[11] if len(fields) > 11 else ""
+    if result_status in ("N", "X"):
+        _result_status_extras(result_status, res)
     res.setdefault("status", "unknown")
     if "code" not in res:
         res["code"] = {"text": "unknown"}
@@ -1070,7 +1399,7 @@ def h_obx(ctx: Context, seg: Segment, st: State) -> None:
         res["subject"] = ctx.patient_ref
     if st.encounter_ref is not None:
         res["encounter"] = st.encounter_ref
-    if st.order_ref is not None and st.family in RESULT_FAMILIES:
+    if st.order_ref is not None and (st.report is not None or st.family in RESULT_FAMILIES):
         res["basedOn"] = [st.order_ref]
     if st.immunization is not None and st.family == "VXU":
         res["partOf"] = [ctx.ref("Immunization", _rid_of(ctx, st.immunization))]
@@ -1101,6 +1430,19 @@ def h_obx(ctx: Context, seg: Segment, st: State) -> None:
         st.report.setdefault("result", []).append(ref)
     elif st.order is not None and st.family not in RESULT_FAMILIES:
         st.order.setdefault("supportingInfo", []).append(ref)
+
+
+def _result_status_extras(status: str, res: Json) -> None:
+    """IG OBX-11: 'X' (no result) keeps the v2 code beside status (alternate-codes); 'N' (not
+    asked) is the data-absent reason."""
+    if status == "X":
+        alternate = {"coding": [dt.coding("X", dt.V2_CS + "0085")]}
+        res["_status"] = {"extension": [{"url": _SD + "alternate-codes", "valueCodeableConcept": alternate}]}
+    else:
+        reason = dt.coding(
+            "not-asked", "http://terminology.hl7.org/CodeSystem/data-absent-reason", "Not Asked"
+        )
+        res["dataAbsentReason"] = {"coding": [reason]}
 
 
 def _first_component(ctx: Context, seg: Segment, fields: list[str], n: int) -> str:
@@ -1151,6 +1493,12 @@ def _observation_roles(ctx: Context, seg: Segment, res: Json) -> None:
                 res.setdefault(
                     "device", ctx.add({"resourceType": "Device", "identifier": [ident]}, ident=ident)
                 )
+    if fields[30]:
+        # IG OBX-30: the observation sub-type, as the observation-structure-type extension.
+        sub = {"coding": [dt.coding(seg.get(30), _SD + "observation-structure-type")]}
+        res.setdefault("extension", []).append(
+            {"url": _SD + "observation-structure-type", "valueCodeableConcept": sub}
+        )
     if fields[29]:
         kind = seg.get(29)
         res["category"] = [
@@ -1205,32 +1553,75 @@ def _observation_value(ctx: Context, seg: Segment, vtype: str, res: Json) -> Non
     reps = seg.reps(5)
     if not reps:
         return
-    v = reps[0]
+    if len(reps) > 1 and vtype not in _TEXT_LINES and vtype != "NA":  # IG: NA is no component
+        _observation_components(ctx, seg, vtype, reps, res)
+        return
+    if vtype in ("ED", "RP"):
+        # IG OBX-5 ED (Base64) / RP: the attachment, as R5's Observation.valueAttachment.
+        att = _attachment(reps[0]) if vtype == "ED" else _rp_attachment(reps[0])
+        if att:
+            res.setdefault("extension", []).append({"url": _VALUE_ATTACHMENT, "valueAttachment": att})
+        return
+    if _rep_value(ctx, seg, vtype, reps[0], res):
+        return
+    texts = [r.text() if vtype in _TEXT_LINES else " ".join(p for p in r.parts() if p) for r in reps]
+    text = "\n".join(t for t in texts if t)
+    if text:
+        res["valueString"] = text
+
+
+#: Value types whose OBX-5 repetitions are the lines of one text (one valueString), not values.
+_TEXT_LINES = frozenset({"TX", "FT"})
+
+
+def _observation_components(ctx: Context, seg: Segment, vtype: str, reps: list[Value], res: Json) -> None:
+    """IG ``OBX[Observation-Component]``: a repeating OBX-5 gives one component per value, each
+    with the OBX-3 code, its value and the OBX-7 reference range (which moves off the parent)."""
+    ranges = res.pop("referenceRange", None)
+    code = res.get("code")
+    components: list[Json] = []
+    for rep in reps:
+        comp: Json = {"code": code} if code else {"code": {"text": "unknown"}}
+        if not _rep_value(ctx, seg, vtype, rep, comp):
+            if vtype in ("ED", "RP"):
+                continue
+            text = " ".join(p for p in rep.parts() if p)
+            if not text:
+                continue
+            comp["valueString"] = text
+        if ranges:
+            comp["referenceRange"] = ranges
+        components.append(comp)
+    if components:
+        res["component"] = components
+
+
+def _rep_value(ctx: Context, seg: Segment, vtype: str, v: Value, res: Json) -> bool:
+    """One OBX-5 value of a typed (not text) value type -> ``value[x]`` of ``res``."""
     if vtype == "NM":
         n = dt.number(v.get(1))
         if n is not None:
             q: Json = {"value": n}
             q.update(dt.cwe_quantity_unit(seg.value(6), ctx))
             res["valueQuantity"] = q
-            return
+            return True
     elif vtype in ("CWE", "CE", "CNE", "CF", "IS", "ID"):
         cc = dt.cwe_codeable_concept(v, ctx)
         if cc:
             res["valueCodeableConcept"] = cc
-            return
+            return True
     elif vtype in ("DT", "DTM", "TS"):
         d = dt.dtm(v.get(1), ctx.default_tz)
         if d:
             res["valueDateTime"] = d
-            return
+            return True
     elif vtype == "TM":
         t = v.get(1)
         if len(t) >= 4 and t[:4].isdigit():
             res["valueTime"] = f"{t[0:2]}:{t[2:4]}:{t[4:6] if len(t) >= 6 else '00'}"
-            return
+            return True
     elif vtype == "SN":
-        if _structured_numeric(ctx, seg, v, res):
-            return
+        return _structured_numeric(ctx, seg, v, res)
     elif vtype == "NR":
         low, high = dt.number(v.get(1)), dt.number(v.get(2))
         rng: Json = {}
@@ -1240,18 +1631,13 @@ def _observation_value(ctx: Context, seg: Segment, vtype: str, res: Json) -> Non
             rng["high"] = {"value": high}
         if rng:
             res["valueRange"] = rng
-            return
+            return True
     elif vtype == "DR":
         period = dt.dr_period(v, ctx)
         if period:
             res["valuePeriod"] = period
-            return
-    elif vtype in ("ED", "RP"):
-        return
-    texts = [r.text() if vtype in ("TX", "FT") else " ".join(p for p in r.parts() if p) for r in reps]
-    text = "\n".join(t for t in texts if t)
-    if text:
-        res["valueString"] = text
+            return True
+    return False
 
 
 def _structured_numeric(ctx: Context, seg: Segment, v: Value, res: Json) -> bool:
@@ -1276,17 +1662,41 @@ def _structured_numeric(ctx: Context, seg: Segment, v: Value, res: Json) -> bool
     return True
 
 
+_VALUE_ATTACHMENT = "http://hl7.org/fhir/5.0/StructureDefinition/extension-Observation.valueAttachment"
+#: HL7 table 0191 (type of referenced data) -> MIME top-level type.
+_MIME_TYPE = {"IM": "image", "AU": "audio", "AP": "application", "TX": "text", "TEXT": "text"}
+
+
+def _content_type(kind: str, sub: str) -> str | None:
+    """ED.2/ED.3 or RP.3/RP.4 (type, subtype) -> a MIME type (``image/jpeg`` for IM/JPEG)."""
+    if not kind:
+        return None
+    if "/" in kind:
+        return kind.lower()
+    top = _MIME_TYPE.get(kind.upper(), kind.lower())
+    return f"{top}/{sub.lower()}" if sub else top
+
+
+def _rp_attachment(v: Value) -> Json | None:
+    """RP -> Attachment (IG ``RP[Attachment]``): RP.1 pointer the url, RP.3/RP.4 the type."""
+    pointer = v.get(1)
+    if not pointer or any(c.isspace() for c in pointer):
+        return None  # Attachment.url is a url: no whitespace
+    att: Json = {"url": pointer}
+    content_type = _content_type(v.get(3), v.get(4))
+    if content_type:
+        att["contentType"] = content_type
+    return att
+
+
 def _attachment(v: Value) -> Json | None:
     data = v.get(5)
     if not data:
         return None
     att: Json = {}
-    mime = v.get(2)
-    sub = v.get(3)
-    if mime and sub and "/" not in mime:
-        att["contentType"] = f"{mime.lower()}/{sub.lower()}"
-    elif mime:
-        att["contentType"] = mime.lower()
+    content_type = _content_type(v.get(2), v.get(3))
+    if content_type:
+        att["contentType"] = content_type
     packed = "".join(data.split())
     if v.get(4).upper() == "BASE64" and _is_base64(packed):
         att["data"] = packed
@@ -1411,6 +1821,24 @@ def h_spm(ctx: Context, seg: Segment, st: State) -> None:
     st.last = res
 
 
+def h_sac(ctx: Context, seg: Segment, st: State) -> None:
+    """SAC (no IG table) after an SPM: the specimen's container (SAC-3 container identifier) and
+    accession identifier (SAC-2), when the SPM did not carry one."""
+    spec = st.last
+    if spec is None or spec.get("resourceType") != "Specimen":
+        return
+    accession = dt.ei_identifier(seg.value(2), ctx) if seg.get(2) else None
+    if accession and "accessionIdentifier" not in spec:
+        spec["accessionIdentifier"] = accession
+    container = dt.ei_identifier(seg.value(3), ctx) if seg.get(3) else None
+    if container:
+        containers = spec.setdefault("container", [])
+        if len(containers) == 1 and "identifier" not in containers[0]:
+            containers[0] = {"identifier": [container], **containers[0]}  # the SPM-27/6 container
+        else:
+            containers.append({"identifier": [container]})
+
+
 _UCUM_TIME = {
     "s": "s",
     "min": "min",
@@ -1442,15 +1870,14 @@ def _tq1_timing(ctx: Context, seg: Segment) -> Json:
     when = dt.lookup("EventRelatedPeriod", rpt.get(8))
     if when:
         repeat["when"] = [when[0]]
-    rpt_offset = dt.number(rpt.get(9))
-    rpt_factor = {"s": 0, "min": 1, "h": 60, "d": 1440}.get(_UCUM_TIME.get(rpt.get(10), "min"))
-    if isinstance(rpt_offset, int) and rpt_offset >= 0 and rpt_factor:
-        repeat["offset"] = rpt_offset * rpt_factor
-    elif seg.get(5) and not rpt.get(9):
-        offset = dt.number(seg.get(5))
-        factor = {"s": 0, "min": 1, "h": 60, "d": 1440}.get(_UCUM_TIME.get(seg.get(5, 2), "min"))
-        if isinstance(offset, int) and offset >= 0 and factor:
-            repeat["offset"] = offset * factor
+    if rpt.get(9):
+        offset = _offset_minutes(rpt.get(9), rpt.get(10))
+        if offset is not None:
+            repeat["offset"] = offset
+    elif seg.get(5):
+        offset = _offset_minutes(seg.get(5), seg.get(5, 2))
+        if offset is not None:
+            repeat["offset"] = offset
     start = dt.dtm(seg.get(7), ctx.default_tz)
     end = dt.dtm(seg.get(8), ctx.default_tz)
     if start or end:
@@ -1475,6 +1902,20 @@ def _tq1_timing(ctx: Context, seg: Segment) -> Json:
     if repeat:
         timing["repeat"] = repeat
     return timing
+
+
+_SECONDS = {"s": 1, "min": 60, "h": 3600, "d": 86400}
+
+
+def _offset_minutes(value: str, unit: str) -> int | None:
+    """An RPT.9/RPT.10 or TQ1-5 offset as Timing.repeat.offset (whole minutes, unsignedInt);
+    None when it is not a whole number of minutes (units default to minutes)."""
+    n = dt.number(value)
+    seconds = _SECONDS.get(_UCUM_TIME.get(unit, "min") if unit else "min")
+    if not isinstance(n, int) or n < 0 or seconds is None:
+        return None
+    minutes, rest = divmod(n * seconds, 60)
+    return None if rest else minutes
 
 
 def _time_of_day(text: str) -> str | None:
@@ -1537,6 +1978,10 @@ def _apply_timing(ctx: Context, seg: Segment, target: Json) -> None:
             target["occurrenceTiming"] = timing
         if quantity:
             target.setdefault("quantityQuantity", quantity)
+        if seg.get(10) and target.get("resourceType") == "ServiceRequest":
+            # TQ1-10 condition text (the IG leaves it to an unnamed extension): the
+            # precondition of the service, ServiceRequest.asNeeded[x].
+            target.setdefault("asNeededCodeableConcept", {"text": seg.get(10)})
         if text:
             target.setdefault("note", []).append({"text": text})
     prio = dt.lookup("ExtendedPriorityCodes", seg.get(9))
@@ -2498,6 +2943,8 @@ HANDLERS: dict[str, Handler] = {
     "IAM": h_al1,
     "DG1": h_dg1,
     "PR1": h_pr1,
+    "ACC": h_acc,
+    "PDA": h_pda,
     "GT1": h_gt1,
     "IN1": h_in1,
     "IN2": h_in2,
@@ -2510,6 +2957,7 @@ HANDLERS: dict[str, Handler] = {
     "OBX": h_obx,
     "NTE": h_nte,
     "SPM": h_spm,
+    "SAC": h_sac,
     "TQ1": h_tq1,
     "RXA": h_rxa,
     "RXR": h_rxr,

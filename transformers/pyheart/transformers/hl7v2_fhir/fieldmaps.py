@@ -302,7 +302,27 @@ PV1: tuple[FieldMap, ...] = (
         fixed=_participant("CON", "consultant"),
     ),
     F("PV1", 10, "Encounter", "serviceType", "CWE[CodeableConcept]", "HospitalService"),
-    F("PV1", 11, "Encounter", "location[]", "PL[Location]", key="location", fixed={"status": "active"}),
+    F(
+        "PV1",
+        11,
+        "Encounter",
+        "location[]",
+        "PL[Location]",
+        key="location",
+        fixed={
+            "status": "active",
+            "extension": [
+                {
+                    "url": _SD + "subject-locationClassification",
+                    "valueCodeableConcept": {
+                        "coding": [
+                            {"system": "http://hl7.org/fhir/ValueSet/subject-location", "code": "temporary"}
+                        ]
+                    },
+                }
+            ],
+        },
+    ),
     F("PV1", 13, "Encounter", "hospitalization.reAdmission", "CWE[CodeableConcept]", "ReadmissionIndicator"),
     F("PV1", 14, "Encounter", "hospitalization.admitSource", "CWE[CodeableConcept]"),
     F(
@@ -458,7 +478,8 @@ PR1: tuple[FieldMap, ...] = (
             "function": {
                 "coding": [
                     {"system": "http://snomed.info/sct", "code": "88189002", "display": "Anesthesiologist"}
-                ]
+                ],
+                "text": "Anesthesiologist",
             }
         },
     ),
@@ -471,7 +492,8 @@ PR1: tuple[FieldMap, ...] = (
         key="actor",
         fixed={
             "function": {
-                "coding": [{"system": "http://snomed.info/sct", "code": "304292004", "display": "Surgeon"}]
+                "coding": [{"system": "http://snomed.info/sct", "code": "304292004", "display": "Surgeon"}],
+                "text": "Surgeon",
             }
         },
     ),
@@ -722,6 +744,16 @@ SPM: tuple[FieldMap, ...] = (
     F("SPM", 8, "Specimen", "collection.bodySite", "CWE[CodeableConcept]"),
     F("SPM", 12, "Specimen", "collection.quantity", "CQ[Quantity]"),
     F("SPM", 14, "Specimen", "note[]", "ST[string]", key="text"),
+    # SPM-15 handling code: no IG row; FHIR's specimen-specialHandling extension (HL7 table 0376).
+    F(
+        "SPM",
+        15,
+        "Specimen",
+        "collection.extension[]",
+        "CWE[CodeableConcept]",
+        key="valueCodeableConcept",
+        fixed=_ext(_SD + "specimen-specialHandling"),
+    ),
     F("SPM", 18, "Specimen", "receivedTime", "DTM[dateTime]"),
     F("SPM", 24, "Specimen", "condition[]", "CWE[CodeableConcept]", "SpecimenCondition"),
     F("SPM", 20, "Specimen", "status", "ID[code]", "YesNoIndicator[AvailabilityStatus]"),
@@ -1124,7 +1156,7 @@ CODE_MAPPED: dict[tuple[str, str], frozenset[int]] = {
     ("PID", "Provenance-Patient"): frozenset({33, 34}),
     ("PD1", "Observation-LivingWill"): frozenset({7}),
     ("MRG", "Account"): frozenset({3}),
-    ("PV1", "Encounter"): frozenset({2, 45, 54}),
+    ("PV1", "Encounter"): frozenset({2, 37, 40, 45, 53, 54}),
     ("IN1", "Coverage"): frozenset({3, 5, 6, 7, 8, 9, 10, 16, 37, 44, 49, 55}),
     ("GT1", "Account"): frozenset({11, 13, 14}),
     ("RF1", "ServiceRequest"): frozenset({1, 2, 7, 8}),
@@ -1134,22 +1166,27 @@ CODE_MAPPED: dict[tuple[str, str], frozenset[int]] = {
     ("PRD", "PractitionerRole"): frozenset({8, 9, 11, 13}),
     ("INV", "Substance"): frozenset({2, 4, 8, 9, 11, 12}),
     ("FT1", "ChargeItem"): frozenset({4, 11, 12, 25, 29, 42, 43}),
-    ("OBR", "ServiceRequest"): frozenset({11, 29}),
-    ("ORC", "ServiceRequest"): frozenset({21, 22, 23, 24, 38}),
+    ("OBR", "ServiceRequest"): frozenset({11, 17, 27, 29}),
+    ("ORC", "ServiceRequest"): frozenset({7, 21, 22, 23, 24, 38}),
     ("DG1", "Condition"): frozenset({4, 21, 22}),
     ("DG1", "EpisodeOfCare"): frozenset({3, 4, 5, 6, 15, 16, 19, 20, 21, 22}),
     ("DG1", "Encounter"): frozenset({3, 4, 5, 6, 15, 16, 19, 20, 21, 22}),
-    ("PR1", "Procedure"): frozenset({4, 25}),
+    ("PR1", "Procedure"): frozenset({4, 7, 16, 25}),
     ("RXO", "MedicationRequest"): frozenset({2, 3, 4, 5, 12, 21, 22, 23}),
     ("RXE", "MedicationRequest"): frozenset({3, 5, 6, 11, 19, 23, 24}),
     ("RXD", "MedicationDispense"): frozenset({5, 7, 12}),
     ("RXC", "Medication"): frozenset({2, 3, 4, 5, 6, 8, 9}),
+    ("IAM", "AllergyIntolerance"): frozenset({14, 15, 27}),
     ("MRG", "Patient"): frozenset({1}),
     ("NK1", "Patient"): frozenset({30, 31, 32}),
     ("OBR", "DiagnosticReport"): frozenset({4}),
     ("OBR", "Specimen"): frozenset({2}),
     ("ORC", "Provenance"): frozenset({1, 9, 10, 11, 12, 17, 19, 28}),
-    ("OBX", "Observation"): frozenset({2, 4, 5, 6, 16, 18, 23, 24, 25, 29, 33}),
+    ("OBX", "Observation"): frozenset({2, 4, 5, 6, 16, 18, 23, 24, 25, 29, 30, 33}),
+    # A repeating OBX-5: the components take OBX-3/5/6/7, the Observation the other fields as above.
+    ("OBX", "Observation-Component"): frozenset(
+        {3, 4, 5, 6, 7, 8, 10, 11, 14, 16, 17, 18, 19, 20, 21, 23, 24, 25, 29, 30, 33}
+    ),
     ("OBX", "DocumentReference"): frozenset({2, 5}),
     ("SPM", "Specimen"): frozenset({2, 3, 17}),
     ("RXA", "Immunization"): frozenset({6, 7, 9, 21, 28}),
