@@ -1,0 +1,94 @@
+"""Shared datatype maps and the entity builders, round 2: vocabulary on every coding of a CWE,
+units given as text, XTN use, XPN called-by names, Organization/Location/Practitioner/Device
+details (every value synthetic)."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from pyheart.broker.hl7v2 import Value
+from pyheart.broker.hl7v2.parser import DEFAULT_DELIMITERS
+from pyheart.transformers.hl7v2_fhir import datatypes as dt
+from pyheart.transformers.hl7v2_fhir.context import Context
+
+PID = "PID|1||MRN1^^^HOSP&1.2.3&ISO^MR||Doe^Jane||19800203|F"
+ADT = "ADT^A01^ADT_A01"
+V3_ROLE = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
+
+
+def v(raw: str) -> Value:
+    """One field repetition."""
+    return Value(raw, DEFAULT_DELIMITERS)
+
+
+def _codes(cc: dict[str, object] | None) -> list[tuple[str | None, str | None]]:
+    assert cc is not None
+    codings = cc["coding"]
+    assert isinstance(codings, list)
+    return [(c.get("system"), c.get("code")) for c in codings]
+
+
+def test_cwe_alternate_code_translated(ctx: Context) -> None:
+    """The alternate code (CWE.4) is translated with the concept map, as CWE.1 is."""
+    cc = dt.cwe_codeable_concept(v("^^^CHD^Child"), ctx, "Relationship")
+    assert (V3_ROLE, "CHILD") in _codes(cc)
+
+
+def test_cwe_local_system_code_translated(ctx: Context) -> None:
+    """A table code sent under a local coding system name is translated too."""
+    cc = dt.cwe_codeable_concept(v("SPO^Spouse^L"), ctx, "Relationship")
+    assert _codes(cc)[0] == (V3_ROLE, "SPS")
+
+
+def test_cwe_local_system_coding_kept(ctx: Context) -> None:
+    """The sender's local coding follows the translated one."""
+    cc = dt.cwe_codeable_concept(v("SPO^Spouse^L"), ctx, "Relationship")
+    assert _codes(cc)[1] == ("urn:id:L", "SPO")
+
+
+def test_cwe_external_system_not_translated(ctx: Context) -> None:
+    """A code of a standard terminology (here SNOMED CT) is never read as a v2 table code."""
+    cc = dt.cwe_codeable_concept(v("SPO^Something^SCT"), ctx, "Relationship")
+    assert _codes(cc) == [("http://snomed.info/sct", "SPO")]
+
+
+def test_cwe_version_on_translated_coding(ctx: Context) -> None:
+    """CWE.7 (version) stays on coding[1] when the translation replaces the v2 coding."""
+    cc = dt.cwe_codeable_concept(v("2^^^^^^V1.2"), ctx, "EncounterPriority")
+    assert cc is not None
+    assert (cc["coding"][0]["code"], cc["coding"][0]["version"]) == ("UR", "V1.2")
+
+
+def test_cwe_same_translation_once(ctx: Context) -> None:
+    """Two codings that translate to the same FHIR code give it once."""
+    cc = dt.cwe_codeable_concept(v("SPO^^^SPO"), ctx, "Relationship")
+    assert _codes(cc) == [(V3_ROLE, "SPS")]
+
+
+def test_cq_unit_text_only(ctx: Context) -> None:
+    """CQ units given as text only (CWE.1 empty: '54^&lbs') are still the Quantity's unit."""
+    assert dt.cq_quantity(v("54^&lbs"), ctx) == {"value": 54, "unit": "lbs"}
+
+
+def test_cwe_quantity_unit_text_only(ctx: Context) -> None:
+    """A CWE unit field with text but no code gives the unit text."""
+    assert dt.cwe_quantity_unit(v("^cap"), ctx) == {"unit": "cap"}
+
+
+def test_xtn_cell_phone_keeps_use_code(ctx: Context) -> None:
+    """A cell phone (XTN.3 CP) with XTN.2 PRN is a home phone: XTN.2 is the IG's use."""
+    cp = dt.xtn_contact_point(v("5551234^PRN^CP"), ctx)
+    assert cp == {"system": "phone", "value": "5551234", "use": "home"}
+
+
+def test_xtn_cell_phone_without_use_code_is_mobile(ctx: Context) -> None:
+    """A cell phone without XTN.2 has use mobile (the IG's CP translation)."""
+    cp = dt.xtn_contact_point(v("5551234^^CP"), ctx)
+    assert cp == {"use": "mobile", "system": "phone", "value": "5551234"}
+
+
+def test_nk1_alternate_relationship_translated(h: ModuleType) -> None:
+    """NK1-3's alternate code becomes a translated relationship coding of the RelatedPerson."""
+    bundle = h.run(ADT, PID, "NK1|1|Roe^Ann|EMC^Emergency^L^CHD")
+    rel = h.one(bundle, "RelatedPerson")["relationship"][0]
+    assert (V3_ROLE, "CHILD") in _codes(rel)
