@@ -92,3 +92,22 @@ def test_nk1_alternate_relationship_translated(h: ModuleType) -> None:
     bundle = h.run(ADT, PID, "NK1|1|Roe^Ann|EMC^Emergency^L^CHD")
     rel = h.one(bundle, "RelatedPerson")["relationship"][0]
     assert (V3_ROLE, "CHILD") in _codes(rel)
+
+
+def test_xpn_called_by_is_nickname(h: ModuleType) -> None:
+    """XPN.15 (called by) is a second Patient name with use nickname (IG XPN[HumanName])."""
+    pid = "PID|1||MRN1^^^HOSP&1.2.3&ISO^MR||Doe^Jane^^^^^L^^^^^^^^Janie"
+    names = h.one(h.run(ADT, pid), "Patient")["name"]
+    assert names[1] == {"given": ["Janie"], "use": "nickname"}
+
+
+def test_xpn_without_called_by_one_name(h: ModuleType) -> None:
+    """Without XPN.15 the Patient has the one name."""
+    assert len(h.one(h.run(ADT, PID), "Patient")["name"]) == 1
+
+
+def test_xpn_called_by_not_on_single_name(h: ModuleType) -> None:
+    """A single HumanName element (Patient.contact.name) keeps the name without the nickname."""
+    nk1 = "NK1|1|Roe^Ann^^^^^L^^^^^^^^Annie|SPO^Spouse^HL70063"
+    contact = h.one(h.run(ADT, PID, nk1), "Patient")["contact"][0]
+    assert contact["name"]["given"] == ["Ann"]

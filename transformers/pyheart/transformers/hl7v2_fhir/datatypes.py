@@ -523,6 +523,18 @@ def xpn_human_name(v: Value, ctx: Context, vocab: str | None = None) -> Json | N
     return out
 
 
+def xpn_human_names(v: Value, ctx: Context, vocab: str | None = None) -> list[Json] | None:
+    """XPN -> HumanNames, where the target element repeats (IG ``XPN[HumanName]``): the name,
+    then XPN.15 (called by) as a second name with use ``nickname``."""
+    name = xpn_human_name(v, ctx, vocab)
+    d = ctx.delimiters
+    called = v.get(15).strip() if v.raw.count(d.component) >= 14 else ""
+    if not called:
+        return [name] if name is not None else None
+    nick: Json = {"given": [called], "use": "nickname"}
+    return [name, nick] if name is not None else [nick]
+
+
 def _period(c: list[str], start_pos: int, end_pos: int, ctx: Context) -> Json | None:
     if not (c[start_pos] or c[end_pos]):
         return None
@@ -1099,6 +1111,12 @@ DATATYPES: dict[str, DatatypeMap] = {
     "PL[Location]": _memo(pl_location),
     "HD[Location]": _memo(hd_location),
     "CWE[Organization]": _memo(cwe_organization),
+}
+
+#: Maps used instead of :data:`DATATYPES` ones for field-map rows whose element repeats
+#: (``name[]``): they return a list of items, each added to the element.
+REPEATING: dict[str, DatatypeMap] = {
+    "XPN[HumanName]": _copied(xpn_human_names),
 }
 
 __all__ = [

@@ -20,6 +20,7 @@ from pyheart.transformers.hl7v2_fhir.context import Context
 from pyheart.transformers.hl7v2_fhir.datatypes import (
     DATATYPES,
     ISO639_2,
+    REPEATING,
     V2_CS,
     coding,
     lookup,
@@ -1384,10 +1385,12 @@ def _compile(rows: tuple[FieldMap, ...]) -> list[_Compiled]:
         *parents, leaf = (row.path[:-2] if many else row.path).split(".")
         key = row.key
         listed = bool(key and key.endswith("-1"))
+        # A repeating element without key/fixed wrapping may take several items per value.
+        multi = REPEATING.get(row.dt) if many and not row.key and not row.fixed else None
         out.append(
             _Compiled(
                 row.field,
-                DATATYPES[row.dt],
+                multi or DATATYPES[row.dt],
                 row.vocab,
                 many,
                 tuple(parents),
@@ -1402,6 +1405,7 @@ def _compile(rows: tuple[FieldMap, ...]) -> list[_Compiled]:
     return out
 
 
+_REPEATING_FNS = frozenset(REPEATING.values())
 Plan = Callable[[list[str], Json, Context, Segment], Json]
 _PLANS: dict[int, tuple[tuple[FieldMap, ...], Plan]] = {}
 
@@ -1462,7 +1466,14 @@ def _plan(rows: tuple[FieldMap, ...]) -> Plan:
                 f"{body}    nxt = node[{p!r}] = {{}}",
                 f"{body}node = nxt",
             ]
-        if r.many:
+        if r.many and r.fn in _REPEATING_FNS:
+            src += [
+                f"{body}lst = node.setdefault({r.leaf!r}, [])",
+                f"{body}for item in value:",
+                f"{body}    if item not in lst:",
+                f"{body}        lst.append(item)",
+            ]
+        elif r.many:
             src += [
                 f"{body}lst = node.get({r.leaf!r})",
                 f"{body}if lst is None:",
