@@ -111,3 +111,53 @@ def test_xpn_called_by_not_on_single_name(h: ModuleType) -> None:
     nk1 = "NK1|1|Roe^Ann^^^^^L^^^^^^^^Annie|SPO^Spouse^HL70063"
     contact = h.one(h.run(ADT, PID, nk1), "Patient")["contact"][0]
     assert contact["name"]["given"] == ["Ann"]
+
+
+ORU = "ORU^R01^ORU_R01"
+OBR_NDL = "OBR|1|PL1|FL1|1234-5^Panel^LN|||20240101||||||||||||||||||F|||||||{ndl}"
+
+
+def _report(h: ModuleType, ndl: str) -> tuple[dict[str, object], dict[str, object]]:
+    bundle = h.run(ORU, PID, OBR_NDL.format(ndl=ndl))
+    return bundle, h.one(bundle, "DiagnosticReport")
+
+
+def test_ndl_is_practitioner_role(h: ModuleType) -> None:
+    """OBR-32 (NDL) is a PractitionerRole whose practitioner is NDL.1 (IG NDL[PractitionerRole])."""
+    bundle, _ = _report(h, "77&Kim&Lee")
+    role = h.one(bundle, "PractitionerRole")
+    person = h.one(bundle, "Practitioner")
+    assert (person["identifier"][0]["value"], person["name"][0]) == (
+        "77",
+        {"family": "Kim", "given": ["Lee"]},
+    )
+    assert role["practitioner"]["reference"] == next(
+        e["fullUrl"] for e in bundle["entry"] if e["resource"] is person
+    )
+
+
+def test_ndl_period(h: ModuleType) -> None:
+    """NDL.2/NDL.3 are the PractitionerRole's period."""
+    bundle, _ = _report(h, "77&Kim^20240101^20240102")
+    assert h.one(bundle, "PractitionerRole")["period"] == {"start": "2024-01-01", "end": "2024-01-02"}
+
+
+def test_ndl_locations(h: ModuleType) -> None:
+    """NDL.4-NDL.7 (point of care, room, bed, facility) are the PractitionerRole's Locations."""
+    bundle, _ = _report(h, "77&Kim^^^Unit1^Room1^^Site1")
+    names = sorted(loc["name"] for loc in h.resources(bundle, "Location"))
+    assert names == ["Room1", "Site1", "Unit1"]
+
+
+def test_ndl_cnn_degree_is_suffix(h: ModuleType) -> None:
+    """CNN.7 (degree) is a name suffix (IG CNN[Practitioner])."""
+    bundle, _ = _report(h, "77&Kim&Lee&&&Dr&MD")
+    name = h.one(bundle, "Practitioner")["name"][0]
+    assert (name["suffix"], name["prefix"]) == (["MD"], ["Dr"])
+
+
+def test_ndl_report_refers_to_role(h: ModuleType) -> None:
+    """The report's resultsInterpreter is the NDL's PractitionerRole."""
+    bundle, report = _report(h, "77&Kim")
+    role_url = h.entries(bundle, "PractitionerRole")[0]["fullUrl"]
+    assert report["resultsInterpreter"] == [{"reference": role_url}]
