@@ -161,3 +161,29 @@ def test_ndl_report_refers_to_role(h: ModuleType) -> None:
     bundle, report = _report(h, "77&Kim")
     role_url = h.entries(bundle, "PractitionerRole")[0]["fullUrl"]
     assert report["resultsInterpreter"] == [{"reference": role_url}]
+
+
+def _obx18(h: ModuleType, equipment: str) -> dict[str, object]:
+    obx = str(h.seg("OBX", {1: "1", 2: "NM", 3: "8867-4^Heart rate^LN", 5: "60", 11: "F", 18: equipment}))
+    return dict(h.run(ORU, PID, OBR_NDL.format(ndl=""), obx))
+
+
+def test_obx18_repetitions_one_device(h: ModuleType) -> None:
+    """OBX-18's repetitions are the identifiers of one Device (IG device(Device.identifier))."""
+    bundle = _obx18(h, "DEV1^^1.2.3^ISO~DEV2^^1.2.4^ISO")
+    values = [i["value"] for i in h.one(bundle, "Device")["identifier"]]
+    assert values == ["DEV1", "DEV2"]
+
+
+def test_obx18_authority_only_is_system(h: ModuleType) -> None:
+    """An OBX-18 repetition with an assigning authority but no EI.1 keeps it as a system."""
+    bundle = _obx18(h, "^^1.2.3^ISO")
+    ident = h.one(bundle, "Device")["identifier"][0]
+    assert (ident["system"], ident["type"]["coding"][0]["code"]) == ("urn:oid:1.2.3", "ISO")
+
+
+def test_obx18_device_referenced(h: ModuleType) -> None:
+    """The Observation's device is that Device."""
+    bundle = _obx18(h, "^^1.2.3^ISO~DEV2")
+    url = h.entries(bundle, "Device")[0]["fullUrl"]
+    assert h.one(bundle, "Observation")["device"] == {"reference": url}

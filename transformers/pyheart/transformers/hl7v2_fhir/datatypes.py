@@ -817,10 +817,15 @@ def ei_identifier(v: Value, ctx: Context, vocab: str | None = None) -> Json | No
 
 def ei_identifier_system(v: Value, ctx: Context, vocab: str | None = None) -> Json | None:
     """EI -> Identifier (IG ``EI[Identifier-System]``): as :func:`ei_identifier`, plus the
-    universal id type (EI.4, table 0301) as ``type``, as the IG's HD maps type a universal id."""
+    universal id type (EI.4, table 0301) as ``type``, as the IG's HD maps type a universal id.
+    An EI with an assigning authority but no EI.1 still names the identifier's system."""
     out = ei_identifier(v, ctx)
     if out is None:
-        return None
+        c = comps(v, ctx)
+        system = _hd_uri(c[2], c[3], c[4].upper(), ctx) if not c[1] and (c[2] or c[3]) else None
+        if system is None:
+            return None
+        out = {"system": system}
     kind = v.get(4)
     if kind:
         mapped = lookup("UniversalIDType", kind) or lookup("UniversalIDType", kind.upper())
