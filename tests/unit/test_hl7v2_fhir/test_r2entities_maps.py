@@ -187,3 +187,17 @@ def test_obx18_device_referenced(h: ModuleType) -> None:
     bundle = _obx18(h, "^^1.2.3^ISO~DEV2")
     url = h.entries(bundle, "Device")[0]["fullUrl"]
     assert h.one(bundle, "Observation")["device"] == {"reference": url}
+
+
+def test_xad_county_text_only_is_district(ctx: Context) -> None:
+    """XAD.9 given as text without a code ('&W') is the address's district (IG CWE[string])."""
+    address = dt.xad_address(v("1 Main St^^Town^ST^12345^USA^H^^&West"), ctx)
+    assert address is not None
+    assert address["district"] == "West"
+
+
+def test_xad_census_tract_text_only(ctx: Context) -> None:
+    """XAD.10 given as text without a code is the census-tract extension."""
+    address = dt.xad_address(v("1 Main St^^Town^^^^^^^&T42"), ctx)
+    assert address is not None
+    assert address["extension"][0]["valueString"] == "T42"

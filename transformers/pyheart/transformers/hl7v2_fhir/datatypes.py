@@ -567,9 +567,11 @@ def xad_address(v: Value, ctx: Context, vocab: str | None = None) -> Json | None
         text = c[pos]
         if text:
             out[key] = text
-    has_subs = (c[9] or c[10]) and ctx.delimiters.subcomponent in v.raw
-    if c[9]:
-        out["district"] = _cwe_string_sub(v, 9) if has_subs else c[9]
+    # XAD.9/XAD.10 are CWEs (parts as sub-components): a text without a code ('&W') counts.
+    has_subs = ctx.delimiters.subcomponent in v.raw
+    district = _cwe_string_sub(v, 9) if has_subs else c[9]
+    if district:
+        out["district"] = district
     kind = c[7]
     if kind in ("M", "SH"):
         t = lookup("AddressType[Type]", kind)
@@ -582,12 +584,10 @@ def xad_address(v: Value, ctx: Context, vocab: str | None = None) -> Json | None
     period = _period(c, 13, 14, ctx) or (dr_period(v.component(12), ctx) if c[12] else None)
     if period:
         out["period"] = period
-    if c[10]:
+    tract = _cwe_string_sub(v, 10) if has_subs else c[10]
+    if tract:
         out.setdefault("extension", []).append(
-            {
-                "url": "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-censusTract",
-                "valueString": _cwe_string_sub(v, 10) if has_subs else c[10],
-            }
+            {"url": "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-censusTract", "valueString": tract}
         )
     return out or None
 
