@@ -20,6 +20,7 @@ from pyheart.transformers.hl7v2_fhir.context import Context
 from pyheart.transformers.hl7v2_fhir.datatypes import (
     DATATYPES,
     ISO639_2,
+    REPEATING,
     V2_CS,
     coding,
     lookup,
@@ -1280,24 +1281,34 @@ def _msg_coding(v: Any, ctx: Context, vocab: str | None) -> Any:
 
 
 def _ndl_practitioner(v: Any, ctx: Context, vocab: str | None) -> Any:
-    # NDL.1 is a CNN (components as sub-components): id, family, given, ...
-    comp = v.component(1)
-    ident, family, given = comp.get(1), comp.get(2), comp.get(3)
-    if not (ident or family):
-        return None
-    res: Json = {"resourceType": "Practitioner"}
-    if ident:
-        res["identifier"] = [{"value": ident}]
-    if family or given:
-        name: Json = {}
-        if family:
-            name["family"] = family
-        if given:
-            name["given"] = [given]
-        res["name"] = [name]
+    """NDL -> Reference(PractitionerRole) (IG ``NDL[PractitionerRole]``): the practitioner
+    (NDL.1, CNN[Practitioner]), the period (NDL.2/NDL.3) and the location (NDL.4-NDL.11, the
+    levels of a PL: point of care, room, bed, facility, status, type, building, floor)."""
+    from pyheart.transformers.hl7v2_fhir.datatypes import dtm
     from pyheart.transformers.hl7v2_fhir.ids import resource_id
 
-    return ctx.add_shared(res, resource_id("Practitioner", ctx.scope, ident, family, given))
+    person = ctx.practitioner_from_cnn(v.component(1))
+    d = ctx.delimiters
+    comps = v.raw.split(d.component)
+    where = None
+    if len(comps) > 3 and any(comps[3:11]):
+        where = ctx.location_from_pl(Value(d.component.join(comps[3:11]), d, 0, ctx.charset))
+    if person is None and where is None:
+        return None
+    role: Json = {"resourceType": "PractitionerRole"}
+    if person is not None:
+        role["practitioner"] = person
+    start, end = dtm(v.get(2), ctx.default_tz), dtm(v.get(3), ctx.default_tz)
+    if start or end:
+        role["period"] = {k: x for k, x in (("start", start), ("end", end)) if x}
+    if where is not None:
+        role["location"] = [where]
+    key = [_rid_in(r["reference"]) if r else "" for r in (person, where)]
+    return ctx.add_shared(role, resource_id("PractitionerRole", "NDL", *key, start or "", end or ""))
+
+
+def _rid_in(reference: str) -> str:
+    return reference.rpartition(":")[2].rpartition("/")[2]
 
 
 def _xtn_default_use(use: str) -> Callable[[Any, Context, str | None], Any]:
@@ -1384,10 +1395,12 @@ def _compile(rows: tuple[FieldMap, ...]) -> list[_Compiled]:
         *parents, leaf = (row.path[:-2] if many else row.path).split(".")
         key = row.key
         listed = bool(key and key.endswith("-1"))
+        # A repeating element without key/fixed wrapping may take several items per value.
+        multi = REPEATING.get(row.dt) if many and not row.key and not row.fixed else None
         out.append(
             _Compiled(
                 row.field,
-                DATATYPES[row.dt],
+                multi or DATATYPES[row.dt],
                 row.vocab,
                 many,
                 tuple(parents),
@@ -1402,6 +1415,7 @@ def _compile(rows: tuple[FieldMap, ...]) -> list[_Compiled]:
     return out
 
 
+_REPEATING_FNS = frozenset(REPEATING.values())
 Plan = Callable[[list[str], Json, Context, Segment], Json]
 _PLANS: dict[int, tuple[tuple[FieldMap, ...], Plan]] = {}
 
@@ -1462,7 +1476,14 @@ def _plan(rows: tuple[FieldMap, ...]) -> Plan:
                 f"{body}    nxt = node[{p!r}] = {{}}",
                 f"{body}node = nxt",
             ]
-        if r.many:
+        if r.many and r.fn in _REPEATING_FNS:
+            src += [
+                f"{body}lst = node.setdefault({r.leaf!r}, [])",
+                f"{body}for item in value:",
+                f"{body}    if item not in lst:",
+                f"{body}        lst.append(item)",
+            ]
+        elif r.many:
             src += [
                 f"{body}lst = node.get({r.leaf!r})",
                 f"{body}if lst is None:",
