@@ -331,10 +331,22 @@ def _us_core_race_ethnicity(seg: Segment, res: Json, race: int = 10, ethnicity: 
             res.setdefault("extension", []).append({"url": url, "extension": parts})
 
 
+#: PD1-16 immunization registry status (table 0441) -> Patient.active: A (active) is an active
+#: record, the inactive statuses (I, L lost to follow-up, M moved, P permanently) are not; O
+#: (other) and U (unknown) say neither.
+_REGISTRY_ACTIVE = {"A": True, "I": False, "L": False, "M": False, "P": False}
+
+
 def h_pd1(ctx: Context, seg: Segment, st: State) -> None:
     """PD1 -> more Patient elements."""
     if st.patient is not None:
         fm.apply(fm.PD1, seg, st.patient, ctx)
+        if seg.raw(16):
+            # The IG PD1 map leaves PD1-16 out; whether the record is in active use is
+            # Patient.active (as FHIR-Converter maps it).
+            active = _REGISTRY_ACTIVE.get(seg.get(16).upper())
+            if active is not None and "active" not in st.patient:
+                st.patient["active"] = active
     if seg.raw(7) and ctx.patient_ref is not None:
         # IG PD1[Observation-LivingWill]: PD1-7 as an Observation of the patient.
         value = dt.cwe_codeable_concept(seg.value(7), ctx, "LivingWillCode")
@@ -937,8 +949,17 @@ def _procedure_period(res: Json, minutes_text: str) -> None:
     res["performedPeriod"] = {"start": res.pop("performedDateTime"), "end": end}
 
 
+#: GT1-11 / IN1-17 relationships that say the person is the patient (table 0063 SEL, X12 01/18).
+_SELF = frozenset({"SEL", "01", "18"})
+
+
 def h_gt1(ctx: Context, seg: Segment, st: State) -> None:
-    """GT1 -> RelatedPerson (the guarantor)."""
+    """GT1 -> RelatedPerson (the guarantor); the guarantor's details complete the Patient instead
+    when GT1-11 says the guarantor is the patient."""
+    if seg.get(11).upper() in _SELF and st.patient is not None and ctx.patient_ref is not None:
+        _guarantor_is_patient(ctx, seg, st.patient)
+        _account_guarantor(ctx, seg, ctx.patient_ref)
+        return
     res = _clinical(ctx, seg, st, fm.GT1, "RelatedPerson", "patient")
     if res is None or ctx.patient_ref is None:
         return
@@ -961,6 +982,26 @@ def h_gt1(ctx: Context, seg: Segment, st: State) -> None:
     _account_guarantor(ctx, seg, ref)
 
 
+def _guarantor_is_patient(ctx: Context, seg: Segment, patient: Json) -> None:
+    """GT1 (no IG table) of a guarantor who is the patient: the guarantor's identifiers, name,
+    address and phones (:data:`fm.GT1_PATIENT`) are the patient's; the spouse (GT1-4), employer
+    (GT1-16..18, employed GT1-31..32) and contact person (GT1-45/46) become Patient.contact
+    entries, the first two in their contact role (table 0131 N next-of-kin, E employer)."""
+    fm.apply(fm.GT1_PATIENT, seg, patient, ctx)
+    if not ctx.options.patient_contacts:
+        return
+    for rows, role in ((fm.GT1_SPOUSE, "N"), (fm.GT1_EMPLOYER, "E"), (fm.GT1_CONTACT_PERSON, "")):
+        contact = fm.apply(rows, seg, {}, ctx)
+        if not ("name" in contact or "telecom" in contact or "address" in contact):
+            continue  # a contact needs details (FHIR pat-1), not only a period
+        known = dt.lookup("ContactRole", role) if role else None
+        if known is not None:
+            contact["relationship"] = [{"coding": [dt.coding(known[0], known[2], known[1])]}]
+        contacts = patient.setdefault("contact", [])
+        if contact not in contacts:
+            contacts.append(contact)
+
+
 def _account_guarantor(ctx: Context, seg: Segment, person: Json) -> None:
     """GT1 (no IG table) as the guarantor of the patient's Account (from PID-18): the party is
     the patient when GT1-11 says the guarantor is the patient (SEL), else the guarantor's
@@ -970,7 +1011,11 @@ def _account_guarantor(ctx: Context, seg: Segment, person: Json) -> None:
     if found is None:
         return
     account = found[0]
-    guarantor: Json = {"party": patient_ref if seg.get(11).upper() in ("SEL", "01", "18") else person}
+    guarantor: Json = {"party": patient_ref if seg.get(11).upper() in _SELF else person}
+    hold = seg.get(22).upper()
+    if hold in ("Y", "N"):
+        # GT1-22 guarantor billing hold flag: whether the account's billing is on hold for them.
+        guarantor["onHold"] = hold == "Y"
     period: Json = {}
     start, end = dt.dtm(seg.get(13), ctx.default_tz), dt.dtm(seg.get(14), ctx.default_tz)
     if start:
@@ -980,6 +1025,20 @@ def _account_guarantor(ctx: Context, seg: Segment, person: Json) -> None:
     if period:
         guarantor["period"] = period
     account.setdefault("guarantor", []).append(guarantor)
+
+
+def h_blg(ctx: Context, seg: Segment, st: State) -> None:
+    """BLG (no IG map) -> the Account of BLG-3, the account the order is billed to (as
+    FHIR-Converter maps it), active and of the patient as the PID-18 one (IG PID[Account])."""
+    if not seg.get(3):
+        return
+    ident = dt.cx_identifier(seg.value(3), ctx)
+    if not ident:
+        return
+    acct: Json = {"resourceType": "Account", "identifier": [ident], "status": "active"}
+    if ctx.patient_ref is not None:
+        acct["subject"] = [ctx.patient_ref]
+    ctx.add(acct, ident=ident)
 
 
 def h_in1(ctx: Context, seg: Segment, st: State) -> None:
@@ -1094,7 +1153,10 @@ def h_in2(ctx: Context, seg: Segment, st: State) -> None:
     """IN2 (no IG table) completes its IN1's Coverage and insured person: the Medicare (IN2-6),
     Medicaid (IN2-8) and patient member (IN2-61) numbers identify the coverage; the insured's
     employee id (IN2-1), SSN (IN2-2), language (IN2-34) and home phone (IN2-63) go to the
-    insured RelatedPerson (Coverage.subscriber) when the insured is not the patient."""
+    insured RelatedPerson (Coverage.subscriber) when the insured is not the patient. The
+    patient's own numbers and Medicare card name (:data:`fm.IN2_PATIENT`) go to the Patient."""
+    if st.patient is not None:
+        fm.apply(fm.IN2_PATIENT, seg, st.patient, ctx)
     coverage = st.last
     if coverage is None or coverage.get("resourceType") != "Coverage":
         return
@@ -2975,6 +3037,7 @@ HANDLERS: dict[str, Handler] = {
     "ROL": h_rol,
     "PRT": h_prt,
     "PRD": h_prd,
+    "BLG": h_blg,
 }
 
 

@@ -567,6 +567,35 @@ IN2_INSURED: tuple[FieldMap, ...] = (
     F("IN2", 63, "RelatedPerson", "telecom[]", "XTN[ContactPoint]", fixed={"use": "home"}),
 )
 
+#: IN2 (no IG table) fields that identify or name the patient, whoever the insured is: the
+#: patient's Medicare (IN2-6) and Medicaid (IN2-8) numbers, military id (IN2-10) and member
+#: number (IN2-61) are Patient identifiers (their table 0203 types are the patient's), the name on
+#: the Medicare card (IN2-7) a Patient name.
+IN2_PATIENT: tuple[FieldMap, ...] = (
+    F(
+        "IN2",
+        6,
+        "Patient",
+        "identifier[]",
+        "ST[Identifier]",
+        fixed={
+            "system": "http://hl7.org/fhir/sid/us-medicare",
+            **_ident_type("MC", "Patient's Medicare number"),
+        },
+    ),
+    F("IN2", 7, "Patient", "name[]", "XPN[HumanName]"),
+    F(
+        "IN2",
+        8,
+        "Patient",
+        "identifier[]",
+        "ST[Identifier]",
+        fixed=_ident_type("MA", "Patient Medicaid number"),
+    ),
+    F("IN2", 10, "Patient", "identifier[]", "ST[Identifier]", fixed=_ident_type("MI", "Military ID number")),
+    F("IN2", 61, "Patient", "identifier[]", "CX[Identifier]"),
+)
+
 GT1: tuple[FieldMap, ...] = (
     F("GT1", 2, "RelatedPerson", "identifier[]", "CX[Identifier]"),
     F(
@@ -597,6 +626,38 @@ GT1: tuple[FieldMap, ...] = (
     F("GT1", 11, "RelatedPerson", "relationship[]", "CWE[CodeableConcept]", "Relationship"),
     F("GT1", 19, "RelatedPerson", "identifier[]", "CX[Identifier]"),
     F("GT1", 29, "RelatedPerson", "identifier[]", "CX[Identifier]"),
+)
+
+#: GT1 (no IG table) when the guarantor is the patient (GT1-11 self): the guarantor's person
+#: identifiers, name, address and phones are the Patient's (as the GT1 rows above are the
+#: guarantor RelatedPerson's otherwise).
+GT1_PATIENT: tuple[FieldMap, ...] = (
+    F("GT1", 2, "Patient", "identifier[]", "CX[Identifier]"),
+    F("GT1", 3, "Patient", "name[]", "XPN[HumanName]"),
+    F("GT1", 5, "Patient", "address[]", "XAD[Address]"),
+    F("GT1", 6, "Patient", "telecom[]", "XTN[ContactPoint]", fixed={"use": "home"}),
+    F("GT1", 7, "Patient", "telecom[]", "XTN[ContactPoint]", fixed={"use": "work"}),
+    F("GT1", 12, "Patient", "identifier[]", "ST[Identifier]", fixed=_SSN),
+    F("GT1", 19, "Patient", "identifier[]", "CX[Identifier]"),
+)
+
+#: The self-guarantor's spouse (GT1-4), a Patient.contact (paths relative to the contact).
+GT1_SPOUSE: tuple[FieldMap, ...] = (F("GT1", 4, "Patient.contact", "name", "XPN[HumanName]"),)
+
+#: The self-guarantor's employer (GT1-16 name, 17 address, 18 phone; GT1-31/32 the employment
+#: period), a Patient.contact.
+GT1_EMPLOYER: tuple[FieldMap, ...] = (
+    F("GT1", 16, "Patient.contact", "name", "XPN[HumanName]"),
+    F("GT1", 17, "Patient.contact", "address", "XAD[Address]"),
+    F("GT1", 18, "Patient.contact", "telecom[]", "XTN[ContactPoint]"),
+    F("GT1", 31, "Patient.contact", "period.start", "DTM[dateTime]"),
+    F("GT1", 32, "Patient.contact", "period.end", "DTM[dateTime]"),
+)
+
+#: The self-guarantor's contact person (GT1-45 name, GT1-46 phones), a Patient.contact.
+GT1_CONTACT_PERSON: tuple[FieldMap, ...] = (
+    F("GT1", 45, "Patient.contact", "name", "XPN[HumanName]"),
+    F("GT1", 46, "Patient.contact", "telecom[]", "XTN[ContactPoint]"),
 )
 
 _PLAC = _ident_type("PLAC", "Placer Identifier")
@@ -1139,6 +1200,11 @@ for _rows in (
     PRD_ROLE,
     EVN,
     MSH,
+    IN2_PATIENT,
+    GT1_PATIENT,
+    GT1_SPOUSE,
+    GT1_EMPLOYER,
+    GT1_CONTACT_PERSON,
 ):
     FIELD_MAPS.setdefault((_rows[0].segment, _rows[0].resource), ())
     FIELD_MAPS[(_rows[0].segment, _rows[0].resource)] += _rows
