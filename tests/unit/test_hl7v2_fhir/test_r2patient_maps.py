@@ -75,10 +75,35 @@ def test_in2_member_number_identifies_patient(h: ModuleType) -> None:
     assert (ident["system"], _type_code(ident)[1]) == ("urn:oid:1.2.9", "MB")
 
 
-def test_in2_medicare_card_name_is_patient_name(h: ModuleType) -> None:
-    """IN2-7 (the name on the Medicare card) is a Patient name."""
-    pat = _patient(h, _in1(h), str(h.seg("IN2", {7: "Doe^Janet"})))
-    assert {"family": "Doe", "given": ["Janet"]} in pat["name"]
+def test_in2_medicaid_case_name_not_patient_name(h: ModuleType) -> None:
+    """IN2-7 (Medicaid case name, the head of household) is not a Patient name."""
+    pat = _patient(h, _in1(h), str(h.seg("IN2", {7: "Roe^Head"})))
+    assert [n["family"] for n in pat["name"]] == ["Doe"]
+
+
+def test_in2_military_id_of_dependent_not_patients(h: ModuleType) -> None:
+    """IN2-10 of a military dependent (IN2-11 valued) is the sponsor's, no Patient identifier."""
+    pat = _patient(h, _in1(h), str(h.seg("IN2", {10: "MIL5", 11: "Y"})))
+    assert "MIL5" not in [i["value"] for i in pat["identifier"]]
+
+
+def test_in2_employer_contact_on_policy_holder(h: ModuleType) -> None:
+    """IN2-49/50 (insured's employer contact person, phone) are a contact of the policy holder
+    Organization (IN1-11, the insured's group employer)."""
+    in1 = str(h.seg("IN1", {1: "1", 2: "PLAN1", 4: "Payer Inc", 11: "Acme Works", 17: "SPO", 36: "POL1"}))
+    bundle = h.run(ADT, PID, in1, str(h.seg("IN2", {49: "Poe^Max", 50: "5550001111"})))
+    employer = next(o for o in h.resources(bundle, "Organization") if o.get("name") == "Acme Works")
+    assert employer["contact"] == [
+        {"name": {"family": "Poe", "given": ["Max"]}, "telecom": [{"system": "phone", "value": "5550001111"}]}
+    ]
+
+
+def test_in2_employer_phone_on_policy_holder(h: ModuleType) -> None:
+    """IN2-64 (insured's employer phone) is a telecom of the policy holder Organization."""
+    in1 = str(h.seg("IN1", {1: "1", 2: "PLAN1", 4: "Payer Inc", 11: "Acme Works", 17: "SPO", 36: "POL1"}))
+    bundle = h.run(ADT, PID, in1, str(h.seg("IN2", {64: "5550002222^^FX"})))
+    employer = next(o for o in h.resources(bundle, "Organization") if o.get("name") == "Acme Works")
+    assert employer["telecom"] == [{"system": "fax", "value": "5550002222"}]
 
 
 def test_in2_repeated_numbers_listed_once(h: ModuleType) -> None:
@@ -192,6 +217,43 @@ def test_other_guarantor_stays_related_person(h: ModuleType) -> None:
     assert (len(h.resources(bundle, "RelatedPerson")), names) == (1, ["DoeJane"])
 
 
+# ------------------------------------------------------------------------------ GT1-21
+
+
+def test_organization_guarantor_is_account_guarantor(h: ModuleType) -> None:
+    """GT1-21 (guarantor organisation name) makes the Organization the Account guarantor."""
+    bundle = h.run(ADT, PID, _gt1(h, f21="Acme Works"))
+    org_url = next(
+        e["fullUrl"] for e in h.entries(bundle, "Organization") if e["resource"].get("name") == "Acme Works"
+    )
+    assert h.one(bundle, "Account")["guarantor"][0]["party"] == {"reference": org_url}
+
+
+def test_organization_guarantor_makes_no_related_person(h: ModuleType) -> None:
+    """An organisation guarantor is no RelatedPerson and adds nothing to the Patient."""
+    bundle = h.run(ADT, PID, _gt1(h, f21="Acme Works", f11="SPO"))
+    assert (h.resources(bundle, "RelatedPerson"), h.one(bundle, "Patient")["identifier"][0]["value"]) == (
+        [],
+        "MRN1",
+    )
+
+
+def test_organization_guarantor_contact_person(h: ModuleType) -> None:
+    """GT1-45/46/47 (contact person, phone, reason) are a contact of the guarantor Organization,
+    further GT1-45 names contacts of their own."""
+    gt1 = _gt1(h, f21="Acme Works", f45="Poe^Max~Roe", f46="5550003333", f47="Billing")
+    bundle = h.run(ADT, PID, gt1)
+    org = next(o for o in h.resources(bundle, "Organization") if o.get("name") == "Acme Works")
+    assert org["contact"] == [
+        {
+            "name": {"family": "Poe", "given": ["Max"]},
+            "telecom": [{"system": "phone", "value": "5550003333"}],
+            "purpose": {"coding": [{"code": "Billing"}]},
+        },
+        {"name": {"family": "Roe"}},
+    ]
+
+
 # ------------------------------------------------------------------------------ GT1-22, Account
 
 
@@ -255,7 +317,7 @@ def test_in2_gt1_canary_only_in_bundle(h: ModuleType) -> None:
     """IN2 and self-guarantor values reach the Bundle, and no log line or header."""
     stream = io.StringIO()
     configure_logging(logging.DEBUG, stream)
-    in2 = str(h.seg("IN2", {6: CANARY, 7: CANARY, 61: CANARY}))
+    in2 = str(h.seg("IN2", {6: CANARY, 49: CANARY, 61: CANARY}))
     gt1 = _gt1(h, f3=CANARY, f4=CANARY, f12=CANARY, f45=CANARY)
     msg = h.er7(ADT, PID, _in1(h), in2, gt1).encode()
     out = Hl7v2ToFhir().transform(Message(msg, Format.HL7V2))

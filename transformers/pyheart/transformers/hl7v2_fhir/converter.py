@@ -955,7 +955,14 @@ _SELF = frozenset({"SEL", "01", "18"})
 
 def h_gt1(ctx: Context, seg: Segment, st: State) -> None:
     """GT1 -> RelatedPerson (the guarantor); the guarantor's details complete the Patient instead
-    when GT1-11 says the guarantor is the patient."""
+    when GT1-11 says the guarantor is the patient, and an Organization is the guarantor when
+    GT1-21 names one."""
+    if seg.raw(21) and ctx.patient_ref is not None:
+        org = ctx.organization_from_xon(seg.value(21))
+        if org is not None:
+            _guarantor_organization(ctx, seg, org)
+            _account_guarantor(ctx, seg, org)
+            return
     if seg.get(11).upper() in _SELF and st.patient is not None and ctx.patient_ref is not None:
         _guarantor_is_patient(ctx, seg, st.patient)
         _account_guarantor(ctx, seg, ctx.patient_ref)
@@ -1002,16 +1009,38 @@ def _guarantor_is_patient(ctx: Context, seg: Segment, patient: Json) -> None:
             contacts.append(contact)
 
 
-def _account_guarantor(ctx: Context, seg: Segment, person: Json) -> None:
+def _guarantor_organization(ctx: Context, seg: Segment, org: Json) -> None:
+    """GT1 (no IG table) of a guarantor organisation (GT1-21): its contact person (GT1-45 name,
+    GT1-46 phones, GT1-47 contact reason) is a contact of that Organization, further GT1-45
+    names contacts of their own."""
+    found = ctx.entries.get(_rid_in(org["reference"]))
+    if found is None or not (seg.raw(45) or seg.raw(46)):
+        return
+    names = [n for n in (dt.xpn_human_name(rep, ctx) for rep in seg.reps(45)) if n]
+    person: Json = {"name": names[0]} if names else {}
+    phones = [t for t in (dt.xtn_contact_point(rep, ctx) for rep in seg.reps(46)) if t]
+    if phones:
+        person["telecom"] = phones
+    reason = dt.cwe_codeable_concept(seg.value(47), ctx) if seg.raw(47) and person else None
+    if reason:
+        person["purpose"] = reason
+    contacts = found.resource.setdefault("contact", [])
+    for contact in [person, *({"name": name} for name in names[1:])]:
+        if contact and contact not in contacts:
+            contacts.append(contact)
+    if not contacts:
+        del found.resource["contact"]
+
+
+def _account_guarantor(ctx: Context, seg: Segment, party: Json) -> None:
     """GT1 (no IG table) as the guarantor of the patient's Account (from PID-18): the party is
-    the patient when GT1-11 says the guarantor is the patient (SEL), else the guarantor's
-    RelatedPerson; GT1-13/14 (guarantor begin/end dates) are the period."""
-    patient_ref = ctx.patient_ref
+    the patient, the guarantor's RelatedPerson or Organization (see :func:`h_gt1`); GT1-13/14
+    (guarantor begin/end dates) are the period, GT1-22 (billing hold flag) ``onHold``."""
     found = _patient_account(ctx)
     if found is None:
         return
     account = found[0]
-    guarantor: Json = {"party": patient_ref if seg.get(11).upper() in _SELF else person}
+    guarantor: Json = {"party": party}
     hold = seg.get(22).upper()
     if hold in ("Y", "N"):
         # GT1-22 guarantor billing hold flag: whether the account's billing is on hold for them.
@@ -1161,12 +1190,39 @@ def h_in2(ctx: Context, seg: Segment, st: State) -> None:
     if coverage is None or coverage.get("resourceType") != "Coverage":
         return
     fm.apply(fm.IN2, seg, coverage, ctx)
+    holder = coverage.get("policyHolder")
+    if holder is not None and (seg.raw(49) or seg.raw(50) or seg.raw(64)):
+        found = ctx.entries.get(_rid_in(holder["reference"]))
+        if found is not None and found.rtype == "Organization":
+            _insured_employer(ctx, seg, found.resource)
     subscriber = coverage.get("subscriber")
     if subscriber is None or subscriber == ctx.patient_ref:
         return
     entry = ctx.entries.get(_rid_in(subscriber["reference"]))
     if entry is not None and entry.rtype == "RelatedPerson":
         fm.apply(fm.IN2_INSURED, seg, entry.resource, ctx)
+
+
+def _insured_employer(ctx: Context, seg: Segment, org: Json) -> None:
+    """IN2 (no IG table) about the insured's employer, the Coverage's policy holder (IN1-11, the
+    insured's group employer): its contact person (IN2-49 name, IN2-50 phones) is a contact of
+    that Organization, the insured's employer phone (IN2-64) one of its telecoms."""
+    person: Json = {}
+    names = [n for n in (dt.xpn_human_name(rep, ctx) for rep in seg.reps(49)) if n]
+    if names:
+        person["name"] = names[0]  # Organization.contact.name is one name
+    phones = [t for t in (dt.xtn_contact_point(rep, ctx) for rep in seg.reps(50)) if t]
+    if phones:
+        person["telecom"] = phones
+    if person:
+        contacts = org.setdefault("contact", [])
+        if person not in contacts:
+            contacts.append(person)
+    for rep in seg.reps(64):
+        phone = dt.xtn_contact_point(rep, ctx)
+        telecom = org.setdefault("telecom", []) if phone else None
+        if phone and telecom is not None and phone not in telecom:
+            telecom.append(phone)
 
 
 def h_orc(ctx: Context, seg: Segment, st: State) -> None:

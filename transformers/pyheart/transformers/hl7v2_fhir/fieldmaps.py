@@ -567,10 +567,17 @@ IN2_INSURED: tuple[FieldMap, ...] = (
     F("IN2", 63, "RelatedPerson", "telecom[]", "XTN[ContactPoint]", fixed={"use": "home"}),
 )
 
-#: IN2 (no IG table) fields that identify or name the patient, whoever the insured is: the
-#: patient's Medicare (IN2-6) and Medicaid (IN2-8) numbers, military id (IN2-10) and member
-#: number (IN2-61) are Patient identifiers (their table 0203 types are the patient's), the name on
-#: the Medicare card (IN2-7) a Patient name.
+
+def _not_dependent(seg: Segment) -> bool:
+    """IN2-11 (dependent of military recipient, table 0342) does not say the patient is one."""
+    return seg.get(11).upper() in ("", "N")
+
+
+#: IN2 (no IG table) fields that identify the patient, whoever the insured is: the patient's
+#: Medicare (IN2-6) and Medicaid (IN2-8) numbers and member number (IN2-61) are Patient
+#: identifiers (their table 0203 types are the patient's), the military id (IN2-10) too unless
+#: IN2-11 says the patient is a military dependent (then it is the sponsor's). IN2-7 (Medicaid
+#: case name) is the head of household's, not necessarily the patient's: not mapped.
 IN2_PATIENT: tuple[FieldMap, ...] = (
     F(
         "IN2",
@@ -583,7 +590,6 @@ IN2_PATIENT: tuple[FieldMap, ...] = (
             **_ident_type("MC", "Patient's Medicare number"),
         },
     ),
-    F("IN2", 7, "Patient", "name[]", "XPN[HumanName]"),
     F(
         "IN2",
         8,
@@ -592,7 +598,15 @@ IN2_PATIENT: tuple[FieldMap, ...] = (
         "ST[Identifier]",
         fixed=_ident_type("MA", "Patient Medicaid number"),
     ),
-    F("IN2", 10, "Patient", "identifier[]", "ST[Identifier]", fixed=_ident_type("MI", "Military ID number")),
+    F(
+        "IN2",
+        10,
+        "Patient",
+        "identifier[]",
+        "ST[Identifier]",
+        fixed=_ident_type("MI", "Military ID number"),
+        when=_not_dependent,
+    ),
     F("IN2", 61, "Patient", "identifier[]", "CX[Identifier]"),
 )
 
