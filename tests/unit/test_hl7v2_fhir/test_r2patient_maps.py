@@ -324,3 +324,29 @@ def test_in2_gt1_canary_only_in_bundle(h: ModuleType) -> None:
     assert CANARY.encode() in out.payload
     assert all(CANARY not in v for v in out.headers.values())
     assert CANARY not in stream.getvalue()
+
+
+# ------------------------------------------------------------------------------ IN1-17
+
+
+def test_coverage_relationship_subscriber_code(h: ModuleType) -> None:
+    """IN1-17 SPO is also the subscriber-relationship code spouse, after the IG's RoleCode SPS."""
+    cov = h.one(h.run(ADT, PID, _in1(h)), "Coverage")
+    assert [(c["system"].rsplit("/", 1)[-1], c["code"]) for c in cov["relationship"]["coding"]] == [
+        ("v3-RoleCode", "SPS"),
+        ("subscriber-relationship", "spouse"),
+    ]
+
+
+def test_coverage_relationship_unknown_adds_no_subscriber_code(h: ModuleType) -> None:
+    """IN1-17 UNK (unknown) gets no subscriber-relationship code."""
+    cov = h.one(h.run(ADT, PID, _in1(h, "UNK")), "Coverage")
+    systems = [c["system"] for c in cov["relationship"]["coding"]]
+    assert "http://terminology.hl7.org/CodeSystem/subscriber-relationship" not in systems
+
+
+def test_insured_coded_01_is_not_the_patient(h: ModuleType) -> None:
+    """IN1-17 01 (spouse in the X12 / NUBC codes) keeps the insured a RelatedPerson."""
+    bundle = h.run(ADT, PID, _in1(h, "01"))
+    subscriber = h.one(bundle, "Coverage")["subscriber"]["reference"]
+    assert subscriber == h.entries(bundle, "RelatedPerson")[0]["fullUrl"]

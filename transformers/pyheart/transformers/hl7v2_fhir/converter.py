@@ -949,8 +949,9 @@ def _procedure_period(res: Json, minutes_text: str) -> None:
     res["performedPeriod"] = {"start": res.pop("performedDateTime"), "end": end}
 
 
-#: GT1-11 / IN1-17 relationships that say the person is the patient (table 0063 SEL, X12 01/18).
-_SELF = frozenset({"SEL", "01", "18"})
+#: GT1-11 / IN1-17 relationships that say the person is the patient: table 0063 SEL, and 18
+#: (self in the X12 / NUBC codes senders use there; their 01 is the spouse, not self).
+_SELF = frozenset({"SEL", "18"})
 
 
 def h_gt1(ctx: Context, seg: Segment, st: State) -> None:
@@ -1099,7 +1100,9 @@ def h_in1(ctx: Context, seg: Segment, st: State) -> None:
     if seg.get(49) or seg.get(36):
         res["subscriberId"] = seg.get(49) or seg.get(36)
     relation = seg.get(17).upper()
-    if relation in ("SEL", "01", "18"):  # the insured is the patient (0063 SEL, X12 01/18 self)
+    if "relationship" in res:
+        _subscriber_relationship(relation, res)
+    if relation in _SELF:  # the insured is the patient
         res["subscriber"] = ctx.patient_ref
     elif seg.get(16):
         insured = fm.apply(fm.IN1_INSURED, seg, _new("RelatedPerson"), ctx)
@@ -1121,6 +1124,39 @@ def h_in1(ctx: Context, seg: Segment, st: State) -> None:
     # The entry's resource, which IN2 completes (a Coverage already in the bundle absorbs ``res``).
     entry = ctx.entries.get(_rid_in(ref["reference"]))
     st.last = entry.resource if entry is not None else res
+
+
+_SUBSCRIBER_RELATIONSHIP_CS = "http://terminology.hl7.org/CodeSystem/subscriber-relationship"
+#: Table 0063 relationship of the insured (IN1-17) -> the code of Coverage.relationship's own
+#: value set (subscriber-relationship); NON / UNK say no relationship.
+_SUBSCRIBER_RELATIONSHIP = {
+    "SEL": ("self", "Self"),
+    "SPO": ("spouse", "Spouse"),
+    "DOM": ("common", "Common Law Spouse"),
+    **dict.fromkeys(("CHD", "NCH", "SCH", "FCH"), ("child", "Child")),
+    **dict.fromkeys(("PAR", "MTH", "FTH"), ("parent", "Parent")),
+    **dict.fromkeys(
+        (
+            *("BRO", "SIS", "SIB", "GCH", "GRP", "EXF", "FND", "OAD", "EME", "EMR", "ASC"),
+            *("CGV", "GRD", "WRD", "DEP", "MGR", "OWN", "TRA", "EMC", "OTH"),
+        ),
+        ("other", "Other"),
+    ),
+}
+
+
+def _subscriber_relationship(relation: str, res: Json) -> None:
+    """IN1-17 also as a code of subscriber-relationship, the value set Coverage.relationship is
+    bound to, beside the IG concept map's RoleCode (a translation in the same CodeableConcept)."""
+    known = _SUBSCRIBER_RELATIONSHIP.get(relation)
+    if known is None:
+        return
+    cc = res["relationship"]
+    extra = dt.coding(known[0], _SUBSCRIBER_RELATIONSHIP_CS, known[1])
+    codings = cc.get("coding", [])
+    if extra not in codings:
+        # A new dict: the mapped CodeableConcept may be shared (kept across messages).
+        res["relationship"] = {**cc, "coding": [*codings, extra]}
 
 
 def _payor_details(ctx: Context, seg: Segment, payor: Json) -> None:
