@@ -350,3 +350,23 @@ def test_insured_coded_01_is_not_the_patient(h: ModuleType) -> None:
     bundle = h.run(ADT, PID, _in1(h, "01"))
     subscriber = h.one(bundle, "Coverage")["subscriber"]["reference"]
     assert subscriber == h.entries(bundle, "RelatedPerson")[0]["fullUrl"]
+
+
+# ------------------------------------------------------------------------------ MRG-3
+
+
+def test_account_merge_linkage(h: ModuleType) -> None:
+    """MRG-3 (prior account) makes a Linkage: the PID-18 Account the source, the prior historical."""
+    bundle = h.run("ADT^A41^ADT_A41", PID, "MRG|||OLDACC^^^HOSP&1.2.3&ISO^AN")
+    linkage = h.one(bundle, "Linkage")
+    items = [
+        (i["type"], i["resource"]["type"], i["resource"]["identifier"]["value"]) for i in linkage["item"]
+    ]
+    assert items == [("source", "Account", "ACC1"), ("historical", "Account", "OLDACC")]
+
+
+def test_account_merge_without_current_account_no_linkage(h: ModuleType) -> None:
+    """Without a PID-18 account the prior account (MRG-3) is linked to nothing."""
+    pid = PID.rsplit("|", 1)[0] + "|"
+    bundle = h.run("ADT^A41^ADT_A41", pid, "MRG|||OLDACC^^^HOSP&1.2.3&ISO^AN")
+    assert h.resources(bundle, "Linkage") == []

@@ -365,10 +365,13 @@ def h_mrg(ctx: Context, seg: Segment, st: State) -> None:
         return
     prior_account = dt.cx_identifier(seg.value(3), ctx) if seg.get(3) else None
     if prior_account:
+        current = _patient_account(ctx)
         # IG MRG[Account]: the prior account; its status is not in the message.
         acct: Json = {"resourceType": "Account", "identifier": [prior_account], "status": "unknown"}
         acct["subject"] = [ctx.patient_ref]
-        ctx.add(acct, ident=prior_account)
+        prior_ref = ctx.add(acct, ident=prior_account)
+        if current is not None and current[1] != prior_ref:
+            _account_linkage(ctx, seg, current, (prior_account, prior_ref))
     idents = [i for i in (dt.cx_identifier(rep, ctx) for rep in seg.reps(1)) if i]
     if not idents:
         return
@@ -390,6 +393,24 @@ def h_mrg(ctx: Context, seg: Segment, st: State) -> None:
             "item": [{"type": "source", "resource": survivor}, {"type": "historical", "resource": prior}],
         }
         ctx.add(linkage, key=("MRG", str(seg.index)))
+
+
+def _account_linkage(
+    ctx: Context, seg: Segment, current: tuple[Json, Json], prior: tuple[Json, Json]
+) -> None:
+    """An account merge (MRG-3) as a Linkage, as the patient merge is: the surviving Account
+    (PID-18) is the source, the prior one historical."""
+    survivor: Json = {**current[1], "type": "Account"}
+    idents = current[0].get("identifier") or []
+    if idents:
+        survivor["identifier"] = idents[0]
+    historical = {**prior[1], "type": "Account", "identifier": prior[0]}
+    linkage = {
+        "resourceType": "Linkage",
+        "active": True,
+        "item": [{"type": "source", "resource": survivor}, {"type": "historical", "resource": historical}],
+    }
+    ctx.add(linkage, key=("MRG", str(seg.index), "Account"))
 
 
 def h_nk1(ctx: Context, seg: Segment, st: State) -> None:
