@@ -370,3 +370,18 @@ def test_account_merge_without_current_account_no_linkage(h: ModuleType) -> None
     pid = PID.rsplit("|", 1)[0] + "|"
     bundle = h.run("ADT^A41^ADT_A41", pid, "MRG|||OLDACC^^^HOSP&1.2.3&ISO^AN")
     assert h.resources(bundle, "Linkage") == []
+
+
+# ------------------------------------------------------------------------------ PID-27
+
+
+def test_veteran_status_extension(h: ModuleType) -> None:
+    """PID-27 (veterans military status) is the IG's veteranMilitaryStatus extension, a local one
+    under the configured system base (HL7 defines none)."""
+    pid = str(h.seg("PID", {1: "1", 3: "MRN1^^^HOSP^MR", 27: "VET^Veteran^L"}))
+    pat = h.one(h.run(ADT, pid), "Patient")
+    ext = next(e for e in pat["extension"] if e["url"].endswith("patient-veteranMilitaryStatus"))
+    assert (ext["url"], ext["valueCodeableConcept"]["coding"][0]["code"]) == (
+        "urn:id:StructureDefinition/patient-veteranMilitaryStatus",
+        "VET",
+    )

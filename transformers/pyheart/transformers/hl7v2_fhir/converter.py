@@ -174,6 +174,8 @@ def h_pid(ctx: Context, seg: Segment, st: State) -> None:
                 )
     _birth_time(ctx, seg, res)
     _animal_breed(ctx, seg, res)
+    if seg.raw(27):
+        _veteran_status(ctx, seg, res)
     if seg.raw(34) and seg.raw(33) and ctx.options.provenance:
         _patient_provenance(ctx, seg)
     for rep in seg.reps(21):
@@ -244,6 +246,19 @@ def _birth_time(ctx: Context, seg: Segment, res: Json) -> None:
         when = dt.dtm(raw, ctx.default_tz)
         if when and "T" in when:
             res["_birthDate"] = {"extension": [{"url": _SD + "patient-birthTime", "valueDateTime": when}]}
+
+
+#: The IG maps PID-27 to a veteranMilitaryStatus extension it leaves undefined (no HL7 one
+#: exists): a local extension under the configured ``system_base``, as local systems are named.
+_VETERAN_STATUS = "StructureDefinition/patient-veteranMilitaryStatus"
+
+
+def _veteran_status(ctx: Context, seg: Segment, res: Json) -> None:
+    """PID-27 (veterans military status) -> the IG's veteranMilitaryStatus extension."""
+    status = dt.cwe_codeable_concept(seg.value(27), ctx)
+    if status:
+        ext = {"url": ctx.system_base + _VETERAN_STATUS, "valueCodeableConcept": status}
+        res.setdefault("extension", []).append(ext)
 
 
 def _animal_breed(ctx: Context, seg: Segment, res: Json) -> None:
