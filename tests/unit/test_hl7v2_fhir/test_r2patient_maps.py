@@ -385,3 +385,33 @@ def test_veteran_status_extension(h: ModuleType) -> None:
         "urn:id:StructureDefinition/patient-veteranMilitaryStatus",
         "VET",
     )
+
+
+# ------------------------------------------------------------------------------ PV2-22
+
+
+def _encounter_security(h: ModuleType, flag: str) -> list[dict[str, Any]]:
+    pv2 = str(h.seg("PV2", {22: flag}))
+    enc = h.one(h.run(ADT, PID, "PV1|1|I|WARD^101^A", pv2), "Encounter")
+    return list(enc.get("meta", {}).get("security", []))
+
+
+def test_visit_protection_yes_restricted(h: ModuleType) -> None:
+    """PV2-22 (visit protection indicator) Y labels the Encounter restricted (v3-Confidentiality R)."""
+    assert _encounter_security(h, "Y") == [
+        {
+            "system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality",
+            "code": "R",
+            "display": "restricted",
+        }
+    ]
+
+
+def test_visit_protection_no_normal(h: ModuleType) -> None:
+    """PV2-22 N labels the Encounter normal (v3-Confidentiality N)."""
+    assert [s["code"] for s in _encounter_security(h, "N")] == ["N"]
+
+
+def test_visit_protection_other_value_no_label(h: ModuleType) -> None:
+    """A PV2-22 value other than Y/N adds no security label."""
+    assert _encounter_security(h, "X") == []

@@ -417,7 +417,25 @@ PV2: tuple[FieldMap, ...] = (
         key="valueCoding",
         fixed=_ext(_SD + "encounter-modeOfArrival"),
     ),
+    F("PV2", 22, "Encounter", "meta.security[]", "ID[Coding-VisitProtection]"),
 )
+
+_CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
+
+
+def _visit_protection(v: Any, ctx: Context, vocab: str | None) -> Any:
+    """PV2-22 (visit protection indicator) -> a security label of the Encounter (IG meta.security):
+    Y (protected) is restricted confidentiality, N normal. The IG's Yes/No concept map would give a
+    special-values true/false, which is no security label."""
+    code = v.get(1).upper()
+    if code == "Y":
+        return {"system": _CONFIDENTIALITY, "code": "R", "display": "restricted"}
+    if code == "N":
+        return {"system": _CONFIDENTIALITY, "code": "N", "display": "normal"}
+    return None
+
+
+DATATYPES["ID[Coding-VisitProtection]"] = _visit_protection
 
 AL1: tuple[FieldMap, ...] = (
     F("AL1", 2, "AllergyIntolerance", "category[]", "CWE[code]", "AllergenType[AllergyIntoleranceCategory]"),
