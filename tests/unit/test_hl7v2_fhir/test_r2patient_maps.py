@@ -415,3 +415,26 @@ def test_visit_protection_no_normal(h: ModuleType) -> None:
 def test_visit_protection_other_value_no_label(h: ModuleType) -> None:
     """A PV2-22 value other than Y/N adds no security label."""
     assert _encounter_security(h, "X") == []
+
+
+# ------------------------------------------------------------------------------ Account.coverage, GT1-51
+
+
+def test_account_paid_by_coverage(h: ModuleType) -> None:
+    """The IN1 Coverage is listed in the patient's Account (PID-18) coverage."""
+    bundle = h.run(ADT, PID, _in1(h))
+    coverage_url = h.entries(bundle, "Coverage")[0]["fullUrl"]
+    assert h.one(bundle, "Account")["coverage"] == [{"coverage": {"reference": coverage_url}}]
+
+
+def test_self_guarantor_employer_organization(h: ModuleType) -> None:
+    """GT1-51 (guarantor employer's organisation) is the employer contact's organization."""
+    bundle = h.run(ADT, PID, _gt1(h, f51="Acme Works"))
+    org_url = next(
+        e["fullUrl"] for e in h.entries(bundle, "Organization") if e["resource"].get("name") == "Acme Works"
+    )
+    contact = h.one(bundle, "Patient")["contact"][0]
+    assert (contact["organization"], contact["relationship"][0]["coding"][0]["code"]) == (
+        {"reference": org_url},
+        "E",
+    )

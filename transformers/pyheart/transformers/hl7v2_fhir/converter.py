@@ -1036,8 +1036,10 @@ def _guarantor_is_patient(ctx: Context, seg: Segment, patient: Json) -> None:
         return
     for rows, role in ((fm.GT1_SPOUSE, "N"), (fm.GT1_EMPLOYER, "E"), (fm.GT1_CONTACT_PERSON, "")):
         contact = fm.apply(rows, seg, {}, ctx)
-        if not ("name" in contact or "telecom" in contact or "address" in contact):
-            continue  # a contact needs details (FHIR pat-1), not only a period
+        if not (
+            "name" in contact or "telecom" in contact or "address" in contact or "organization" in contact
+        ):
+            continue  # a contact needs details or an organisation (FHIR pat-1), not only a period
         known = dt.lookup("ContactRole", role) if role else None
         if known is not None:
             contact["relationship"] = [{"coding": [dt.coding(known[0], known[2], known[1])]}]
@@ -1160,6 +1162,12 @@ def h_in1(ctx: Context, seg: Segment, st: State) -> None:
     # The entry's resource, which IN2 completes (a Coverage already in the bundle absorbs ``res``).
     entry = ctx.entries.get(_rid_in(ref["reference"]))
     st.last = entry.resource if entry is not None else res
+    account = _patient_account(ctx)
+    if account is not None:
+        # The insurance pays the patient's account (PID-18): Account.coverage (no IG row).
+        paid_by = account[0].setdefault("coverage", [])
+        if all(c.get("coverage") != ref for c in paid_by):
+            paid_by.append({"coverage": ref})
 
 
 _SUBSCRIBER_RELATIONSHIP_CS = "http://terminology.hl7.org/CodeSystem/subscriber-relationship"

@@ -676,10 +676,11 @@ GT1_PATIENT: tuple[FieldMap, ...] = (
 #: The self-guarantor's spouse (GT1-4), a Patient.contact (paths relative to the contact).
 GT1_SPOUSE: tuple[FieldMap, ...] = (F("GT1", 4, "Patient.contact", "name", "XPN[HumanName]"),)
 
-#: The self-guarantor's employer (GT1-16 name, 17 address, 18 phone; GT1-31/32 the employment
-#: period), a Patient.contact.
+#: The self-guarantor's employer (GT1-16 name, 17 address, 18 phone, 51 organisation; GT1-31/32
+#: the employment period), a Patient.contact.
 GT1_EMPLOYER: tuple[FieldMap, ...] = (
     F("GT1", 16, "Patient.contact", "name", "XPN[HumanName]"),
+    F("GT1", 51, "Patient.contact", "organization", "XON[Organization]"),
     F("GT1", 17, "Patient.contact", "address", "XAD[Address]"),
     F("GT1", 18, "Patient.contact", "telecom[]", "XTN[ContactPoint]"),
     F("GT1", 31, "Patient.contact", "period.start", "DTM[dateTime]"),
