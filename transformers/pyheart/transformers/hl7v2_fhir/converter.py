@@ -380,13 +380,13 @@ def h_mrg(ctx: Context, seg: Segment, st: State) -> None:
         return
     prior_account = dt.cx_identifier(seg.value(3), ctx) if seg.get(3) else None
     if prior_account:
-        current = _patient_account(ctx)
+        surviving = _patient_account(ctx)
         # IG MRG[Account]: the prior account; its status is not in the message.
         acct: Json = {"resourceType": "Account", "identifier": [prior_account], "status": "unknown"}
         acct["subject"] = [ctx.patient_ref]
         prior_ref = ctx.add(acct, ident=prior_account)
-        if current is not None and current[1] != prior_ref:
-            _account_linkage(ctx, seg, current, (prior_account, prior_ref))
+        if surviving is not None and surviving[1] != prior_ref:
+            _account_linkage(ctx, seg, surviving, (prior_account, prior_ref))
     idents = [i for i in (dt.cx_identifier(rep, ctx) for rep in seg.reps(1)) if i]
     if not idents:
         return
