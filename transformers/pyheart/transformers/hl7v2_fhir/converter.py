@@ -174,6 +174,8 @@ def h_pid(ctx: Context, seg: Segment, st: State) -> None:
                 )
     _birth_time(ctx, seg, res)
     _animal_breed(ctx, seg, res)
+    if seg.raw(27):
+        _veteran_status(ctx, seg, res)
     if seg.raw(34) and seg.raw(33) and ctx.options.provenance:
         _patient_provenance(ctx, seg)
     for rep in seg.reps(21):
@@ -244,6 +246,19 @@ def _birth_time(ctx: Context, seg: Segment, res: Json) -> None:
         when = dt.dtm(raw, ctx.default_tz)
         if when and "T" in when:
             res["_birthDate"] = {"extension": [{"url": _SD + "patient-birthTime", "valueDateTime": when}]}
+
+
+#: The IG maps PID-27 to a veteranMilitaryStatus extension it leaves undefined (no HL7 one
+#: exists): a local extension under the configured ``system_base``, as local systems are named.
+_VETERAN_STATUS = "StructureDefinition/patient-veteranMilitaryStatus"
+
+
+def _veteran_status(ctx: Context, seg: Segment, res: Json) -> None:
+    """PID-27 (veterans military status) -> the IG's veteranMilitaryStatus extension."""
+    status = dt.cwe_codeable_concept(seg.value(27), ctx)
+    if status:
+        ext = {"url": ctx.system_base + _VETERAN_STATUS, "valueCodeableConcept": status}
+        res.setdefault("extension", []).append(ext)
 
 
 def _animal_breed(ctx: Context, seg: Segment, res: Json) -> None:
@@ -331,10 +346,22 @@ def _us_core_race_ethnicity(seg: Segment, res: Json, race: int = 10, ethnicity: 
             res.setdefault("extension", []).append({"url": url, "extension": parts})
 
 
+#: PD1-16 immunization registry status (table 0441) -> Patient.active: A (active) is an active
+#: record, the inactive statuses (I, L lost to follow-up, M moved, P permanently) are not; O
+#: (other) and U (unknown) say neither.
+_REGISTRY_ACTIVE = {"A": True, "I": False, "L": False, "M": False, "P": False}
+
+
 def h_pd1(ctx: Context, seg: Segment, st: State) -> None:
     """PD1 -> more Patient elements."""
     if st.patient is not None:
         fm.apply(fm.PD1, seg, st.patient, ctx)
+        if seg.raw(16):
+            # The IG PD1 map leaves PD1-16 out; whether the record is in active use is
+            # Patient.active (as FHIR-Converter maps it).
+            active = _REGISTRY_ACTIVE.get(seg.get(16).upper())
+            if active is not None and "active" not in st.patient:
+                st.patient["active"] = active
     if seg.raw(7) and ctx.patient_ref is not None:
         # IG PD1[Observation-LivingWill]: PD1-7 as an Observation of the patient.
         value = dt.cwe_codeable_concept(seg.value(7), ctx, "LivingWillCode")
@@ -353,10 +380,13 @@ def h_mrg(ctx: Context, seg: Segment, st: State) -> None:
         return
     prior_account = dt.cx_identifier(seg.value(3), ctx) if seg.get(3) else None
     if prior_account:
+        surviving = _patient_account(ctx)
         # IG MRG[Account]: the prior account; its status is not in the message.
         acct: Json = {"resourceType": "Account", "identifier": [prior_account], "status": "unknown"}
         acct["subject"] = [ctx.patient_ref]
-        ctx.add(acct, ident=prior_account)
+        prior_ref = ctx.add(acct, ident=prior_account)
+        if surviving is not None and surviving[1] != prior_ref:
+            _account_linkage(ctx, seg, surviving, (prior_account, prior_ref))
     idents = [i for i in (dt.cx_identifier(rep, ctx) for rep in seg.reps(1)) if i]
     if not idents:
         return
@@ -378,6 +408,24 @@ def h_mrg(ctx: Context, seg: Segment, st: State) -> None:
             "item": [{"type": "source", "resource": survivor}, {"type": "historical", "resource": prior}],
         }
         ctx.add(linkage, key=("MRG", str(seg.index)))
+
+
+def _account_linkage(
+    ctx: Context, seg: Segment, current: tuple[Json, Json], prior: tuple[Json, Json]
+) -> None:
+    """An account merge (MRG-3) as a Linkage, as the patient merge is: the surviving Account
+    (PID-18) is the source, the prior one historical."""
+    survivor: Json = {**current[1], "type": "Account"}
+    idents = current[0].get("identifier") or []
+    if idents:
+        survivor["identifier"] = idents[0]
+    historical = {**prior[1], "type": "Account", "identifier": prior[0]}
+    linkage = {
+        "resourceType": "Linkage",
+        "active": True,
+        "item": [{"type": "source", "resource": survivor}, {"type": "historical", "resource": historical}],
+    }
+    ctx.add(linkage, key=("MRG", str(seg.index), "Account"))
 
 
 def h_nk1(ctx: Context, seg: Segment, st: State) -> None:
@@ -937,8 +985,25 @@ def _procedure_period(res: Json, minutes_text: str) -> None:
     res["performedPeriod"] = {"start": res.pop("performedDateTime"), "end": end}
 
 
+#: GT1-11 / IN1-17 relationships that say the person is the patient: table 0063 SEL, and 18
+#: (self in the X12 / NUBC codes senders use there; their 01 is the spouse, not self).
+_SELF = frozenset({"SEL", "18"})
+
+
 def h_gt1(ctx: Context, seg: Segment, st: State) -> None:
-    """GT1 -> RelatedPerson (the guarantor)."""
+    """GT1 -> RelatedPerson (the guarantor); the guarantor's details complete the Patient instead
+    when GT1-11 says the guarantor is the patient, and an Organization is the guarantor when
+    GT1-21 names one."""
+    if seg.raw(21) and ctx.patient_ref is not None:
+        org = ctx.organization_from_xon(seg.value(21))
+        if org is not None:
+            _guarantor_organization(ctx, seg, org)
+            _account_guarantor(ctx, seg, org)
+            return
+    if seg.get(11).upper() in _SELF and st.patient is not None and ctx.patient_ref is not None:
+        _guarantor_is_patient(ctx, seg, st.patient)
+        _account_guarantor(ctx, seg, ctx.patient_ref)
+        return
     res = _clinical(ctx, seg, st, fm.GT1, "RelatedPerson", "patient")
     if res is None or ctx.patient_ref is None:
         return
@@ -961,16 +1026,64 @@ def h_gt1(ctx: Context, seg: Segment, st: State) -> None:
     _account_guarantor(ctx, seg, ref)
 
 
-def _account_guarantor(ctx: Context, seg: Segment, person: Json) -> None:
+def _guarantor_is_patient(ctx: Context, seg: Segment, patient: Json) -> None:
+    """GT1 (no IG table) of a guarantor who is the patient: the guarantor's identifiers, name,
+    address and phones (:data:`fm.GT1_PATIENT`) are the patient's; the spouse (GT1-4), employer
+    (GT1-16..18, employed GT1-31..32) and contact person (GT1-45/46) become Patient.contact
+    entries, the first two in their contact role (table 0131 N next-of-kin, E employer)."""
+    fm.apply(fm.GT1_PATIENT, seg, patient, ctx)
+    if not ctx.options.patient_contacts:
+        return
+    for rows, role in ((fm.GT1_SPOUSE, "N"), (fm.GT1_EMPLOYER, "E"), (fm.GT1_CONTACT_PERSON, "")):
+        contact = fm.apply(rows, seg, {}, ctx)
+        if not (
+            "name" in contact or "telecom" in contact or "address" in contact or "organization" in contact
+        ):
+            continue  # a contact needs details or an organisation (FHIR pat-1), not only a period
+        known = dt.lookup("ContactRole", role) if role else None
+        if known is not None:
+            contact["relationship"] = [{"coding": [dt.coding(known[0], known[2], known[1])]}]
+        contacts = patient.setdefault("contact", [])
+        if contact not in contacts:
+            contacts.append(contact)
+
+
+def _guarantor_organization(ctx: Context, seg: Segment, org: Json) -> None:
+    """GT1 (no IG table) of a guarantor organisation (GT1-21): its contact person (GT1-45 name,
+    GT1-46 phones, GT1-47 contact reason) is a contact of that Organization, further GT1-45
+    names contacts of their own."""
+    found = ctx.entries.get(_rid_in(org["reference"]))
+    if found is None or not (seg.raw(45) or seg.raw(46)):
+        return
+    names = [n for n in (dt.xpn_human_name(rep, ctx) for rep in seg.reps(45)) if n]
+    person: Json = {"name": names[0]} if names else {}
+    phones = [t for t in (dt.xtn_contact_point(rep, ctx) for rep in seg.reps(46)) if t]
+    if phones:
+        person["telecom"] = phones
+    reason = dt.cwe_codeable_concept(seg.value(47), ctx) if seg.raw(47) and person else None
+    if reason:
+        person["purpose"] = reason
+    contacts = found.resource.setdefault("contact", [])
+    for contact in [person, *({"name": name} for name in names[1:])]:
+        if contact and contact not in contacts:
+            contacts.append(contact)
+    if not contacts:
+        del found.resource["contact"]
+
+
+def _account_guarantor(ctx: Context, seg: Segment, party: Json) -> None:
     """GT1 (no IG table) as the guarantor of the patient's Account (from PID-18): the party is
-    the patient when GT1-11 says the guarantor is the patient (SEL), else the guarantor's
-    RelatedPerson; GT1-13/14 (guarantor begin/end dates) are the period."""
-    patient_ref = ctx.patient_ref
+    the patient, the guarantor's RelatedPerson or Organization (see :func:`h_gt1`); GT1-13/14
+    (guarantor begin/end dates) are the period, GT1-22 (billing hold flag) ``onHold``."""
     found = _patient_account(ctx)
     if found is None:
         return
     account = found[0]
-    guarantor: Json = {"party": patient_ref if seg.get(11).upper() in ("SEL", "01", "18") else person}
+    guarantor: Json = {"party": party}
+    hold = seg.get(22).upper()
+    if hold in ("Y", "N"):
+        # GT1-22 guarantor billing hold flag: whether the account's billing is on hold for them.
+        guarantor["onHold"] = hold == "Y"
     period: Json = {}
     start, end = dt.dtm(seg.get(13), ctx.default_tz), dt.dtm(seg.get(14), ctx.default_tz)
     if start:
@@ -980,6 +1093,20 @@ def _account_guarantor(ctx: Context, seg: Segment, person: Json) -> None:
     if period:
         guarantor["period"] = period
     account.setdefault("guarantor", []).append(guarantor)
+
+
+def h_blg(ctx: Context, seg: Segment, st: State) -> None:
+    """BLG (no IG map) -> the Account of BLG-3, the account the order is billed to (as
+    FHIR-Converter maps it), active and of the patient as the PID-18 one (IG PID[Account])."""
+    if not seg.get(3):
+        return
+    ident = dt.cx_identifier(seg.value(3), ctx)
+    if not ident:
+        return
+    acct: Json = {"resourceType": "Account", "identifier": [ident], "status": "active"}
+    if ctx.patient_ref is not None:
+        acct["subject"] = [ctx.patient_ref]
+    ctx.add(acct, ident=ident)
 
 
 def h_in1(ctx: Context, seg: Segment, st: State) -> None:
@@ -1011,7 +1138,9 @@ def h_in1(ctx: Context, seg: Segment, st: State) -> None:
     if seg.get(49) or seg.get(36):
         res["subscriberId"] = seg.get(49) or seg.get(36)
     relation = seg.get(17).upper()
-    if relation in ("SEL", "01", "18"):  # the insured is the patient (0063 SEL, X12 01/18 self)
+    if "relationship" in res:
+        _subscriber_relationship(relation, res)
+    if relation in _SELF:  # the insured is the patient
         res["subscriber"] = ctx.patient_ref
     elif seg.get(16):
         insured = fm.apply(fm.IN1_INSURED, seg, _new("RelatedPerson"), ctx)
@@ -1033,6 +1162,45 @@ def h_in1(ctx: Context, seg: Segment, st: State) -> None:
     # The entry's resource, which IN2 completes (a Coverage already in the bundle absorbs ``res``).
     entry = ctx.entries.get(_rid_in(ref["reference"]))
     st.last = entry.resource if entry is not None else res
+    account = _patient_account(ctx)
+    if account is not None:
+        # The insurance pays the patient's account (PID-18): Account.coverage (no IG row).
+        paid_by = account[0].setdefault("coverage", [])
+        if all(c.get("coverage") != ref for c in paid_by):
+            paid_by.append({"coverage": ref})
+
+
+_SUBSCRIBER_RELATIONSHIP_CS = "http://terminology.hl7.org/CodeSystem/subscriber-relationship"
+#: Table 0063 relationship of the insured (IN1-17) -> the code of Coverage.relationship's own
+#: value set (subscriber-relationship); NON / UNK say no relationship.
+_SUBSCRIBER_RELATIONSHIP = {
+    "SEL": ("self", "Self"),
+    "SPO": ("spouse", "Spouse"),
+    "DOM": ("common", "Common Law Spouse"),
+    **dict.fromkeys(("CHD", "NCH", "SCH", "FCH"), ("child", "Child")),
+    **dict.fromkeys(("PAR", "MTH", "FTH"), ("parent", "Parent")),
+    **dict.fromkeys(
+        (
+            *("BRO", "SIS", "SIB", "GCH", "GRP", "EXF", "FND", "OAD", "EME", "EMR", "ASC"),
+            *("CGV", "GRD", "WRD", "DEP", "MGR", "OWN", "TRA", "EMC", "OTH"),
+        ),
+        ("other", "Other"),
+    ),
+}
+
+
+def _subscriber_relationship(relation: str, res: Json) -> None:
+    """IN1-17 also as a code of subscriber-relationship, the value set Coverage.relationship is
+    bound to, beside the IG concept map's RoleCode (a translation in the same CodeableConcept)."""
+    known = _SUBSCRIBER_RELATIONSHIP.get(relation)
+    if known is None:
+        return
+    cc = res["relationship"]
+    extra = dt.coding(known[0], _SUBSCRIBER_RELATIONSHIP_CS, known[1])
+    codings = cc.get("coding", [])
+    if extra not in codings:
+        # A new dict: the mapped CodeableConcept may be shared (kept across messages).
+        res["relationship"] = {**cc, "coding": [*codings, extra]}
 
 
 def _payor_details(ctx: Context, seg: Segment, payor: Json) -> None:
@@ -1094,17 +1262,47 @@ def h_in2(ctx: Context, seg: Segment, st: State) -> None:
     """IN2 (no IG table) completes its IN1's Coverage and insured person: the Medicare (IN2-6),
     Medicaid (IN2-8) and patient member (IN2-61) numbers identify the coverage; the insured's
     employee id (IN2-1), SSN (IN2-2), language (IN2-34) and home phone (IN2-63) go to the
-    insured RelatedPerson (Coverage.subscriber) when the insured is not the patient."""
+    insured RelatedPerson (Coverage.subscriber) when the insured is not the patient. The
+    patient's own numbers and Medicare card name (:data:`fm.IN2_PATIENT`) go to the Patient."""
+    if st.patient is not None:
+        fm.apply(fm.IN2_PATIENT, seg, st.patient, ctx)
     coverage = st.last
     if coverage is None or coverage.get("resourceType") != "Coverage":
         return
     fm.apply(fm.IN2, seg, coverage, ctx)
+    holder = coverage.get("policyHolder")
+    if holder is not None and (seg.raw(49) or seg.raw(50) or seg.raw(64)):
+        found = ctx.entries.get(_rid_in(holder["reference"]))
+        if found is not None and found.rtype == "Organization":
+            _insured_employer(ctx, seg, found.resource)
     subscriber = coverage.get("subscriber")
     if subscriber is None or subscriber == ctx.patient_ref:
         return
     entry = ctx.entries.get(_rid_in(subscriber["reference"]))
     if entry is not None and entry.rtype == "RelatedPerson":
         fm.apply(fm.IN2_INSURED, seg, entry.resource, ctx)
+
+
+def _insured_employer(ctx: Context, seg: Segment, org: Json) -> None:
+    """IN2 (no IG table) about the insured's employer, the Coverage's policy holder (IN1-11, the
+    insured's group employer): its contact person (IN2-49 name, IN2-50 phones) is a contact of
+    that Organization, the insured's employer phone (IN2-64) one of its telecoms."""
+    person: Json = {}
+    names = [n for n in (dt.xpn_human_name(rep, ctx) for rep in seg.reps(49)) if n]
+    if names:
+        person["name"] = names[0]  # Organization.contact.name is one name
+    phones = [t for t in (dt.xtn_contact_point(rep, ctx) for rep in seg.reps(50)) if t]
+    if phones:
+        person["telecom"] = phones
+    if person:
+        contacts = org.setdefault("contact", [])
+        if person not in contacts:
+            contacts.append(person)
+    for rep in seg.reps(64):
+        phone = dt.xtn_contact_point(rep, ctx)
+        telecom = org.setdefault("telecom", []) if phone else None
+        if phone and telecom is not None and phone not in telecom:
+            telecom.append(phone)
 
 
 def h_orc(ctx: Context, seg: Segment, st: State) -> None:
@@ -2977,6 +3175,7 @@ HANDLERS: dict[str, Handler] = {
     "ROL": h_rol,
     "PRT": h_prt,
     "PRD": h_prd,
+    "BLG": h_blg,
 }
 
 

@@ -418,7 +418,25 @@ PV2: tuple[FieldMap, ...] = (
         key="valueCoding",
         fixed=_ext(_SD + "encounter-modeOfArrival"),
     ),
+    F("PV2", 22, "Encounter", "meta.security[]", "ID[Coding-VisitProtection]"),
 )
+
+_CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
+
+
+def _visit_protection(v: Any, ctx: Context, vocab: str | None) -> Any:
+    """PV2-22 (visit protection indicator) -> a security label of the Encounter (IG meta.security):
+    Y (protected) is restricted confidentiality, N normal. The IG's Yes/No concept map would give a
+    special-values true/false, which is no security label."""
+    code = v.get(1).upper()
+    if code == "Y":
+        return {"system": _CONFIDENTIALITY, "code": "R", "display": "restricted"}
+    if code == "N":
+        return {"system": _CONFIDENTIALITY, "code": "N", "display": "normal"}
+    return None
+
+
+DATATYPES["ID[Coding-VisitProtection]"] = _visit_protection
 
 AL1: tuple[FieldMap, ...] = (
     F("AL1", 2, "AllergyIntolerance", "category[]", "CWE[code]", "AllergenType[AllergyIntoleranceCategory]"),
@@ -568,6 +586,49 @@ IN2_INSURED: tuple[FieldMap, ...] = (
     F("IN2", 63, "RelatedPerson", "telecom[]", "XTN[ContactPoint]", fixed={"use": "home"}),
 )
 
+
+def _not_dependent(seg: Segment) -> bool:
+    """IN2-11 (dependent of military recipient, table 0342) does not say the patient is one."""
+    return seg.get(11).upper() in ("", "N")
+
+
+#: IN2 (no IG table) fields that identify the patient, whoever the insured is: the patient's
+#: Medicare (IN2-6) and Medicaid (IN2-8) numbers and member number (IN2-61) are Patient
+#: identifiers (their table 0203 types are the patient's), the military id (IN2-10) too unless
+#: IN2-11 says the patient is a military dependent (then it is the sponsor's). IN2-7 (Medicaid
+#: case name) is the head of household's, not necessarily the patient's: not mapped.
+IN2_PATIENT: tuple[FieldMap, ...] = (
+    F(
+        "IN2",
+        6,
+        "Patient",
+        "identifier[]",
+        "ST[Identifier]",
+        fixed={
+            "system": "http://hl7.org/fhir/sid/us-medicare",
+            **_ident_type("MC", "Patient's Medicare number"),
+        },
+    ),
+    F(
+        "IN2",
+        8,
+        "Patient",
+        "identifier[]",
+        "ST[Identifier]",
+        fixed=_ident_type("MA", "Patient Medicaid number"),
+    ),
+    F(
+        "IN2",
+        10,
+        "Patient",
+        "identifier[]",
+        "ST[Identifier]",
+        fixed=_ident_type("MI", "Military ID number"),
+        when=_not_dependent,
+    ),
+    F("IN2", 61, "Patient", "identifier[]", "CX[Identifier]"),
+)
+
 GT1: tuple[FieldMap, ...] = (
     F("GT1", 2, "RelatedPerson", "identifier[]", "CX[Identifier]"),
     F(
@@ -598,6 +659,39 @@ GT1: tuple[FieldMap, ...] = (
     F("GT1", 11, "RelatedPerson", "relationship[]", "CWE[CodeableConcept]", "Relationship"),
     F("GT1", 19, "RelatedPerson", "identifier[]", "CX[Identifier]"),
     F("GT1", 29, "RelatedPerson", "identifier[]", "CX[Identifier]"),
+)
+
+#: GT1 (no IG table) when the guarantor is the patient (GT1-11 self): the guarantor's person
+#: identifiers, name, address and phones are the Patient's (as the GT1 rows above are the
+#: guarantor RelatedPerson's otherwise).
+GT1_PATIENT: tuple[FieldMap, ...] = (
+    F("GT1", 2, "Patient", "identifier[]", "CX[Identifier]"),
+    F("GT1", 3, "Patient", "name[]", "XPN[HumanName]"),
+    F("GT1", 5, "Patient", "address[]", "XAD[Address]"),
+    F("GT1", 6, "Patient", "telecom[]", "XTN[ContactPoint]", fixed={"use": "home"}),
+    F("GT1", 7, "Patient", "telecom[]", "XTN[ContactPoint]", fixed={"use": "work"}),
+    F("GT1", 12, "Patient", "identifier[]", "ST[Identifier]", fixed=_SSN),
+    F("GT1", 19, "Patient", "identifier[]", "CX[Identifier]"),
+)
+
+#: The self-guarantor's spouse (GT1-4), a Patient.contact (paths relative to the contact).
+GT1_SPOUSE: tuple[FieldMap, ...] = (F("GT1", 4, "Patient.contact", "name", "XPN[HumanName]"),)
+
+#: The self-guarantor's employer (GT1-16 name, 17 address, 18 phone, 51 organisation; GT1-31/32
+#: the employment period), a Patient.contact.
+GT1_EMPLOYER: tuple[FieldMap, ...] = (
+    F("GT1", 16, "Patient.contact", "name", "XPN[HumanName]"),
+    F("GT1", 51, "Patient.contact", "organization", "XON[Organization]"),
+    F("GT1", 17, "Patient.contact", "address", "XAD[Address]"),
+    F("GT1", 18, "Patient.contact", "telecom[]", "XTN[ContactPoint]"),
+    F("GT1", 31, "Patient.contact", "period.start", "DTM[dateTime]"),
+    F("GT1", 32, "Patient.contact", "period.end", "DTM[dateTime]"),
+)
+
+#: The self-guarantor's contact person (GT1-45 name, GT1-46 phones), a Patient.contact.
+GT1_CONTACT_PERSON: tuple[FieldMap, ...] = (
+    F("GT1", 45, "Patient.contact", "name", "XPN[HumanName]"),
+    F("GT1", 46, "Patient.contact", "telecom[]", "XTN[ContactPoint]"),
 )
 
 _PLAC = _ident_type("PLAC", "Placer Identifier")
@@ -1140,6 +1234,11 @@ for _rows in (
     PRD_ROLE,
     EVN,
     MSH,
+    IN2_PATIENT,
+    GT1_PATIENT,
+    GT1_SPOUSE,
+    GT1_EMPLOYER,
+    GT1_CONTACT_PERSON,
 ):
     FIELD_MAPS.setdefault((_rows[0].segment, _rows[0].resource), ())
     FIELD_MAPS[(_rows[0].segment, _rows[0].resource)] += _rows
