@@ -106,6 +106,8 @@ class State:
         self.pending_targets: list[Json] = []
         #: Resources made before the PID they need (RF1, AUT): (resource, patient key, id key).
         self.awaiting_patient: list[tuple[Json, str, tuple[str, ...]]] = []
+        #: The Specimen of the current SPM group (its SAC containers follow the SPM's OBX).
+        self.specimen: Json | None = None
 
     def segment_names(self, ctx: Context) -> list[str]:
         """The message's segment ids in order (by ``Segment.index``), listed once."""
@@ -532,17 +534,23 @@ def h_pv1(ctx: Context, seg: Segment, st: State) -> None:
     """PV1 -> Encounter (identified by PV1-19 visit number)."""
     res = fm.apply(fm.PV1, seg, _new("Encounter"), ctx)
     klass = seg.get(2)
-    if seg.get(45):
+    # IG MSH[Encounter]: the trigger event gives the status (Event[EncounterStatus]); an event
+    # that does not tell it (A08 "unknown") leaves it to PV1-45 / PV1-2 (IG PV1[Encounter]).
+    event = dt.lookup("Event[EncounterStatus]", st.event) if st.family == "ADT" else None
+    if event is not None and event[0] != "unknown":
+        res["status"] = event[0]
+    elif seg.get(45):
         res["status"] = "finished"
     else:
         mapped = dt.lookup("PatientClass[EncounterStatus]", klass)
         res["status"] = mapped[0] if mapped else "unknown"
     if "class" not in res:
         res["class"] = dict(_ENCOUNTER_CLASS_UNKNOWN)
-    if klass == "P":
-        for loc in res.get("location", []):
-            if loc.get("status") == "active":
-                loc["status"] = "planned"
+    locations = res.get("location")
+    if klass == "P" and locations and seg.get(3) and locations[0].get("status") == "active":
+        # IG PV1-3: the assigned location of a pre-admit (PV1-2 "P") is "planned"; the other
+        # PV1 locations keep their own status (PV1-11 temporary location "active").
+        locations[0]["status"] = "planned"
     _subject(ctx, res)
     episode = dt.cx_identifier(seg.value(54), ctx) if seg.get(54) else None
     st.episode = None
@@ -1313,6 +1321,7 @@ def _order_provenance(ctx: Context, orc: Segment, target: Json) -> None:
 
 def _forget_order(st: State) -> None:
     st.order = None
+    st.specimen = None
 
 
 def h_obr(ctx: Context, seg: Segment, st: State) -> None:
@@ -1819,24 +1828,34 @@ def h_spm(ctx: Context, seg: Segment, st: State) -> None:
     if st.order is not None:
         st.order.setdefault("specimen", []).append(ref)
     st.last = res
+    st.specimen = res
 
 
 def h_sac(ctx: Context, seg: Segment, st: State) -> None:
-    """SAC (no IG table) after an SPM: the specimen's container (SAC-3 container identifier) and
-    accession identifier (SAC-2), when the SPM did not carry one."""
-    spec = st.last
-    if spec is None or spec.get("resourceType") != "Specimen":
+    """SAC (no IG table) in an SPM group (after the SPM and its OBX): the specimen's container
+    (SAC-3 container identifier; SAC-21 container volume as its capacity, SAC-22 available
+    specimen volume as its specimenQuantity, both in SAC-24 units) and accession identifier
+    (SAC-2), when the SPM did not carry one."""
+    spec = st.specimen
+    if spec is None:
         return
     accession = dt.ei_identifier(seg.value(2), ctx) if seg.get(2) else None
     if accession and "accessionIdentifier" not in spec:
         spec["accessionIdentifier"] = accession
+    box: Json = {}
     container = dt.ei_identifier(seg.value(3), ctx) if seg.get(3) else None
     if container:
+        box["identifier"] = [container]
+    for field, key in ((21, "capacity"), (22, "specimenQuantity")):
+        amount = dt.number(seg.get(field)) if seg.get(field) else None
+        if amount is not None and amount >= 0:
+            box[key] = {"value": amount, **(dt.cwe_quantity_unit(seg.value(24), ctx) if seg.get(24) else {})}
+    if box:
         containers = spec.setdefault("container", [])
-        if len(containers) == 1 and "identifier" not in containers[0]:
-            containers[0] = {"identifier": [container], **containers[0]}  # the SPM-27/6 container
+        if len(containers) == 1 and not any(k in containers[0] for k in box):
+            containers[0] = {**box, **containers[0]}  # the SPM-27/6 container
         else:
-            containers.append({"identifier": [container]})
+            containers.append(box)
 
 
 _UCUM_TIME = {

@@ -267,6 +267,34 @@ def cwe_codeable_concept(v: Value, ctx: Context, vocab: str | None = None) -> Js
     return out or None
 
 
+def cwe_codeable_concept_tables(v: Value, ctx: Context, vocab: str | None = None) -> Json | None:
+    """CWE -> CodeableConcept as :func:`cwe_codeable_concept`, and the alternate code (CWE.4)
+    also goes through ``vocab`` when it names no coding system or an HL7 table: a code without a
+    system in a field bound to a v2 table is a code of that table, like CWE.1."""
+    cc = cwe_codeable_concept(v, ctx, vocab)
+    c = comps(v, ctx)
+    alt, alt_sys = c[4], c[6]
+    if cc is None or not alt or (alt_sys and not _TABLE.match(alt_sys.upper())):
+        return cc
+    mapped = lookup(vocab, alt)
+    if mapped is None:
+        return cc
+    target = coding(mapped[0], mapped[2], mapped[1] or c[5])
+    alt_system = code_system(alt_sys, ctx) if alt_sys else None
+    codings: list[Json] = []
+    for cd in cc.get("coding", []):
+        if cd.get("code") == alt and cd.get("system") == alt_system:
+            # The sender's alternate coding in the map's FHIR terms; a coding of a named table
+            # follows it, as CWE.1's does.
+            keep = alt_system is not None and alt != mapped[0]
+            for item in (target, cd) if keep else (target,):
+                if item not in codings:
+                    codings.append(item)
+        elif cd not in codings:
+            codings.append(cd)
+    return {**cc, "coding": codings}
+
+
 #: ISO 639-2 (three-letter, HL7 table 0296's usual content) -> the BCP 47 codes the IG's
 #: PrimaryLanguage map lists.
 ISO639_2: dict[str, str] = {
@@ -1074,6 +1102,9 @@ DATATYPES: dict[str, DatatypeMap] = {
     "HD[Location]": _memo(hd_location),
     "CWE[Organization]": _memo(cwe_organization),
 }
+
+#: CWE[CodeableConcept] whose alternate code also goes through the field's concept map.
+DATATYPES["CWE[CodeableConcept-Tables]"] = _shared(cwe_codeable_concept_tables)
 
 __all__ = [
     "CODE_SYSTEMS",

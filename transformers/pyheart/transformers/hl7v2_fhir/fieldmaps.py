@@ -271,7 +271,7 @@ CTD_CONTACT: tuple[FieldMap, ...] = (
 PV1: tuple[FieldMap, ...] = (
     F("PV1", 2, "Encounter", "class", "CWE[Coding]", "PatientClass[EncounterClass]"),
     F("PV1", 3, "Encounter", "location[]", "PL[Location]", key="location", fixed={"status": "active"}),
-    F("PV1", 4, "Encounter", "type[]", "CWE[CodeableConcept]", "AdmissionType"),
+    F("PV1", 4, "Encounter", "type[]", "CWE[CodeableConcept-Tables]", "AdmissionType"),
     F("PV1", 5, "Encounter", "hospitalization.preAdmissionIdentifier", "CX[Identifier]"),
     F("PV1", 6, "Encounter", "location[]", "PL[Location]", key="location", fixed={"status": "completed"}),
     F(
@@ -301,7 +301,7 @@ PV1: tuple[FieldMap, ...] = (
         key="individual",
         fixed=_participant("CON", "consultant"),
     ),
-    F("PV1", 10, "Encounter", "serviceType", "CWE[CodeableConcept]", "HospitalService"),
+    F("PV1", 10, "Encounter", "serviceType", "CWE[CodeableConcept-Tables]", "HospitalService"),
     F(
         "PV1",
         11,
@@ -323,17 +323,31 @@ PV1: tuple[FieldMap, ...] = (
             ],
         },
     ),
-    F("PV1", 13, "Encounter", "hospitalization.reAdmission", "CWE[CodeableConcept]", "ReadmissionIndicator"),
+    F(
+        "PV1",
+        13,
+        "Encounter",
+        "hospitalization.reAdmission",
+        "CWE[CodeableConcept-Tables]",
+        "ReadmissionIndicator",
+    ),
     F("PV1", 14, "Encounter", "hospitalization.admitSource", "CWE[CodeableConcept]"),
     F(
         "PV1",
         15,
         "Encounter",
         "hospitalization.specialArrangement[]",
-        "CWE[CodeableConcept]",
+        "CWE[CodeableConcept-Tables]",
         "AmbulatoryStatus",
     ),
-    F("PV1", 16, "Encounter", "hospitalization.specialCourtesy[]", "CWE[CodeableConcept]", "VIPIndicator"),
+    F(
+        "PV1",
+        16,
+        "Encounter",
+        "hospitalization.specialCourtesy[]",
+        "CWE[CodeableConcept-Tables]",
+        "VIPIndicator",
+    ),
     F(
         "PV1",
         17,
@@ -356,10 +370,10 @@ PV1: tuple[FieldMap, ...] = (
         36,
         "Encounter",
         "hospitalization.dischargeDisposition",
-        "CWE[CodeableConcept]",
+        "CWE[CodeableConcept-Tables]",
         "DischargeDisposition",
     ),
-    F("PV1", 38, "Encounter", "hospitalization.dietPreference[]", "CWE[CodeableConcept]", "DietType"),
+    F("PV1", 38, "Encounter", "hospitalization.dietPreference[]", "CWE[CodeableConcept-Tables]", "DietType"),
     F("PV1", 42, "Encounter", "location[]", "PL[Location]", key="location", fixed={"status": "reserved"}),
     F("PV1", 44, "Encounter", "period.start", "DTM[dateTime]"),
     F("PV1", 45, "Encounter", "period.end", "DTM[dateTime]"),
@@ -388,7 +402,7 @@ PV2: tuple[FieldMap, ...] = (
         key="individual",
         fixed=_participant("REF", "referrer"),
     ),
-    F("PV2", 25, "Encounter", "priority", "CWE[CodeableConcept]", "EncounterPriority"),
+    F("PV2", 25, "Encounter", "priority", "CWE[CodeableConcept-Tables]", "EncounterPriority"),
     F(
         "PV2",
         8,
@@ -716,7 +730,7 @@ OBR_SPECIMEN: tuple[FieldMap, ...] = (
 OBX: tuple[FieldMap, ...] = (
     F("OBX", 3, "Observation", "code", "CWE[CodeableConcept]"),
     F("OBX", 7, "Observation", "referenceRange[]", "ST[string]", key="text"),
-    F("OBX", 8, "Observation", "interpretation[]", "CWE[CodeableConcept]", "InterpretationCodes"),
+    F("OBX", 8, "Observation", "interpretation[]", "CWE[CodeableConcept-Tables]", "InterpretationCodes"),
     F(
         "OBX",
         10,
@@ -739,8 +753,8 @@ OBX: tuple[FieldMap, ...] = (
 NTE: tuple[FieldMap, ...] = (F("NTE", 3, "*", "note[]", "FT[string]", key="text"),)
 
 SPM: tuple[FieldMap, ...] = (
-    F("SPM", 4, "Specimen", "type", "CWE[CodeableConcept]", "SpecimenType"),
-    F("SPM", 7, "Specimen", "collection.method", "CWE[CodeableConcept]", "SpecimenCollectionMethod"),
+    F("SPM", 4, "Specimen", "type", "CWE[CodeableConcept-Tables]", "SpecimenType"),
+    F("SPM", 7, "Specimen", "collection.method", "CWE[CodeableConcept-Tables]", "SpecimenCollectionMethod"),
     F("SPM", 8, "Specimen", "collection.bodySite", "CWE[CodeableConcept]"),
     F("SPM", 12, "Specimen", "collection.quantity", "CQ[Quantity]"),
     F("SPM", 14, "Specimen", "note[]", "ST[string]", key="text"),
@@ -755,7 +769,7 @@ SPM: tuple[FieldMap, ...] = (
         fixed=_ext(_SD + "specimen-specialHandling"),
     ),
     F("SPM", 18, "Specimen", "receivedTime", "DTM[dateTime]"),
-    F("SPM", 24, "Specimen", "condition[]", "CWE[CodeableConcept]", "SpecimenCondition"),
+    F("SPM", 24, "Specimen", "condition[]", "CWE[CodeableConcept-Tables]", "SpecimenCondition"),
     F("SPM", 20, "Specimen", "status", "ID[code]", "YesNoIndicator[AvailabilityStatus]"),
     F("SPM", 27, "Specimen", "container[]", "CWE[CodeableConcept]", key="type"),
     F(
@@ -763,7 +777,7 @@ SPM: tuple[FieldMap, ...] = (
         6,
         "Specimen",
         "container[]",
-        "CWE[CodeableConcept]",
+        "CWE[CodeableConcept-Tables]",
         "AdditivePreservative",
         key="additiveCodeableConcept",
     ),
@@ -1057,7 +1071,7 @@ PRD_ROLE: tuple[FieldMap, ...] = (
 
 EVN: tuple[FieldMap, ...] = (
     F("EVN", 2, "Provenance", "recorded", "DTM[instant]"),
-    F("EVN", 4, "Provenance", "reason[]", "CWE[CodeableConcept]", "EventReason"),
+    F("EVN", 4, "Provenance", "reason[]", "CWE[CodeableConcept-Tables]", "EventReason"),
     F(
         "EVN",
         5,

@@ -1,0 +1,127 @@
+"""Round-2 clinical mappings: the Encounter status from the trigger event (IG MSH[Encounter]),
+PV1 location statuses, alternate codes through the field's concept map, and SAC containers."""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from pyheart.transformers.hl7v2_fhir.api import convert
+
+PID = "PID|1||MRN1^^^HOSP&1.2.3&ISO^MR||Doe^Jane||19800203|F"
+PV1_PREADMIT = "PV1|1|P|WARD^101^A||||||||TEMP^9^B"
+SPM = "SPM|1|SP1&LAB||SER^Serum^HL70487"
+
+
+def _encounter(h: ModuleType, msg_type: str, *segments: str) -> dict[str, Any]:
+    return h.one(h.run(msg_type, PID, *segments), "Encounter")
+
+
+@pytest.mark.parametrize(
+    ("event", "status"),
+    [("A01", "in-progress"), ("A03", "finished"), ("A05", "planned"), ("A11", "cancelled")],
+)
+def test_adt_event_gives_the_encounter_status(h: ModuleType, event: str, status: str) -> None:
+    """An ADT trigger event in the IG Event[EncounterStatus] map sets Encounter.status."""
+    enc = _encounter(h, f"ADT^{event}^ADT_{event}", "PV1|1|I|WARD^101^A")
+    assert enc["status"] == status
+
+
+def test_event_status_wins_over_the_discharge_time(h: ModuleType) -> None:
+    """A cancel-discharge (A13) with a PV1-45 is in progress again, not finished."""
+    enc = _encounter(h, "ADT^A13^ADT_A13", "PV1|1|I|WARD^101^A" + "|" * 42 + "20240101120000")
+    assert enc["status"] == "in-progress"
+
+
+def test_update_event_leaves_the_status_to_pv1(h: ModuleType) -> None:
+    """An A08 (event status "unknown") keeps the PV1-2 derived status."""
+    enc = _encounter(h, "ADT^A08^ADT_A08", "PV1|1|I|WARD^101^A")
+    assert enc["status"] == "in-progress"
+
+
+def test_non_adt_message_keeps_the_patient_class_status(h: ModuleType) -> None:
+    """Outside ADT the event map does not apply: PV1-2 "P" gives "planned"."""
+    bundle = h.run("ORU^R01^ORU_R01", PID, PV1_PREADMIT, "OBR|1|P1|F1|24323-8^Panel^LN")
+    assert h.one(bundle, "Encounter")["status"] == "planned"
+
+
+def test_preadmit_plans_only_the_assigned_location(h: ModuleType) -> None:
+    """PV1-2 "P": the PV1-3 location is "planned", the PV1-11 temporary location "active"."""
+    enc = _encounter(h, "ADT^A05^ADT_A05", PV1_PREADMIT)
+    assert [loc["status"] for loc in enc["location"]] == ["planned", "active"]
+
+
+def test_alternate_priority_code_goes_through_the_concept_map(h: ModuleType) -> None:
+    """PV2-25 CWE.4 without a coding system is a table 0217 code: mapped to ActPriority too."""
+    enc = _encounter(h, "ADT^A01^ADT_A01", "PV1|1|I|WARD^101^A", "PV2|" + "|" * 24 + "2^^^3")
+    assert [c["code"] for c in enc["priority"]["coding"]] == ["UR", "EL"]
+
+
+def test_alternate_code_of_another_system_is_kept(h: ModuleType) -> None:
+    """A CWE.4 of a named local system is not a table code: it stays as sent."""
+    enc = _encounter(h, "ADT^A01^ADT_A01", "PV1|1|I|WARD^101^A", "PV2|" + "|" * 24 + "2^^^3^^LOCAL")
+    assert enc["priority"]["coding"][1] == {"system": "urn:id:LOCAL", "code": "3"}
+
+
+def test_alternate_code_of_a_named_table_keeps_the_senders_coding(h: ModuleType) -> None:
+    """A CWE.4 of an HL7 table is mapped, and the sender's coding follows the mapped one."""
+    enc = _encounter(h, "ADT^A01^ADT_A01", "PV1|1|I|WARD^101^A", "PV2|" + "|" * 24 + "2^^^3^^HL70217")
+    assert [c["code"] for c in enc["priority"]["coding"]] == ["UR", "EL", "3"]
+
+
+def test_alternate_specimen_type_is_coded_in_table_0487(h: ModuleType) -> None:
+    """SPM-4 CWE.4 without a system gets the SpecimenType map's v2-0487 system."""
+    bundle = h.run("OUL^R22^OUL_R22", PID, "SPM|1|SP1&LAB||ASERU^Serum^^FUR")
+    codings = h.one(bundle, "Specimen")["type"]["coding"]
+    assert codings[1]["system"] == "http://terminology.hl7.org/CodeSystem/v2-0487"
+
+
+def _specimen(h: ModuleType, *after_spm: str) -> dict[str, Any]:
+    bundle = h.run("OUL^R22^OUL_R22", PID, SPM, *after_spm)
+    return h.one(bundle, "Specimen")
+
+
+def test_sac_after_the_specimens_obx_still_describes_the_specimen(h: ModuleType) -> None:
+    """A SAC that follows the SPM's OBX gives the specimen its container identifier."""
+    spec = _specimen(h, "OBX|1|NM|8867-4^Heart rate^LN||60||||||F", "SAC||ACC9|CONT7")
+    assert spec["container"][0]["identifier"][0]["value"] == "CONT7"
+
+
+def test_sac_gives_the_accession_identifier(h: ModuleType) -> None:
+    """SAC-2 is the specimen's accession identifier when SPM-30 gave none."""
+    spec = _specimen(h, "SAC||ACC9|CONT7")
+    assert spec["accessionIdentifier"]["value"] == "ACC9"
+
+
+def test_sac_volumes_become_capacity_and_quantity(h: ModuleType) -> None:
+    """SAC-21 container volume -> capacity, SAC-22 available volume -> specimenQuantity (SAC-24 unit)."""
+    spec = _specimen(h, "SAC|1|ACC9|CONT7" + "|" * 18 + "10|5|7|mL^^UCUM")
+    box = spec["container"][0]
+    assert (box["capacity"]["value"], box["specimenQuantity"]["value"], box["capacity"]["code"]) == (
+        10,
+        5,
+        "mL",
+    )
+
+
+def test_sac_in_a_new_order_group_does_not_touch_the_old_specimen(h: ModuleType) -> None:
+    """A SAC after a later OBR (no SPM of its own) is not the earlier specimen's container."""
+    spec = _specimen(h, "OBR|2|P2|F2|24323-8^Panel^LN", "SAC||ACC9|CONT7")
+    assert "container" not in spec
+
+
+def test_sac_values_stay_out_of_errors_and_logs(caplog: pytest.LogCaptureFixture) -> None:
+    """A unique SAC value never reaches a log record (PHI canary)."""
+    canary = "CANARY9041"
+    raw = "\r".join(
+        [
+            "MSH|^~\\&|A|B|C|D|20240102123000||OUL^R22^OUL_R22|C1|P|2.5.1",
+            PID,
+            SPM,
+            f"SAC||{canary}|{canary}" + "|" * 18 + f"{canary}|x|y|{canary}",
+        ]
+    )
+    bundle = convert(raw)
+    assert (canary in str(bundle), canary in caplog.text) == (True, False)
