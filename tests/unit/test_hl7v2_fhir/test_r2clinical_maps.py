@@ -125,3 +125,45 @@ def test_sac_values_stay_out_of_errors_and_logs(caplog: pytest.LogCaptureFixture
     )
     bundle = convert(raw)
     assert (canary in str(bundle), canary in caplog.text) == (True, False)
+
+
+ORC_FACILITY = {
+    1: "NW",
+    2: "P1",
+    3: "F1",
+    9: "20240101120000",
+    12: "D12^Order^Olivia",
+    21: "Good Hospital^L^^^^HOSP&1.2.3&ISO^XX^^^GH1",
+    22: "1 Main St^^Town^ST^12345",
+    23: "^WPN^PH^^1^555^1234567",
+    24: "2 Side St^^Town^ST^12345",
+}
+
+
+def _order_provenance(h: ModuleType) -> tuple[dict[str, Any], dict[str, Any]]:
+    bundle = h.run("ORM^O01^ORM_O01", PID, h.seg("ORC", ORC_FACILITY), "OBR|1|P1|F1|X^Y^L")
+    prov = next(p for p in h.resources(bundle, "Provenance") if "location" in p)
+    return bundle, prov
+
+
+def test_ordering_facility_is_the_provenance_location(h: ModuleType) -> None:
+    """ORC-21 (XON[Location]) is the order Provenance's location, named by XON.1."""
+    bundle, prov = _order_provenance(h)
+    rid = prov["location"]["reference"]
+    place = next(e["resource"] for e in bundle["entry"] if e["fullUrl"] == rid)
+    assert (place["name"], place["identifier"][0]["value"]) == ("Good Hospital", "GH1")
+
+
+def test_ordering_facility_has_address_and_phone(h: ModuleType) -> None:
+    """ORC-22 / ORC-23 are the ordering facility Location's address and telecom."""
+    bundle, prov = _order_provenance(h)
+    place = next(e["resource"] for e in bundle["entry"] if e["fullUrl"] == prov["location"]["reference"])
+    assert (place["address"]["line"], place["telecom"][0]["value"][-7:]) == (["1 Main St"], "1234567")
+
+
+def test_ordering_provider_address(h: ModuleType) -> None:
+    """ORC-24 is the ordering provider's (ORC-12, the author agent) address."""
+    bundle, prov = _order_provenance(h)
+    author = next(a for a in prov["agent"] if a["type"]["coding"][0]["code"] == "author")
+    doctor = next(e["resource"] for e in bundle["entry"] if e["fullUrl"] == author["who"]["reference"])
+    assert doctor["address"][0]["line"] == ["2 Side St"]

@@ -1312,11 +1312,45 @@ def _order_provenance(ctx: Context, orc: Segment, target: Json) -> None:
     if activity:
         prov["activity"] = {"coding": [dt.coding(activity, _DATA_OPERATION)]}
     prov["agent"] = agents
+    if width > 24 and fields[24] and width > 12 and fields[12]:
+        # IG ORC-24: the ordering provider's (ORC-12, the author agent) address.
+        author = next((a for a in agents if a["type"]["coding"][0]["code"] == "author"), None)
+        if author is not None:
+            _practitioner_address(ctx, author["who"], orc, 24)
+    if width > 21 and fields[21]:
+        where = _ordering_facility(ctx, orc)
+        if where is not None:
+            prov["location"] = where
     if width > 28 and fields[28]:
         label = dt.cwe_coding(orc.value(28), ctx, "ConfidentialityCode")
         if label:
             prov["meta"] = {"security": [label]}
     ctx.add(prov, key=("ORC", str(orc.index), "Provenance"))
+
+
+def _ordering_facility(ctx: Context, orc: Segment) -> Json | None:
+    """IG ORC-21/22/23 (XON[Location]): the ordering facility as a Location, with its name and
+    identifier (XON.1, XON.10 or XON.3 in the XON.6 system), address (ORC-22) and phone (ORC-23)."""
+    xon = orc.value(21)
+    name, ident_value = xon.get(1), xon.get(10) or xon.get(3)
+    if not (name or ident_value):
+        return None
+    place: Json = {"resourceType": "Location"}
+    if name:
+        place["name"] = name
+    if ident_value:
+        ident: Json = {"value": ident_value}
+        system = dt.hd_system_of(xon.component(6), ctx) if xon.get(6) else None
+        if system:
+            ident = {"system": system, **ident}
+        place["identifier"] = [ident]
+    addresses = [a for a in (dt.xad_address(r, ctx) for r in orc.reps(22)) if a] if orc.get(22) else []
+    if addresses:
+        place["address"] = addresses[0]  # Location.address is single
+    phones = [t for t in (dt.xtn_contact_point(r, ctx) for r in orc.reps(23)) if t] if orc.raw(23) else []
+    if phones:
+        place["telecom"] = phones
+    return ctx.add_shared(place, resource_id("Location", ctx.scope, "ORC-21", name, ident_value))
 
 
 def _forget_order(st: State) -> None:
