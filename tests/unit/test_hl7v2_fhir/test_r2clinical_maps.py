@@ -167,3 +167,17 @@ def test_ordering_provider_address(h: ModuleType) -> None:
     author = next(a for a in prov["agent"] if a["type"]["coding"][0]["code"] == "author")
     doctor = next(e["resource"] for e in bundle["entry"] if e["fullUrl"] == author["who"]["reference"])
     assert doctor["address"][0]["line"] == ["2 Side St"]
+
+
+def test_translated_codings_keep_the_coding_system_versions(h: ModuleType) -> None:
+    """CWE.7 / CWE.8 stay the version of the first / alternate coding after the concept map."""
+    pv2 = "PV2|" + "|" * 24 + "2^^^3^^^V1.2^V1.3"
+    enc = _encounter(h, "ADT^A01^ADT_A01", "PV1|1|I|WARD^101^A", pv2)
+    assert [c.get("version") for c in enc["priority"]["coding"]] == ["V1.2", "V1.3"]
+
+
+def test_unmapped_code_keeps_its_version_once(h: ModuleType) -> None:
+    """A code the map does not know keeps CWE.7 as it always did (no second version)."""
+    pv2 = "PV2|" + "|" * 24 + "9^^LOCAL^^^^V2"
+    enc = _encounter(h, "ADT^A01^ADT_A01", "PV1|1|I|WARD^101^A", pv2)
+    assert enc["priority"]["coding"] == [{"system": "urn:id:LOCAL", "code": "9", "version": "V2"}]

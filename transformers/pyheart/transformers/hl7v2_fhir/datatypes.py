@@ -270,29 +270,41 @@ def cwe_codeable_concept(v: Value, ctx: Context, vocab: str | None = None) -> Js
 def cwe_codeable_concept_tables(v: Value, ctx: Context, vocab: str | None = None) -> Json | None:
     """CWE -> CodeableConcept as :func:`cwe_codeable_concept`, and the alternate code (CWE.4)
     also goes through ``vocab`` when it names no coding system or an HL7 table: a code without a
-    system in a field bound to a v2 table is a code of that table, like CWE.1."""
+    system in a field bound to a v2 table is a code of that table, like CWE.1. A translated
+    coding keeps the value's coding system version (IG CWE.7 / CWE.8 -> coding.version)."""
     cc = cwe_codeable_concept(v, ctx, vocab)
+    if cc is None or vocab is None:
+        return cc
     c = comps(v, ctx)
+    codings: list[Json] = list(cc.get("coding", []))
+    if (
+        c[7]
+        and codings
+        and "version" not in codings[0]
+        and lookup(vocab, c[1]) is not None
+        and (not c[3] or _TABLE.match(c[3].upper()))
+    ):
+        codings[0] = {**codings[0], "version": c[7]}
     alt, alt_sys = c[4], c[6]
-    if cc is None or not alt or (alt_sys and not _TABLE.match(alt_sys.upper())):
-        return cc
-    mapped = lookup(vocab, alt)
-    if mapped is None:
-        return cc
-    target = coding(mapped[0], mapped[2], mapped[1] or c[5])
-    alt_system = code_system(alt_sys, ctx) if alt_sys else None
-    codings: list[Json] = []
-    for cd in cc.get("coding", []):
-        if cd.get("code") == alt and cd.get("system") == alt_system:
-            # The sender's alternate coding in the map's FHIR terms; a coding of a named table
-            # follows it, as CWE.1's does.
-            keep = alt_system is not None and alt != mapped[0]
-            for item in (target, cd) if keep else (target,):
-                if item not in codings:
-                    codings.append(item)
-        elif cd not in codings:
-            codings.append(cd)
-    return {**cc, "coding": codings}
+    mapped = lookup(vocab, alt) if alt and (not alt_sys or _TABLE.match(alt_sys.upper())) else None
+    if mapped is not None:
+        target = coding(mapped[0], mapped[2], mapped[1] or c[5])
+        if c[8]:
+            target["version"] = c[8]
+        alt_system = code_system(alt_sys, ctx) if alt_sys else None
+        found: list[Json] = []
+        for cd in codings:
+            if cd.get("code") == alt and cd.get("system") == alt_system:
+                # The sender's alternate coding in the map's FHIR terms; a coding of a named
+                # table follows it, as CWE.1's does.
+                keep = alt_system is not None and alt != mapped[0]
+                for item in (target, cd) if keep else (target,):
+                    if item not in found:
+                        found.append(item)
+            elif cd not in found:
+                found.append(cd)
+        codings = found
+    return {**cc, "coding": codings} if codings else cc
 
 
 #: ISO 639-2 (three-letter, HL7 table 0296's usual content) -> the BCP 47 codes the IG's
