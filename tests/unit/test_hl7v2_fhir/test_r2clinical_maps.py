@@ -181,3 +181,11 @@ def test_unmapped_code_keeps_its_version_once(h: ModuleType) -> None:
     pv2 = "PV2|" + "|" * 24 + "9^^LOCAL^^^^V2"
     enc = _encounter(h, "ADT^A01^ADT_A01", "PV1|1|I|WARD^101^A", pv2)
     assert enc["priority"]["coding"] == [{"system": "urn:id:LOCAL", "code": "9", "version": "V2"}]
+
+
+def test_untranslated_result_status_is_kept_as_an_alternate_code(h: ModuleType) -> None:
+    """OBX-11 'S' (no IG target) gives status unknown with the v2 code in alternate-codes."""
+    bundle = h.run("ORU^R01^ORU_R01", PID, "OBR|1|P1|F1|24323-8^Panel^LN", "OBX|1|NM|1-8^X^LN||5||||||S")
+    obs = h.one(bundle, "Observation")
+    ext = obs["_status"]["extension"][0]
+    assert (obs["status"], ext["valueCodeableConcept"]["coding"][0]["code"]) == ("unknown", "S")

@@ -1431,7 +1431,7 @@ def h_obx(ctx: Context, seg: Segment, st: State) -> None:
         return
     res = fm.apply(fm.OBX, seg, _new("Observation"), ctx)
     result_status = fields[11] if len(fields) > 11 else ""
-    if result_status in ("N", "X"):
+    if result_status in ("N", "X") or (result_status and "status" not in res):
         _result_status_extras(result_status, res)
     res.setdefault("status", "unknown")
     if "code" not in res:
@@ -1477,9 +1477,10 @@ def h_obx(ctx: Context, seg: Segment, st: State) -> None:
 
 def _result_status_extras(status: str, res: Json) -> None:
     """IG OBX-11: 'X' (no result) keeps the v2 code beside status (alternate-codes); 'N' (not
-    asked) is the data-absent reason."""
-    if status == "X":
-        alternate = {"coding": [dt.coding("X", dt.V2_CS + "0085")]}
+    asked) is the data-absent reason. A code the IG map does not translate (S, I, O, R, U...)
+    is kept beside status "unknown" the way 'X' is."""
+    if status != "N":
+        alternate = {"coding": [dt.coding(status, dt.V2_CS + "0085")]}
         res["_status"] = {"extension": [{"url": _SD + "alternate-codes", "valueCodeableConcept": alternate}]}
     else:
         reason = dt.coding(
