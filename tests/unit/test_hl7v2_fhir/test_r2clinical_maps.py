@@ -189,3 +189,21 @@ def test_untranslated_result_status_is_kept_as_an_alternate_code(h: ModuleType) 
     obs = h.one(bundle, "Observation")
     ext = obs["_status"]["extension"][0]
     assert (obs["status"], ext["valueCodeableConcept"]["coding"][0]["code"]) == ("unknown", "S")
+
+
+def test_visit_description_is_the_encounter_narrative(h: ModuleType) -> None:
+    """PV2-12 is the Encounter's narrative (IG text.div), status "additional", text escaped."""
+    enc = _encounter(h, "ADT^A01^ADT_A01", "PV1|1|I|WARD^101^A", "PV2|" + "|" * 11 + "Check <up> \\T\\ go")
+    assert enc["text"] == {
+        "status": "additional",
+        "div": '<div xmlns="http://www.w3.org/1999/xhtml">Check &lt;up&gt; &amp; go</div>',
+    }
+
+
+def test_container_type_and_additive_are_one_container(h: ModuleType) -> None:
+    """SPM-27 (container type) and SPM-6 (additive) describe the same Specimen.container."""
+    spm = h.seg(
+        "SPM", {1: "1", 2: "SP1&LAB", 4: "SER^Serum^HL70487", 6: "HEP^Heparin^HL70371", 27: "TUBE^Tube^L"}
+    )
+    spec = h.one(h.run("OUL^R22^OUL_R22", PID, spm), "Specimen")
+    assert [sorted(c) for c in spec["container"]] == [["additiveCodeableConcept", "type"]]

@@ -12,6 +12,7 @@ ORC shapes an Immunization in VXU and a MedicationRequest in pharmacy messages).
 from __future__ import annotations
 
 import base64
+import html
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -114,6 +115,9 @@ class State:
         if self._names is None:
             self._names = [seg.name for seg in ctx.msg]
         return self._names
+
+
+_XHTML = "http://www.w3.org/1999/xhtml"
 
 
 def _new(rtype: str) -> Json:
@@ -607,6 +611,11 @@ def h_pv2(ctx: Context, seg: Segment, st: State) -> None:
     """PV2 -> more Encounter elements."""
     if st.encounter is not None:
         fm.apply(fm.PV2, seg, st.encounter, ctx)
+        if seg.get(12) and "text" not in st.encounter:
+            # IG PV2-12: the visit description is the Encounter's narrative; "additional", as
+            # it says what the structured elements do not.
+            div = f'<div xmlns="{_XHTML}">{html.escape(seg.get(12), quote=False)}</div>'
+            st.encounter["text"] = {"status": "additional", "div": div}
 
 
 def _clinical(
@@ -1833,6 +1842,15 @@ def h_nte(ctx: Context, seg: Segment, st: State) -> None:
 def h_spm(ctx: Context, seg: Segment, st: State) -> None:
     """SPM -> Specimen, linked from the report and order."""
     res = fm.apply(fm.SPM, seg, _new("Specimen"), ctx)
+    boxes = res.get("container")
+    if (
+        boxes
+        and len(boxes) > 1
+        and list(boxes[0]) == ["type"]
+        and list(boxes[1]) == ["additiveCodeableConcept"]
+    ):
+        # IG SPM-27 / SPM-6: the container's type and (first) additive describe one container.
+        res["container"] = [{**boxes[0], **boxes[1]}, *boxes[2:]]
     idents: list[Json] = []
     for rep in seg.reps(2):
         idents.extend(dt.eip_identifiers(rep, ctx))

@@ -1224,6 +1224,7 @@ CODE_MAPPED: dict[tuple[str, str], frozenset[int]] = {
     ("PRT", "Patient-GeneralPractitioner-Practitioner"): frozenset({5}),
     ("PRT", "Observation-Location"): frozenset({9}),
     ("MSH", "Encounter"): frozenset({9}),
+    ("PV2", "Encounter"): frozenset({12}),
 }
 
 # ------------------------------------------------------------------------ extra datatype maps
