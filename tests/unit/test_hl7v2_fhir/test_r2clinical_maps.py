@@ -207,3 +207,14 @@ def test_container_type_and_additive_are_one_container(h: ModuleType) -> None:
     )
     spec = h.one(h.run("OUL^R22^OUL_R22", PID, spm), "Specimen")
     assert [sorted(c) for c in spec["container"]] == [["additiveCodeableConcept", "type"]]
+
+
+def test_entering_device_is_a_provenance_agent(h: ModuleType) -> None:
+    """ORC-18 (CWE[Device]) is an agent of the order Provenance: a Device with id and name."""
+    bundle = h.run(
+        "ORM^O01^ORM_O01", PID, h.seg("ORC", {**ORC_FACILITY, 18: "DEV1^Order kiosk^L"}), "OBR|1|P1|F1|X^Y^L"
+    )
+    prov = next(p for p in h.resources(bundle, "Provenance") if "location" in p)
+    refs = [a["who"]["reference"] for a in prov["agent"] if "type" not in a]
+    device = next(e["resource"] for e in bundle["entry"] if e["fullUrl"] in refs)
+    assert (device["identifier"][0]["value"], device["deviceName"][0]["name"]) == ("DEV1", "Order kiosk")

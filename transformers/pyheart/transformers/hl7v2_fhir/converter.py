@@ -1309,6 +1309,10 @@ def _order_provenance(ctx: Context, orc: Segment, target: Json) -> None:
             who = ctx.practitioner_from_xcn(orc.value(field))
             if who is not None:
                 agents.append({"type": {"coding": [dt.coding(code, _PROVENANCE_PT)]}, "who": who})
+    if width > 18 and fields[18] not in ("", '""'):
+        device = _entering_device(ctx, orc.value(18))
+        if device is not None:
+            agents.append({"who": device})  # IG ORC-18: agent[5], the entering device
     if not agents:
         return
     if width > 17 and fields[17]:
@@ -1335,6 +1339,33 @@ def _order_provenance(ctx: Context, orc: Segment, target: Json) -> None:
         if label:
             prov["meta"] = {"security": [label]}
     ctx.add(prov, key=("ORC", str(orc.index), "Provenance"))
+
+
+def _entering_device(ctx: Context, v: Value) -> Json | None:
+    """IG CWE[Device]: the device's identifiers (CWE.1/3, CWE.4/6, CWE.10/12) and names
+    (CWE.2, CWE.5, CWE.11; CWE.9 original text)."""
+    c = dt.comps(v, ctx)
+    idents: list[Json] = []
+    for code_i, sys_i in ((1, 3), (4, 6), (10, 12)):
+        if c[code_i]:
+            ident: Json = {"value": c[code_i]}
+            system = dt.code_system(c[sys_i], ctx) if c[sys_i] else None
+            if system:
+                ident = {"system": system, **ident}
+            idents.append(ident)
+    names = [{"name": c[i], "type": "user-friendly-name"} for i in (2, 5, 11) if c[i]]
+    if c[9]:
+        names.append({"name": c[9], "type": "other"})
+    if not (idents or names):
+        return None
+    device: Json = {"resourceType": "Device"}
+    if idents:
+        device["identifier"] = idents
+    if names:
+        device["deviceName"] = names
+    if idents and "system" in idents[0]:
+        return ctx.add(device, ident=idents[0])
+    return ctx.add_shared(device, resource_id("Device", ctx.scope, "ORC-18", c[1], c[2]))
 
 
 def _ordering_facility(ctx: Context, orc: Segment) -> Json | None:

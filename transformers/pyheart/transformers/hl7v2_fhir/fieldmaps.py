@@ -1195,7 +1195,7 @@ CODE_MAPPED: dict[tuple[str, str], frozenset[int]] = {
     ("NK1", "Patient"): frozenset({30, 31, 32}),
     ("OBR", "DiagnosticReport"): frozenset({4}),
     ("OBR", "Specimen"): frozenset({2}),
-    ("ORC", "Provenance"): frozenset({1, 9, 10, 11, 12, 17, 19, 21, 22, 23, 24, 28}),
+    ("ORC", "Provenance"): frozenset({1, 9, 10, 11, 12, 17, 18, 19, 21, 22, 23, 24, 28}),
     ("OBX", "Observation"): frozenset({2, 4, 5, 6, 16, 18, 23, 24, 25, 29, 30, 33}),
     # A repeating OBX-5: the components take OBX-3/5/6/7, the Observation the other fields as above.
     ("OBX", "Observation-Component"): frozenset(
