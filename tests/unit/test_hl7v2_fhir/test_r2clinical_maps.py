@@ -218,3 +218,25 @@ def test_entering_device_is_a_provenance_agent(h: ModuleType) -> None:
     refs = [a["who"]["reference"] for a in prov["agent"] if "type" not in a]
     device = next(e["resource"] for e in bundle["entry"] if e["fullUrl"] in refs)
     assert (device["identifier"][0]["value"], device["deviceName"][0]["name"]) == ("DEV1", "Order kiosk")
+
+
+def test_event_without_operator_is_authored_by_the_responsible_organization(h: ModuleType) -> None:
+    """No EVN-5: the EVN Provenance's agent is the MSH-22 sending responsible organisation."""
+    raw = "\r".join(
+        [
+            "MSH|^~\\&|APP|FAC|R|RF|20240102123000-0500||ADT^A01^ADT_A01|C1|P|2.8"
+            + "|" * 10
+            + "Resp Org^^^^^^^^^RO1",
+            "EVN|A01|20240102123000",
+            PID,
+            "PV1|1|I|WARD^101^A",
+        ]
+    )
+    bundle = convert(raw)
+    prov = next(
+        p
+        for p in h.resources(bundle, "Provenance")
+        if p.get("activity", {}).get("coding", [{}])[0].get("code") == "A01"
+    )
+    org = next(e["resource"] for e in bundle["entry"] if e["fullUrl"] == prov["agent"][0]["who"]["reference"])
+    assert org["name"] == "Resp Org"

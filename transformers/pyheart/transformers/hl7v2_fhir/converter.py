@@ -3007,7 +3007,12 @@ def h_evn(ctx: Context, seg: Segment, st: State) -> None:
     event = seg.get(1) or ctx.msg.trigger_event
     res["activity"] = {"coding": [dt.coding(event, dt.V2_CS + "0003", dt.v2_display("0003", event) or None)]}
     if "agent" not in res:
-        org = ctx.organization_from_hd(ctx.msg.msh.value(4)) or ctx.organization_from_hd(ctx.msg.msh.value(3))
+        # IG MSH[Provenance-Operator]: without an EVN-5 operator, the sending responsible
+        # organisation (MSH-22), else the sending facility (MSH-4), else the application.
+        msh = ctx.msg.msh
+        org = (ctx.organization_from_xon(msh.value(22)) if msh.get(22) else None) or (
+            ctx.organization_from_hd(msh.value(4)) or ctx.organization_from_hd(msh.value(3))
+        )
         if org is None:
             return
         res["agent"] = [

@@ -1225,6 +1225,7 @@ CODE_MAPPED: dict[tuple[str, str], frozenset[int]] = {
     ("PRT", "Observation-Location"): frozenset({9}),
     ("MSH", "Encounter"): frozenset({9}),
     ("PV2", "Encounter"): frozenset({12}),
+    ("MSH", "Provenance-Operator"): frozenset({4, 22}),
 }
 
 # ------------------------------------------------------------------------ extra datatype maps
