@@ -240,3 +240,9 @@ def test_event_without_operator_is_authored_by_the_responsible_organization(h: M
     )
     org = next(e["resource"] for e in bundle["entry"] if e["fullUrl"] == prov["agent"][0]["who"]["reference"])
     assert org["name"] == "Resp Org"
+
+
+def test_preadmit_plans_an_assigned_location_without_point_of_care(h: ModuleType) -> None:
+    """PV1-3 with only room and bed (no PL.1) is still the planned assigned location."""
+    enc = _encounter(h, "ADT^A05^ADT_A05", "PV1|1|P|^101^A||||||||TEMP^9^B")
+    assert [loc["status"] for loc in enc["location"]] == ["planned", "active"]

@@ -551,7 +551,7 @@ def h_pv1(ctx: Context, seg: Segment, st: State) -> None:
     if "class" not in res:
         res["class"] = dict(_ENCOUNTER_CLASS_UNKNOWN)
     locations = res.get("location")
-    if klass == "P" and locations and seg.get(3) and locations[0].get("status") == "active":
+    if klass == "P" and locations and seg.raw(3) not in ("", '""') and locations[0].get("status") == "active":
         # IG PV1-3: the assigned location of a pre-admit (PV1-2 "P") is "planned"; the other
         # PV1 locations keep their own status (PV1-11 temporary location "active").
         locations[0]["status"] = "planned"
