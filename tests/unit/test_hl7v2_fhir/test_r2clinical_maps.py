@@ -246,3 +246,16 @@ def test_preadmit_plans_an_assigned_location_without_point_of_care(h: ModuleType
     """PV1-3 with only room and bed (no PL.1) is still the planned assigned location."""
     enc = _encounter(h, "ADT^A05^ADT_A05", "PV1|1|P|^101^A||||||||TEMP^9^B")
     assert [loc["status"] for loc in enc["location"]] == ["planned", "active"]
+
+
+def test_specimen_amount_unit_given_by_its_text(h: ModuleType) -> None:
+    """SPM-12 '40^&lbs' (units with text only): the Quantity's unit is that text."""
+    spm = h.seg("SPM", {1: "1", 2: "SP1&LAB", 4: "SER^Serum^HL70487", 12: "40^&lbs"})
+    spec = h.one(h.run("OUL^R22^OUL_R22", PID, spm), "Specimen")
+    assert spec["collection"]["quantity"] == {"value": 40, "unit": "lbs"}
+
+
+def test_tq1_quantity_unit_given_by_its_text(h: ModuleType) -> None:
+    """TQ1-2 '54^&lbs' gives the ServiceRequest quantity with unit 'lbs'."""
+    bundle = h.run("ORM^O01^ORM_O01", PID, "ORC|NW|P1|F1", "TQ1|1|54^&lbs", "OBR|1|P1|F1|X^Y^L")
+    assert h.one(bundle, "ServiceRequest")["quantityQuantity"] == {"value": 54, "unit": "lbs"}

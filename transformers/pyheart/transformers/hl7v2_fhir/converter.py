@@ -2059,7 +2059,7 @@ def _apply_pending_timing(ctx: Context, st: State, target: Json) -> None:
 
 def _apply_timing(ctx: Context, seg: Segment, target: Json) -> None:
     timing = _tq1_timing(ctx, seg)
-    quantity = dt.cq_quantity(seg.value(2), ctx) if seg.get(2) else None
+    quantity = dt.cq_quantity_units(seg.value(2), ctx) if seg.raw(2) else None
     text = seg.get(11)
     if target.get("resourceType") == "MedicationRequest":
         dosage = target.setdefault("dosageInstruction", [{}])[0]
