@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from pyheart.broker.hl7v2 import parse_message
+from pyheart.transformers.fhir_hl7v2 import fhir_to_hl7v2
 from pyheart.transformers.hl7v2_fhir.api import convert
 
 PID = "PID|1||MRN1^^^HOSP&1.2.3&ISO^MR||Doe^Jane||19800203|F"
@@ -259,3 +261,19 @@ def test_tq1_quantity_unit_given_by_its_text(h: ModuleType) -> None:
     """TQ1-2 '54^&lbs' gives the ServiceRequest quantity with unit 'lbs'."""
     bundle = h.run("ORM^O01^ORM_O01", PID, "ORC|NW|P1|F1", "TQ1|1|54^&lbs", "OBR|1|P1|F1|X^Y^L")
     assert h.one(bundle, "ServiceRequest")["quantityQuantity"] == {"value": 54, "unit": "lbs"}
+
+
+def test_prior_temporary_location_is_a_completed_temporary_location(h: ModuleType) -> None:
+    """PV1-43 is an Encounter.location "completed", classified temporary."""
+    enc = _encounter(h, "ADT^A01^ADT_A01", "PV1|1|I" + "|" * 41 + "XRAY^1^A")
+    loc = enc["location"][0]
+    kind = loc["extension"][0]["valueCodeableConcept"]["coding"][0]["code"]
+    assert (loc["status"], kind) == ("completed", "temporary")
+
+
+def test_temporary_locations_do_not_return_as_assigned_or_prior(h: ModuleType) -> None:
+    """HL7 -> FHIR -> HL7 keeps PV1-3 and PV1-6 when PV1-11 / PV1-43 temporary locations exist."""
+    pv1 = h.seg("PV1", {1: "1", 2: "I", 3: "WARD^101^A", 6: "OLD^9^B", 11: "TEMP^1^C", 43: "XRAY^2^D"})
+    back = parse_message(fhir_to_hl7v2(h.run("ADT^A02^ADT_A02", PID, pv1))[0])
+    seg = next(s for s in back.segments if s.name == "PV1")
+    assert (seg.get(3), seg.get(6)) == ("WARD", "OLD")

@@ -375,6 +375,30 @@ PV1: tuple[FieldMap, ...] = (
     ),
     F("PV1", 38, "Encounter", "hospitalization.dietPreference[]", "CWE[CodeableConcept-Tables]", "DietType"),
     F("PV1", 42, "Encounter", "location[]", "PL[Location]", key="location", fixed={"status": "reserved"}),
+    # PV1-43 prior temporary location: the IG maps it only to the R5 EncounterHistory backport
+    # (PV1[Basic-EncounterHistory]: a completed, temporary location); R4 keeps that location
+    # history in Encounter.location.
+    F(
+        "PV1",
+        43,
+        "Encounter",
+        "location[]",
+        "PL[Location]",
+        key="location",
+        fixed={
+            "status": "completed",
+            "extension": [
+                {
+                    "url": _SD + "subject-locationClassification",
+                    "valueCodeableConcept": {
+                        "coding": [
+                            {"system": "http://hl7.org/fhir/ValueSet/subject-location", "code": "temporary"}
+                        ]
+                    },
+                }
+            ],
+        },
+    ),
     F("PV1", 44, "Encounter", "period.start", "DTM[dateTime]"),
     F("PV1", 45, "Encounter", "period.end", "DTM[dateTime]"),
     F("PV1", 50, "Encounter", "identifier[]", "CX[Identifier]"),
