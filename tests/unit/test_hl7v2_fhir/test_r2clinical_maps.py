@@ -277,3 +277,13 @@ def test_temporary_locations_do_not_return_as_assigned_or_prior(h: ModuleType) -
     back = parse_message(fhir_to_hl7v2(h.run("ADT^A02^ADT_A02", PID, pv1))[0])
     seg = next(s for s in back.segments if s.name == "PV1")
     assert (seg.get(3), seg.get(6)) == ("WARD", "OLD")
+
+
+def test_death_location_is_a_completed_location_of_the_visit(h: ModuleType) -> None:
+    """PDA-2 (no IG table) adds the death location to the Encounter as "completed"."""
+    bundle = h.run("ADT^A03^ADT_A03", PID, "PV1|1|I", "PDA||ICU^1^A")
+    enc = h.one(bundle, "Encounter")
+    place = next(
+        e["resource"] for e in bundle["entry"] if e["fullUrl"] == enc["location"][0]["location"]["reference"]
+    )
+    assert (enc["location"][0]["status"], place["name"]) == ("completed", "A")

@@ -893,11 +893,18 @@ _PDA_INDICATORS = (
 
 
 def h_pda(ctx: Context, seg: Segment, st: State) -> None:
-    """PDA (no IG table) -> the patient's death and autopsy: PDA-1 causes as Conditions; PDA-3/6/9
+    """PDA (no IG table) -> the patient's death and autopsy: PDA-2 death location as a completed
+    location of the visit; PDA-1 causes as Conditions; PDA-3/6/9
     (death certified, autopsy, coroner indicators) as Observations; PDA-4/5 (certificate signed,
     by whom) and PDA-7/8 (autopsy period, by whom) as completed Procedures."""
     if ctx.patient_ref is None:
         return
+    if seg.raw(2) and st.encounter is not None:
+        # PDA-2 death location: a place of the visit, left (FHIR-Converter maps it so).
+        where = ctx.location_from_pl(seg.value(2))
+        stays = st.encounter.get("location") or []
+        if where is not None and all(s.get("location") != where for s in stays):
+            st.encounter["location"] = [*stays, {"status": "completed", "location": where}]
     for rep in seg.reps(1):
         # PDA-1 death cause: a Condition of the patient.
         cause = dt.cwe_codeable_concept(rep, ctx)
