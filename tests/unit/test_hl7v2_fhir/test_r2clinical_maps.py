@@ -287,3 +287,12 @@ def test_death_location_is_a_completed_location_of_the_visit(h: ModuleType) -> N
         e["resource"] for e in bundle["entry"] if e["fullUrl"] == enc["location"][0]["location"]["reference"]
     )
     assert (enc["location"][0]["status"], place["name"]) == ("completed", "A")
+
+
+def test_discharge_location_kind_reads_the_subcomponents(h: ModuleType) -> None:
+    """PV1-37 DLD.1 '22&Homes&FDK' gives a kind Location coded 22 (FDK) and named Homes."""
+    bundle = h.run("ADT^A03^ADT_A03", PID, "PV1|1|I" + "|" * 35 + "22&Homes&FDK")
+    enc = h.one(bundle, "Encounter")
+    ref = enc["hospitalization"]["destination"]["reference"]
+    place = next(e["resource"] for e in bundle["entry"] if e["fullUrl"] == ref)
+    assert (place["name"], place["type"][0]["coding"][0]["code"]) == ("Homes", "22")
