@@ -15,8 +15,8 @@ folder is searched before the source folder, but only when a build for exactly t
 exists: an edited module changes the key, so a stale build is never loaded.
 
 ``PYHEART_NATIVE``: ``auto`` (default: use a matching build when there is one), ``off`` (never),
-``require`` (fail at import when there is no matching build: benchmarks and CI use it so they
-cannot measure the wrong thing silently).
+``require`` (fail at import when there is no matching build: for a benchmark or a deployment that
+must not run the slower Python modules by mistake).
 """
 
 from __future__ import annotations

@@ -111,7 +111,7 @@ def test_off_and_empty_cache_run_the_python_modules(tmp_path: Path) -> None:
         "import json; from pyheart.broker import native; import pyheart.transformers.hl7v2_fhir.converter;"
         "print(json.dumps(native.loaded()))"
     )
-    for env in ({"PYHEART_CACHE_DIR": str(tmp_path)}, {"PYHEART_NATIVE": "off"}):
+    for env in ({"PYHEART_CACHE_DIR": str(tmp_path), "PYHEART_NATIVE": "auto"}, {"PYHEART_NATIVE": "off"}):
         done = subprocess.run(
             [sys.executable, "-c", script],
             env={**os.environ, **env},

@@ -61,12 +61,6 @@ def test_alternate_priority_code_goes_through_the_concept_map(h: ModuleType) -> 
     assert [c["code"] for c in enc["priority"]["coding"]] == ["UR", "EL"]
 
 
-def test_alternate_code_of_another_system_is_kept(h: ModuleType) -> None:
-    """A CWE.4 of a named local system is not a table code: it stays as sent."""
-    enc = _encounter(h, "ADT^A01^ADT_A01", "PV1|1|I|WARD^101^A", "PV2|" + "|" * 24 + "2^^^3^^LOCAL")
-    assert enc["priority"]["coding"][1] == {"system": "urn:id:LOCAL", "code": "3"}
-
-
 def test_alternate_code_of_a_named_table_keeps_the_senders_coding(h: ModuleType) -> None:
     """A CWE.4 of an HL7 table is mapped, and the sender's coding follows the mapped one."""
     enc = _encounter(h, "ADT^A01^ADT_A01", "PV1|1|I|WARD^101^A", "PV2|" + "|" * 24 + "2^^^3^^HL70217")

@@ -296,6 +296,39 @@ class Context:
         rid = resource_id("Practitioner", self.scope, *given, family)
         return self._put("Practitioner", rid, res, None)
 
+    def practitioner_from_cnn(self, v: Value) -> Json | None:
+        """CNN (one component, parts as sub-components) -> Practitioner (IG ``CNN[Practitioner]``);
+        returns a Reference. Its id comes from the sender and the identifier and name given (a
+        CNN has no identifier type or check digit to match it with an XCN's Practitioner)."""
+        p = v.parts() + _PAD11
+        ident_value, family = p[0].strip(), p[1]
+        given = [g for g in (p[2], p[3]) if g]
+        if not ident_value and not (family or given):
+            return None
+        res: Json = {"resourceType": "Practitioner"}
+        if ident_value:
+            ident: Json = {}
+            # CNN.9-CNN.11: the assigning authority, as XCN.9 (the IG leaves it unmapped).
+            system = dt.hd_uri(p[8], p[9], p[10].upper(), self.system_base)
+            if system:
+                ident["system"] = system
+            ident["value"] = ident_value
+            res["identifier"] = [ident]
+        name: Json = {}
+        if family:
+            name["family"] = family
+        if given:
+            name["given"] = given
+        suffix = [x for x in (p[4], p[6]) if x]  # IG CNN.5, CNN.7 (degree) -> suffix
+        if suffix:
+            name["suffix"] = suffix
+        if p[5]:
+            name["prefix"] = [p[5]]
+        if name:
+            res["name"] = [name]
+        rid = resource_id("Practitioner", self.scope, ident_value, family, p[2])
+        return self._put("Practitioner", rid, res, None)
+
     def assigner(self, v: Value) -> Json | None:
         """An identifier's assigning authority (HD): a reference to its Organization, or (with
         ``assigner_organizations`` off) a display-only reference."""
@@ -535,6 +568,7 @@ def _q(text: str) -> str:
     return quote(text, safe=":/.-_~@")
 
 
+_PAD11 = [""] * 11
 _CHECK_DIGIT = "http://hl7.org/fhir/StructureDefinition/identifier-checkDigit"
 _ASSEMBLY_ORDER = "http://hl7.org/fhir/StructureDefinition/humanname-assembly-order"
 

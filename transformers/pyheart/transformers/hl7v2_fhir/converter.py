@@ -1587,13 +1587,13 @@ def _observation_roles(ctx: Context, seg: Segment, res: Json) -> None:
         if org_entry is not None and address:
             org_entry.resource.setdefault("address", []).append(address)
     if fields[18]:
-        # IG OBX-18: the equipment instance, a Device identified by the EI (EI.4 as its type).
-        for rep in seg.reps(18):
-            ident = dt.ei_identifier_system(rep, ctx)
-            if ident is not None:
-                res.setdefault(
-                    "device", ctx.add({"resourceType": "Device", "identifier": [ident]}, ident=ident)
-                )
+        # IG OBX-18 -> device(Device.identifier): the equipment instance, one Device with an
+        # identifier per repetition (EI.4 as its type; an authority alone is still its system).
+        idents = [i for i in (dt.ei_identifier_system(rep, ctx) for rep in seg.reps(18)) if i]
+        if idents:
+            main = next((i for i in idents if i.get("value")), None)
+            device = {"resourceType": "Device", "identifier": idents}
+            res.setdefault("device", ctx.add(device, ident=main, key=(seg.name, str(seg.index), "18")))
     if fields[30]:
         # IG OBX-30: the observation sub-type, as the observation-structure-type extension.
         sub = {"coding": [dt.coding(seg.get(30), _SD + "observation-structure-type")]}
@@ -2935,9 +2935,11 @@ def h_prt(ctx: Context, seg: Segment, st: State) -> None:
     device: Json | None = None
     if seg.get(10):
         dev = fm.apply(fm.PRT_DEVICE, seg, _new("Device"), ctx)
-        dev_ident = (dev.get("identifier") or [None])[0]
-        if dev_ident is not None:
-            device = ctx.add(dev, ident=dev_ident)
+        dev_idents = dev.get("identifier") or []
+        if dev_idents:
+            # The first identifier with a value identifies it (an authority alone does not).
+            dev_ident = next((i for i in dev_idents if i.get("value")), None)
+            device = ctx.add(dev, ident=dev_ident, key=(seg.name, str(seg.index), "10"))
     who = person or org
     last = st.last or {}
     rtype = last.get("resourceType")

@@ -171,6 +171,18 @@ def _code_system(name: str, base: str) -> str | None:
     return base + _URI_UNSAFE.sub("_", name)
 
 
+@lru_cache(maxsize=1024)
+def _external_system(name: str) -> bool:
+    """True when the coding-system name (CWE.3) names a standard terminology, a URI or an OID,
+    whose codes must not be read as v2 table codes; False for HL7 tables and local names."""
+    if not name:
+        return False
+    name = name.strip()
+    if name.upper() in CODE_SYSTEMS:
+        return True
+    return name.startswith(("http://", "https://", "urn:")) or re.fullmatch(r"\d+(\.\d+)+", name) is not None
+
+
 def lookup(vocab: str | None, code: str) -> tuple[str, str, str] | None:
     """Translate ``code`` with the IG concept map ``vocab`` (case-insensitive fallback)."""
     if not vocab or not code:
@@ -245,11 +257,22 @@ def cwe_codeable_concept(v: Value, ctx: Context, vocab: str | None = None) -> Js
         if not code and not display:
             continue
         sys_name = c[sys_i]
-        mapped = lookup(vocab, code) if code_i == 1 else None
-        if mapped is not None and (not sys_name or _TABLE.match(sys_name.upper())):
-            codings.append(coding(mapped[0], mapped[2], mapped[1] or display))
-            if sys_name and code != mapped[0]:
-                codings.append(coding(code, code_system(sys_name, ctx), display))
+        # Every coding of the value (the alternate ones too) is translated when it is in the
+        # map's v2 table or a local system (senders put table codes under local names, e.g.
+        # 'L' or 'HL7nnnn'); a code of a known external system (LOINC, an OID) is not.
+        mapped = lookup(vocab, code) if vocab and code and not _external_system(sys_name) else None
+        if mapped is not None:
+            cd = coding(mapped[0], mapped[2], mapped[1] or display)
+            keep_own = bool(sys_name) and code != mapped[0]
+            if c[ver_i] and not keep_own:
+                cd["version"] = c[ver_i]  # IG CWE.7/.8/.13 -> coding[n].version
+            if cd not in codings:
+                codings.append(cd)
+            if keep_own:
+                cd = coding(code, code_system(sys_name, ctx), display)
+                if c[ver_i]:
+                    cd["version"] = c[ver_i]
+                codings.append(cd)
             continue
         if not code:
             continue
@@ -265,46 +288,6 @@ def cwe_codeable_concept(v: Value, ctx: Context, vocab: str | None = None) -> Js
     if text:
         out["text"] = text
     return out or None
-
-
-def cwe_codeable_concept_tables(v: Value, ctx: Context, vocab: str | None = None) -> Json | None:
-    """CWE -> CodeableConcept as :func:`cwe_codeable_concept`, and the alternate code (CWE.4)
-    also goes through ``vocab`` when it names no coding system or an HL7 table: a code without a
-    system in a field bound to a v2 table is a code of that table, like CWE.1. A translated
-    coding keeps the value's coding system version (IG CWE.7 / CWE.8 -> coding.version)."""
-    cc = cwe_codeable_concept(v, ctx, vocab)
-    if cc is None or vocab is None:
-        return cc
-    c = comps(v, ctx)
-    codings: list[Json] = list(cc.get("coding", []))
-    if (
-        c[7]
-        and codings
-        and "version" not in codings[0]
-        and lookup(vocab, c[1]) is not None
-        and (not c[3] or _TABLE.match(c[3].upper()))
-    ):
-        codings[0] = {**codings[0], "version": c[7]}
-    alt, alt_sys = c[4], c[6]
-    mapped = lookup(vocab, alt) if alt and (not alt_sys or _TABLE.match(alt_sys.upper())) else None
-    if mapped is not None:
-        target = coding(mapped[0], mapped[2], mapped[1] or c[5])
-        if c[8]:
-            target["version"] = c[8]
-        alt_system = code_system(alt_sys, ctx) if alt_sys else None
-        found: list[Json] = []
-        for cd in codings:
-            if cd.get("code") == alt and cd.get("system") == alt_system:
-                # The sender's alternate coding in the map's FHIR terms; a coding of a named
-                # table follows it, as CWE.1's does.
-                keep = alt_system is not None and alt != mapped[0]
-                for item in (target, cd) if keep else (target,):
-                    if item not in found:
-                        found.append(item)
-            elif cd not in found:
-                found.append(cd)
-        codings = found
-    return {**cc, "coding": codings} if codings else cc
 
 
 #: ISO 639-2 (three-letter, HL7 table 0296's usual content) -> the BCP 47 codes the IG's
@@ -461,7 +444,7 @@ def cq_quantity(v: Value, ctx: Context, vocab: str | None = None) -> Json | None
         return None
     q: Json = {"value": value}
     unit = v.component(2)
-    if unit.get(1):
+    if unit.get(1) or unit.get(2):  # units as text only ('54^&lbs') are still the unit
         q.update(_unit(unit, ctx))
     return q
 
@@ -482,7 +465,7 @@ def _unit(unit: Value, ctx: Context) -> Json:
     code = unit.get(1)
     out: Json = {"unit": unit.get(2) or code}
     sys_name = unit.get(3)
-    if sys_name:
+    if sys_name and code:
         system = code_system(sys_name, ctx)
         if system:
             out["system"] = system
@@ -506,7 +489,7 @@ def _cwe_quantity_unit(v: Value, ctx: Context) -> Json:
     c = comps(v, ctx)
     code = c[1]
     if not code:
-        return {}
+        return {"unit": c[2]} if c[2] else {}  # a unit given as text only
     out: Json = {"unit": c[2] or code}
     if c[3]:
         system = code_system(c[3], ctx)
@@ -551,6 +534,18 @@ def xpn_human_name(v: Value, ctx: Context, vocab: str | None = None) -> Json | N
     return out
 
 
+def xpn_human_names(v: Value, ctx: Context, vocab: str | None = None) -> list[Json] | None:
+    """XPN -> HumanNames, where the target element repeats (IG ``XPN[HumanName]``): the name,
+    then XPN.15 (called by) as a second name with use ``nickname``."""
+    name = xpn_human_name(v, ctx, vocab)
+    d = ctx.delimiters
+    called = v.get(15).strip() if v.raw.count(d.component) >= 14 else ""
+    if not called:
+        return [name] if name is not None else None
+    nick: Json = {"given": [called], "use": "nickname"}
+    return [name, nick] if name is not None else [nick]
+
+
 def _period(c: list[str], start_pos: int, end_pos: int, ctx: Context) -> Json | None:
     if not (c[start_pos] or c[end_pos]):
         return None
@@ -583,9 +578,11 @@ def xad_address(v: Value, ctx: Context, vocab: str | None = None) -> Json | None
         text = c[pos]
         if text:
             out[key] = text
-    has_subs = (c[9] or c[10]) and ctx.delimiters.subcomponent in v.raw
-    if c[9]:
-        out["district"] = _cwe_string_sub(v, 9) if has_subs else c[9]
+    # XAD.9/XAD.10 are CWEs (parts as sub-components): a text without a code ('&W') counts.
+    has_subs = ctx.delimiters.subcomponent in v.raw
+    district = _cwe_string_sub(v, 9) if has_subs else c[9]
+    if district:
+        out["district"] = district
     kind = c[7]
     if kind in ("M", "SH"):
         t = lookup("AddressType[Type]", kind)
@@ -598,12 +595,10 @@ def xad_address(v: Value, ctx: Context, vocab: str | None = None) -> Json | None
     period = _period(c, 13, 14, ctx) or (dr_period(v.component(12), ctx) if c[12] else None)
     if period:
         out["period"] = period
-    if c[10]:
+    tract = _cwe_string_sub(v, 10) if has_subs else c[10]
+    if tract:
         out.setdefault("extension", []).append(
-            {
-                "url": "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-censusTract",
-                "valueString": _cwe_string_sub(v, 10) if has_subs else c[10],
-            }
+            {"url": "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-censusTract", "valueString": tract}
         )
     return out or None
 
@@ -639,9 +634,12 @@ def xtn_contact_point(v: Value, ctx: Context, vocab: str | None = None) -> Json 
                 value += " X" + c[8]
         mapped = lookup("TelecommunicationEquipmentType", equip)
         system = mapped[0] if mapped else ("phone" if value else "")
-        if system == "mobile":  # the IG maps CP to contact-point-use "mobile"; the system is phone
+        if system == "mobile":
+            # The IG maps CP to contact-point-use "mobile" (the system is phone); XTN.2, the
+            # field the IG maps to use, wins when it says whose number it is (PRN, WPN).
             system = "phone"
-            out["use"] = "mobile"
+            if lookup("TelecommunicationUseCode", c[2]) is None:
+                out["use"] = "mobile"
         if not value and c[4]:
             value = c[4]
             system = "email"
@@ -830,10 +828,15 @@ def ei_identifier(v: Value, ctx: Context, vocab: str | None = None) -> Json | No
 
 def ei_identifier_system(v: Value, ctx: Context, vocab: str | None = None) -> Json | None:
     """EI -> Identifier (IG ``EI[Identifier-System]``): as :func:`ei_identifier`, plus the
-    universal id type (EI.4, table 0301) as ``type``, as the IG's HD maps type a universal id."""
+    universal id type (EI.4, table 0301) as ``type``, as the IG's HD maps type a universal id.
+    An EI with an assigning authority but no EI.1 still names the identifier's system."""
     out = ei_identifier(v, ctx)
     if out is None:
-        return None
+        c = comps(v, ctx)
+        system = _hd_uri(c[2], c[3], c[4].upper(), ctx) if not c[1] and (c[2] or c[3]) else None
+        if system is None:
+            return None
+        out = {"system": system}
     kind = v.get(4)
     if kind:
         mapped = lookup("UniversalIDType", kind) or lookup("UniversalIDType", kind.upper())
@@ -1126,8 +1129,12 @@ DATATYPES: dict[str, DatatypeMap] = {
     "CWE[Organization]": _memo(cwe_organization),
 }
 
-#: CWE[CodeableConcept] whose alternate code also goes through the field's concept map.
-DATATYPES["CWE[CodeableConcept-Tables]"] = _shared(cwe_codeable_concept_tables)
+#: Maps used instead of :data:`DATATYPES` ones for field-map rows whose element repeats
+#: (``name[]``): they return a list of items, each added to the element.
+REPEATING: dict[str, DatatypeMap] = {
+    "XPN[HumanName]": _copied(xpn_human_names),
+}
+
 #: CQ[Quantity] whose units may be given by their text alone.
 DATATYPES["CQ[Quantity-Units]"] = cq_quantity_units
 

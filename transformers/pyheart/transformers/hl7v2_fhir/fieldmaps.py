@@ -20,6 +20,7 @@ from pyheart.transformers.hl7v2_fhir.context import Context
 from pyheart.transformers.hl7v2_fhir.datatypes import (
     DATATYPES,
     ISO639_2,
+    REPEATING,
     V2_CS,
     coding,
     lookup,
@@ -271,7 +272,7 @@ CTD_CONTACT: tuple[FieldMap, ...] = (
 PV1: tuple[FieldMap, ...] = (
     F("PV1", 2, "Encounter", "class", "CWE[Coding]", "PatientClass[EncounterClass]"),
     F("PV1", 3, "Encounter", "location[]", "PL[Location]", key="location", fixed={"status": "active"}),
-    F("PV1", 4, "Encounter", "type[]", "CWE[CodeableConcept-Tables]", "AdmissionType"),
+    F("PV1", 4, "Encounter", "type[]", "CWE[CodeableConcept]", "AdmissionType"),
     F("PV1", 5, "Encounter", "hospitalization.preAdmissionIdentifier", "CX[Identifier]"),
     F("PV1", 6, "Encounter", "location[]", "PL[Location]", key="location", fixed={"status": "completed"}),
     F(
@@ -301,7 +302,7 @@ PV1: tuple[FieldMap, ...] = (
         key="individual",
         fixed=_participant("CON", "consultant"),
     ),
-    F("PV1", 10, "Encounter", "serviceType", "CWE[CodeableConcept-Tables]", "HospitalService"),
+    F("PV1", 10, "Encounter", "serviceType", "CWE[CodeableConcept]", "HospitalService"),
     F(
         "PV1",
         11,
@@ -323,31 +324,17 @@ PV1: tuple[FieldMap, ...] = (
             ],
         },
     ),
-    F(
-        "PV1",
-        13,
-        "Encounter",
-        "hospitalization.reAdmission",
-        "CWE[CodeableConcept-Tables]",
-        "ReadmissionIndicator",
-    ),
+    F("PV1", 13, "Encounter", "hospitalization.reAdmission", "CWE[CodeableConcept]", "ReadmissionIndicator"),
     F("PV1", 14, "Encounter", "hospitalization.admitSource", "CWE[CodeableConcept]"),
     F(
         "PV1",
         15,
         "Encounter",
         "hospitalization.specialArrangement[]",
-        "CWE[CodeableConcept-Tables]",
+        "CWE[CodeableConcept]",
         "AmbulatoryStatus",
     ),
-    F(
-        "PV1",
-        16,
-        "Encounter",
-        "hospitalization.specialCourtesy[]",
-        "CWE[CodeableConcept-Tables]",
-        "VIPIndicator",
-    ),
+    F("PV1", 16, "Encounter", "hospitalization.specialCourtesy[]", "CWE[CodeableConcept]", "VIPIndicator"),
     F(
         "PV1",
         17,
@@ -370,10 +357,10 @@ PV1: tuple[FieldMap, ...] = (
         36,
         "Encounter",
         "hospitalization.dischargeDisposition",
-        "CWE[CodeableConcept-Tables]",
+        "CWE[CodeableConcept]",
         "DischargeDisposition",
     ),
-    F("PV1", 38, "Encounter", "hospitalization.dietPreference[]", "CWE[CodeableConcept-Tables]", "DietType"),
+    F("PV1", 38, "Encounter", "hospitalization.dietPreference[]", "CWE[CodeableConcept]", "DietType"),
     F("PV1", 42, "Encounter", "location[]", "PL[Location]", key="location", fixed={"status": "reserved"}),
     # PV1-43 prior temporary location: the IG maps it only to the R5 EncounterHistory backport
     # (PV1[Basic-EncounterHistory]: a completed, temporary location); R4 keeps that location
@@ -426,7 +413,7 @@ PV2: tuple[FieldMap, ...] = (
         key="individual",
         fixed=_participant("REF", "referrer"),
     ),
-    F("PV2", 25, "Encounter", "priority", "CWE[CodeableConcept-Tables]", "EncounterPriority"),
+    F("PV2", 25, "Encounter", "priority", "CWE[CodeableConcept]", "EncounterPriority"),
     F(
         "PV2",
         8,
@@ -754,7 +741,7 @@ OBR_SPECIMEN: tuple[FieldMap, ...] = (
 OBX: tuple[FieldMap, ...] = (
     F("OBX", 3, "Observation", "code", "CWE[CodeableConcept]"),
     F("OBX", 7, "Observation", "referenceRange[]", "ST[string]", key="text"),
-    F("OBX", 8, "Observation", "interpretation[]", "CWE[CodeableConcept-Tables]", "InterpretationCodes"),
+    F("OBX", 8, "Observation", "interpretation[]", "CWE[CodeableConcept]", "InterpretationCodes"),
     F(
         "OBX",
         10,
@@ -777,8 +764,8 @@ OBX: tuple[FieldMap, ...] = (
 NTE: tuple[FieldMap, ...] = (F("NTE", 3, "*", "note[]", "FT[string]", key="text"),)
 
 SPM: tuple[FieldMap, ...] = (
-    F("SPM", 4, "Specimen", "type", "CWE[CodeableConcept-Tables]", "SpecimenType"),
-    F("SPM", 7, "Specimen", "collection.method", "CWE[CodeableConcept-Tables]", "SpecimenCollectionMethod"),
+    F("SPM", 4, "Specimen", "type", "CWE[CodeableConcept]", "SpecimenType"),
+    F("SPM", 7, "Specimen", "collection.method", "CWE[CodeableConcept]", "SpecimenCollectionMethod"),
     F("SPM", 8, "Specimen", "collection.bodySite", "CWE[CodeableConcept]"),
     F("SPM", 12, "Specimen", "collection.quantity", "CQ[Quantity-Units]"),
     F("SPM", 14, "Specimen", "note[]", "ST[string]", key="text"),
@@ -793,7 +780,7 @@ SPM: tuple[FieldMap, ...] = (
         fixed=_ext(_SD + "specimen-specialHandling"),
     ),
     F("SPM", 18, "Specimen", "receivedTime", "DTM[dateTime]"),
-    F("SPM", 24, "Specimen", "condition[]", "CWE[CodeableConcept-Tables]", "SpecimenCondition"),
+    F("SPM", 24, "Specimen", "condition[]", "CWE[CodeableConcept]", "SpecimenCondition"),
     F("SPM", 20, "Specimen", "status", "ID[code]", "YesNoIndicator[AvailabilityStatus]"),
     F("SPM", 27, "Specimen", "container[]", "CWE[CodeableConcept]", key="type"),
     F(
@@ -801,7 +788,7 @@ SPM: tuple[FieldMap, ...] = (
         6,
         "Specimen",
         "container[]",
-        "CWE[CodeableConcept-Tables]",
+        "CWE[CodeableConcept]",
         "AdditivePreservative",
         key="additiveCodeableConcept",
     ),
@@ -1095,7 +1082,7 @@ PRD_ROLE: tuple[FieldMap, ...] = (
 
 EVN: tuple[FieldMap, ...] = (
     F("EVN", 2, "Provenance", "recorded", "DTM[instant]"),
-    F("EVN", 4, "Provenance", "reason[]", "CWE[CodeableConcept-Tables]", "EventReason"),
+    F("EVN", 4, "Provenance", "reason[]", "CWE[CodeableConcept]", "EventReason"),
     F(
         "EVN",
         5,
@@ -1321,24 +1308,34 @@ def _msg_coding(v: Any, ctx: Context, vocab: str | None) -> Any:
 
 
 def _ndl_practitioner(v: Any, ctx: Context, vocab: str | None) -> Any:
-    # NDL.1 is a CNN (components as sub-components): id, family, given, ...
-    comp = v.component(1)
-    ident, family, given = comp.get(1), comp.get(2), comp.get(3)
-    if not (ident or family):
-        return None
-    res: Json = {"resourceType": "Practitioner"}
-    if ident:
-        res["identifier"] = [{"value": ident}]
-    if family or given:
-        name: Json = {}
-        if family:
-            name["family"] = family
-        if given:
-            name["given"] = [given]
-        res["name"] = [name]
+    """NDL -> Reference(PractitionerRole) (IG ``NDL[PractitionerRole]``): the practitioner
+    (NDL.1, CNN[Practitioner]), the period (NDL.2/NDL.3) and the location (NDL.4-NDL.11, the
+    levels of a PL: point of care, room, bed, facility, status, type, building, floor)."""
+    from pyheart.transformers.hl7v2_fhir.datatypes import dtm
     from pyheart.transformers.hl7v2_fhir.ids import resource_id
 
-    return ctx.add_shared(res, resource_id("Practitioner", ctx.scope, ident, family, given))
+    person = ctx.practitioner_from_cnn(v.component(1))
+    d = ctx.delimiters
+    comps = v.raw.split(d.component)
+    where = None
+    if len(comps) > 3 and any(comps[3:11]):
+        where = ctx.location_from_pl(Value(d.component.join(comps[3:11]), d, 0, ctx.charset))
+    if person is None and where is None:
+        return None
+    role: Json = {"resourceType": "PractitionerRole"}
+    if person is not None:
+        role["practitioner"] = person
+    start, end = dtm(v.get(2), ctx.default_tz), dtm(v.get(3), ctx.default_tz)
+    if start or end:
+        role["period"] = {k: x for k, x in (("start", start), ("end", end)) if x}
+    if where is not None:
+        role["location"] = [where]
+    key = [_rid_in(r["reference"]) if r else "" for r in (person, where)]
+    return ctx.add_shared(role, resource_id("PractitionerRole", "NDL", *key, start or "", end or ""))
+
+
+def _rid_in(reference: str) -> str:
+    return reference.rpartition(":")[2].rpartition("/")[2]
 
 
 def _xtn_default_use(use: str) -> Callable[[Any, Context, str | None], Any]:
@@ -1425,10 +1422,12 @@ def _compile(rows: tuple[FieldMap, ...]) -> list[_Compiled]:
         *parents, leaf = (row.path[:-2] if many else row.path).split(".")
         key = row.key
         listed = bool(key and key.endswith("-1"))
+        # A repeating element without key/fixed wrapping may take several items per value.
+        multi = REPEATING.get(row.dt) if many and not row.key and not row.fixed else None
         out.append(
             _Compiled(
                 row.field,
-                DATATYPES[row.dt],
+                multi or DATATYPES[row.dt],
                 row.vocab,
                 many,
                 tuple(parents),
@@ -1443,6 +1442,7 @@ def _compile(rows: tuple[FieldMap, ...]) -> list[_Compiled]:
     return out
 
 
+_REPEATING_FNS = frozenset(REPEATING.values())
 Plan = Callable[[list[str], Json, Context, Segment], Json]
 _PLANS: dict[int, tuple[tuple[FieldMap, ...], Plan]] = {}
 
@@ -1503,7 +1503,14 @@ def _plan(rows: tuple[FieldMap, ...]) -> Plan:
                 f"{body}    nxt = node[{p!r}] = {{}}",
                 f"{body}node = nxt",
             ]
-        if r.many:
+        if r.many and r.fn in _REPEATING_FNS:
+            src += [
+                f"{body}lst = node.setdefault({r.leaf!r}, [])",
+                f"{body}for item in value:",
+                f"{body}    if item not in lst:",
+                f"{body}        lst.append(item)",
+            ]
+        elif r.many:
             src += [
                 f"{body}lst = node.get({r.leaf!r})",
                 f"{body}if lst is None:",
