@@ -313,9 +313,22 @@ def practitioner_xcn(ctx: Context, reference: Any) -> Rep:
     return xcn_from_practitioner(None, str(display or ""))
 
 
+def _temporary(location: Mapping[str, Any]) -> bool:
+    """Whether an Encounter.location entry is classified temporary (subject-locationClassification)."""
+    for ext in location.get("extension") or []:
+        if isinstance(ext, Mapping) and str(ext.get("url") or "").endswith("/subject-locationClassification"):
+            concept = ext.get("valueCodeableConcept")
+            codings = concept.get("coding") if isinstance(concept, Mapping) else None
+            if any(isinstance(c, Mapping) and c.get("code") == "temporary" for c in codings or []):
+                return True
+    return False
+
+
 def active_and_prior_location(encounter: Resource) -> tuple[Any, Any]:
     """The encounter's current location entry and the one before it (for a transfer)."""
     locations = [loc for loc in encounter.get("location") or [] if isinstance(loc, Mapping)]
+    # Temporary locations (PV1-11, PV1-43) are neither the assigned nor the prior location.
+    locations = [loc for loc in locations if not _temporary(loc)] or locations
     active = [loc for loc in locations if loc.get("status") in (None, "active", "planned", "reserved")]
     prior = [loc for loc in locations if loc.get("status") == "completed"]
     return (active[-1] if active else None), (prior[-1] if prior else None)

@@ -12,6 +12,7 @@ ORC shapes an Immunization in VXU and a MedicationRequest in pharmacy messages).
 from __future__ import annotations
 
 import base64
+import html
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -106,12 +107,17 @@ class State:
         self.pending_targets: list[Json] = []
         #: Resources made before the PID they need (RF1, AUT): (resource, patient key, id key).
         self.awaiting_patient: list[tuple[Json, str, tuple[str, ...]]] = []
+        #: The Specimen of the current SPM group (its SAC containers follow the SPM's OBX).
+        self.specimen: Json | None = None
 
     def segment_names(self, ctx: Context) -> list[str]:
         """The message's segment ids in order (by ``Segment.index``), listed once."""
         if self._names is None:
             self._names = [seg.name for seg in ctx.msg]
         return self._names
+
+
+_XHTML = "http://www.w3.org/1999/xhtml"
 
 
 def _new(rtype: str) -> Json:
@@ -580,17 +586,23 @@ def h_pv1(ctx: Context, seg: Segment, st: State) -> None:
     """PV1 -> Encounter (identified by PV1-19 visit number)."""
     res = fm.apply(fm.PV1, seg, _new("Encounter"), ctx)
     klass = seg.get(2)
-    if seg.get(45):
+    # IG MSH[Encounter]: the trigger event gives the status (Event[EncounterStatus]); an event
+    # that does not tell it (A08 "unknown") leaves it to PV1-45 / PV1-2 (IG PV1[Encounter]).
+    event = dt.lookup("Event[EncounterStatus]", st.event) if st.family == "ADT" else None
+    if event is not None and event[0] != "unknown":
+        res["status"] = event[0]
+    elif seg.get(45):
         res["status"] = "finished"
     else:
         mapped = dt.lookup("PatientClass[EncounterStatus]", klass)
         res["status"] = mapped[0] if mapped else "unknown"
     if "class" not in res:
         res["class"] = dict(_ENCOUNTER_CLASS_UNKNOWN)
-    if klass == "P":
-        for loc in res.get("location", []):
-            if loc.get("status") == "active":
-                loc["status"] = "planned"
+    locations = res.get("location")
+    if klass == "P" and locations and seg.raw(3) not in ("", '""') and locations[0].get("status") == "active":
+        # IG PV1-3: the assigned location of a pre-admit (PV1-2 "P") is "planned"; the other
+        # PV1 locations keep their own status (PV1-11 temporary location "active").
+        locations[0]["status"] = "planned"
     _subject(ctx, res)
     episode = dt.cx_identifier(seg.value(54), ctx) if seg.get(54) else None
     st.episode = None
@@ -608,11 +620,14 @@ def h_pv1(ctx: Context, seg: Segment, st: State) -> None:
     if seg.get(37):
         # IG PV1-37 (DLD[Location-Discharge]): where the patient was discharged to, a Location
         # of that kind.
-        kind = dt.cwe_codeable_concept(seg.value(37).component(1), ctx, "DischargedToLocation")
+        kind = dt.cwe_codeable_concept(_sub_cwe(ctx, seg.value(37).component(1)), ctx, "DischargedToLocation")
         if kind:
             # A kind of place (home, nursing facility...), the same resource for every patient.
             place = {"resourceType": "Location", "mode": "kind", "type": [kind]}
             coding = (kind.get("coding") or [{}])[0]
+            name = kind.get("text") or coding.get("display")
+            if name:
+                place["name"] = name  # the kind's human name ("Home", "Nursing facility")
             rid = resource_id(
                 "Location", "PV1-37", coding.get("system", ""), coding.get("code", kind.get("text", ""))
             )
@@ -631,6 +646,13 @@ def h_pv1(ctx: Context, seg: Segment, st: State) -> None:
     st.last = res
 
 
+def _sub_cwe(ctx: Context, comp: Value) -> Value:
+    """A CWE sent as one component (its parts in sub-components, ``22&Homes&FDK``) as a field
+    value, so the CWE maps read its parts as components."""
+    d = ctx.delimiters
+    return Value(comp.raw.replace(d.subcomponent, d.component), d, 0, ctx.charset)
+
+
 def _bed_status(ctx: Context, seg: Segment) -> None:
     """IG PV1-40: the bed status is the operational status of the PV1-3 room or bed Location
     (the most granular level, the one the Encounter refers to)."""
@@ -647,6 +669,11 @@ def h_pv2(ctx: Context, seg: Segment, st: State) -> None:
     """PV2 -> more Encounter elements."""
     if st.encounter is not None:
         fm.apply(fm.PV2, seg, st.encounter, ctx)
+        if seg.get(12) and "text" not in st.encounter:
+            # IG PV2-12: the visit description is the Encounter's narrative; "additional", as
+            # it says what the structured elements do not.
+            div = f'<div xmlns="{_XHTML}">{html.escape(seg.get(12), quote=False)}</div>'
+            st.encounter["text"] = {"status": "additional", "div": div}
 
 
 def _clinical(
@@ -924,11 +951,18 @@ _PDA_INDICATORS = (
 
 
 def h_pda(ctx: Context, seg: Segment, st: State) -> None:
-    """PDA (no IG table) -> the patient's death and autopsy: PDA-1 causes as Conditions; PDA-3/6/9
+    """PDA (no IG table) -> the patient's death and autopsy: PDA-2 death location as a completed
+    location of the visit; PDA-1 causes as Conditions; PDA-3/6/9
     (death certified, autopsy, coroner indicators) as Observations; PDA-4/5 (certificate signed,
     by whom) and PDA-7/8 (autopsy period, by whom) as completed Procedures."""
     if ctx.patient_ref is None:
         return
+    if seg.raw(2) and st.encounter is not None:
+        # PDA-2 death location: a place of the visit, left (FHIR-Converter maps it so).
+        where = ctx.location_from_pl(seg.value(2))
+        stays = st.encounter.get("location") or []
+        if where is not None and all(s.get("location") != where for s in stays):
+            st.encounter["location"] = [*stays, {"status": "completed", "location": where}]
     for rep in seg.reps(1):
         # PDA-1 death cause: a Condition of the patient.
         cause = dt.cwe_codeable_concept(rep, ctx)
@@ -1490,6 +1524,10 @@ def _order_provenance(ctx: Context, orc: Segment, target: Json) -> None:
             who = ctx.practitioner_from_xcn(orc.value(field))
             if who is not None:
                 agents.append({"type": {"coding": [dt.coding(code, _PROVENANCE_PT)]}, "who": who})
+    if width > 18 and fields[18] not in ("", '""'):
+        device = _entering_device(ctx, orc.value(18))
+        if device is not None:
+            agents.append({"who": device})  # IG ORC-18: agent[5], the entering device
     if not agents:
         return
     if width > 17 and fields[17]:
@@ -1502,6 +1540,15 @@ def _order_provenance(ctx: Context, orc: Segment, target: Json) -> None:
     if activity:
         prov["activity"] = {"coding": [dt.coding(activity, _DATA_OPERATION)]}
     prov["agent"] = agents
+    if width > 24 and fields[24] and width > 12 and fields[12]:
+        # IG ORC-24: the ordering provider's (ORC-12, the author agent) address.
+        author = next((a for a in agents if a["type"]["coding"][0]["code"] == "author"), None)
+        if author is not None:
+            _practitioner_address(ctx, author["who"], orc, 24)
+    if width > 21 and fields[21]:
+        where = _ordering_facility(ctx, orc)
+        if where is not None:
+            prov["location"] = where
     if width > 28 and fields[28]:
         label = dt.cwe_coding(orc.value(28), ctx, "ConfidentialityCode")
         if label:
@@ -1509,8 +1556,61 @@ def _order_provenance(ctx: Context, orc: Segment, target: Json) -> None:
     ctx.add(prov, key=("ORC", str(orc.index), "Provenance"))
 
 
+def _entering_device(ctx: Context, v: Value) -> Json | None:
+    """IG CWE[Device]: the device's identifiers (CWE.1/3, CWE.4/6, CWE.10/12) and names
+    (CWE.2, CWE.5, CWE.11; CWE.9 original text)."""
+    c = dt.comps(v, ctx)
+    idents: list[Json] = []
+    for code_i, sys_i in ((1, 3), (4, 6), (10, 12)):
+        if c[code_i]:
+            ident: Json = {"value": c[code_i]}
+            system = dt.code_system(c[sys_i], ctx) if c[sys_i] else None
+            if system:
+                ident = {"system": system, **ident}
+            idents.append(ident)
+    names = [{"name": c[i], "type": "user-friendly-name"} for i in (2, 5, 11) if c[i]]
+    if c[9]:
+        names.append({"name": c[9], "type": "other"})
+    if not (idents or names):
+        return None
+    device: Json = {"resourceType": "Device"}
+    if idents:
+        device["identifier"] = idents
+    if names:
+        device["deviceName"] = names
+    if idents and "system" in idents[0]:
+        return ctx.add(device, ident=idents[0])
+    return ctx.add_shared(device, resource_id("Device", ctx.scope, "ORC-18", c[1], c[2]))
+
+
+def _ordering_facility(ctx: Context, orc: Segment) -> Json | None:
+    """IG ORC-21/22/23 (XON[Location]): the ordering facility as a Location, with its name and
+    identifier (XON.1, XON.10 or XON.3 in the XON.6 system), address (ORC-22) and phone (ORC-23)."""
+    xon = orc.value(21)
+    name, ident_value = xon.get(1), xon.get(10) or xon.get(3)
+    if not (name or ident_value):
+        return None
+    place: Json = {"resourceType": "Location"}
+    if name:
+        place["name"] = name
+    if ident_value:
+        ident: Json = {"value": ident_value}
+        system = dt.hd_system_of(xon.component(6), ctx) if xon.get(6) else None
+        if system:
+            ident = {"system": system, **ident}
+        place["identifier"] = [ident]
+    addresses = [a for a in (dt.xad_address(r, ctx) for r in orc.reps(22)) if a] if orc.get(22) else []
+    if addresses:
+        place["address"] = addresses[0]  # Location.address is single
+    phones = [t for t in (dt.xtn_contact_point(r, ctx) for r in orc.reps(23)) if t] if orc.raw(23) else []
+    if phones:
+        place["telecom"] = phones
+    return ctx.add_shared(place, resource_id("Location", ctx.scope, "ORC-21", name, ident_value))
+
+
 def _forget_order(st: State) -> None:
     st.order = None
+    st.specimen = None
 
 
 def h_obr(ctx: Context, seg: Segment, st: State) -> None:
@@ -1586,7 +1686,7 @@ def h_obx(ctx: Context, seg: Segment, st: State) -> None:
         return
     res = fm.apply(fm.OBX, seg, _new("Observation"), ctx)
     result_status = fields[11] if len(fields) > 11 else ""
-    if result_status in ("N", "X"):
+    if result_status in ("N", "X") or (result_status and "status" not in res):
         _result_status_extras(result_status, res)
     res.setdefault("status", "unknown")
     if "code" not in res:
@@ -1632,9 +1732,10 @@ def h_obx(ctx: Context, seg: Segment, st: State) -> None:
 
 def _result_status_extras(status: str, res: Json) -> None:
     """IG OBX-11: 'X' (no result) keeps the v2 code beside status (alternate-codes); 'N' (not
-    asked) is the data-absent reason."""
-    if status == "X":
-        alternate = {"coding": [dt.coding("X", dt.V2_CS + "0085")]}
+    asked) is the data-absent reason. A code the IG map does not translate (S, I, O, R, U...)
+    is kept beside status "unknown" the way 'X' is."""
+    if status != "N":
+        alternate = {"coding": [dt.coding(status, dt.V2_CS + "0085")]}
         res["_status"] = {"extension": [{"url": _SD + "alternate-codes", "valueCodeableConcept": alternate}]}
     else:
         reason = dt.coding(
@@ -1987,6 +2088,15 @@ def h_nte(ctx: Context, seg: Segment, st: State) -> None:
 def h_spm(ctx: Context, seg: Segment, st: State) -> None:
     """SPM -> Specimen, linked from the report and order."""
     res = fm.apply(fm.SPM, seg, _new("Specimen"), ctx)
+    boxes = res.get("container")
+    if (
+        boxes
+        and len(boxes) > 1
+        and list(boxes[0]) == ["type"]
+        and list(boxes[1]) == ["additiveCodeableConcept"]
+    ):
+        # IG SPM-27 / SPM-6: the container's type and (first) additive describe one container.
+        res["container"] = [{**boxes[0], **boxes[1]}, *boxes[2:]]
     idents: list[Json] = []
     for rep in seg.reps(2):
         idents.extend(dt.eip_identifiers(rep, ctx))
@@ -2017,24 +2127,34 @@ def h_spm(ctx: Context, seg: Segment, st: State) -> None:
     if st.order is not None:
         st.order.setdefault("specimen", []).append(ref)
     st.last = res
+    st.specimen = res
 
 
 def h_sac(ctx: Context, seg: Segment, st: State) -> None:
-    """SAC (no IG table) after an SPM: the specimen's container (SAC-3 container identifier) and
-    accession identifier (SAC-2), when the SPM did not carry one."""
-    spec = st.last
-    if spec is None or spec.get("resourceType") != "Specimen":
+    """SAC (no IG table) in an SPM group (after the SPM and its OBX): the specimen's container
+    (SAC-3 container identifier; SAC-21 container volume as its capacity, SAC-22 available
+    specimen volume as its specimenQuantity, both in SAC-24 units) and accession identifier
+    (SAC-2), when the SPM did not carry one."""
+    spec = st.specimen
+    if spec is None:
         return
     accession = dt.ei_identifier(seg.value(2), ctx) if seg.get(2) else None
     if accession and "accessionIdentifier" not in spec:
         spec["accessionIdentifier"] = accession
+    box: Json = {}
     container = dt.ei_identifier(seg.value(3), ctx) if seg.get(3) else None
     if container:
+        box["identifier"] = [container]
+    for field, key in ((21, "capacity"), (22, "specimenQuantity")):
+        amount = dt.number(seg.get(field)) if seg.get(field) else None
+        if amount is not None and amount >= 0:
+            box[key] = {"value": amount, **(dt.cwe_quantity_unit(seg.value(24), ctx) if seg.get(24) else {})}
+    if box:
         containers = spec.setdefault("container", [])
-        if len(containers) == 1 and "identifier" not in containers[0]:
-            containers[0] = {"identifier": [container], **containers[0]}  # the SPM-27/6 container
+        if len(containers) == 1 and not any(k in containers[0] for k in box):
+            containers[0] = {**box, **containers[0]}  # the SPM-27/6 container
         else:
-            containers.append({"identifier": [container]})
+            containers.append(box)
 
 
 _UCUM_TIME = {
@@ -2154,7 +2274,7 @@ def _apply_pending_timing(ctx: Context, st: State, target: Json) -> None:
 
 def _apply_timing(ctx: Context, seg: Segment, target: Json) -> None:
     timing = _tq1_timing(ctx, seg)
-    quantity = dt.cq_quantity(seg.value(2), ctx) if seg.get(2) else None
+    quantity = dt.cq_quantity_units(seg.value(2), ctx) if seg.raw(2) else None
     text = seg.get(11)
     if target.get("resourceType") == "MedicationRequest":
         dosage = target.setdefault("dosageInstruction", [{}])[0]
@@ -3104,7 +3224,12 @@ def h_evn(ctx: Context, seg: Segment, st: State) -> None:
     event = seg.get(1) or ctx.msg.trigger_event
     res["activity"] = {"coding": [dt.coding(event, dt.V2_CS + "0003", dt.v2_display("0003", event) or None)]}
     if "agent" not in res:
-        org = ctx.organization_from_hd(ctx.msg.msh.value(4)) or ctx.organization_from_hd(ctx.msg.msh.value(3))
+        # IG MSH[Provenance-Operator]: without an EVN-5 operator, the sending responsible
+        # organisation (MSH-22), else the sending facility (MSH-4), else the application.
+        msh = ctx.msg.msh
+        org = (ctx.organization_from_xon(msh.value(22)) if msh.get(22) else None) or (
+            ctx.organization_from_hd(msh.value(4)) or ctx.organization_from_hd(msh.value(3))
+        )
         if org is None:
             return
         res["agent"] = [

@@ -362,6 +362,30 @@ PV1: tuple[FieldMap, ...] = (
     ),
     F("PV1", 38, "Encounter", "hospitalization.dietPreference[]", "CWE[CodeableConcept]", "DietType"),
     F("PV1", 42, "Encounter", "location[]", "PL[Location]", key="location", fixed={"status": "reserved"}),
+    # PV1-43 prior temporary location: the IG maps it only to the R5 EncounterHistory backport
+    # (PV1[Basic-EncounterHistory]: a completed, temporary location); R4 keeps that location
+    # history in Encounter.location.
+    F(
+        "PV1",
+        43,
+        "Encounter",
+        "location[]",
+        "PL[Location]",
+        key="location",
+        fixed={
+            "status": "completed",
+            "extension": [
+                {
+                    "url": _SD + "subject-locationClassification",
+                    "valueCodeableConcept": {
+                        "coding": [
+                            {"system": "http://hl7.org/fhir/ValueSet/subject-location", "code": "temporary"}
+                        ]
+                    },
+                }
+            ],
+        },
+    ),
     F("PV1", 44, "Encounter", "period.start", "DTM[dateTime]"),
     F("PV1", 45, "Encounter", "period.end", "DTM[dateTime]"),
     F("PV1", 50, "Encounter", "identifier[]", "CX[Identifier]"),
@@ -801,7 +825,7 @@ OBR_SPECIMEN: tuple[FieldMap, ...] = (
         when=lambda s: not _empty("OBR", 8)(s),
     ),
     F("OBR", 8, "Specimen", "collection.collectedPeriod.end", "DTM[dateTime]"),
-    F("OBR", 9, "Specimen", "collection.quantity", "CQ[Quantity]"),
+    F("OBR", 9, "Specimen", "collection.quantity", "CQ[Quantity-Units]"),
     F("OBR", 10, "Specimen", "collection.collector", "XCN[Practitioner]"),
     F("OBR", 14, "Specimen", "receivedTime", "DTM[dateTime]"),
     F("OBR", 15, "Specimen", "type", "CWE[CodeableConcept]"),
@@ -837,7 +861,7 @@ SPM: tuple[FieldMap, ...] = (
     F("SPM", 4, "Specimen", "type", "CWE[CodeableConcept]", "SpecimenType"),
     F("SPM", 7, "Specimen", "collection.method", "CWE[CodeableConcept]", "SpecimenCollectionMethod"),
     F("SPM", 8, "Specimen", "collection.bodySite", "CWE[CodeableConcept]"),
-    F("SPM", 12, "Specimen", "collection.quantity", "CQ[Quantity]"),
+    F("SPM", 12, "Specimen", "collection.quantity", "CQ[Quantity-Units]"),
     F("SPM", 14, "Specimen", "note[]", "ST[string]", key="text"),
     # SPM-15 handling code: no IG row; FHIR's specimen-specialHandling extension (HL7 table 0376).
     F(
@@ -1281,7 +1305,7 @@ CODE_MAPPED: dict[tuple[str, str], frozenset[int]] = {
     ("NK1", "Patient"): frozenset({30, 31, 32}),
     ("OBR", "DiagnosticReport"): frozenset({4}),
     ("OBR", "Specimen"): frozenset({2}),
-    ("ORC", "Provenance"): frozenset({1, 9, 10, 11, 12, 17, 19, 28}),
+    ("ORC", "Provenance"): frozenset({1, 9, 10, 11, 12, 17, 18, 19, 21, 22, 23, 24, 28}),
     ("OBX", "Observation"): frozenset({2, 4, 5, 6, 16, 18, 23, 24, 25, 29, 30, 33}),
     # A repeating OBX-5: the components take OBX-3/5/6/7, the Observation the other fields as above.
     ("OBX", "Observation-Component"): frozenset(
@@ -1309,6 +1333,9 @@ CODE_MAPPED: dict[tuple[str, str], frozenset[int]] = {
     ("RXR", "MedicationRequest"): frozenset({1, 2, 4, 5}),
     ("PRT", "Patient-GeneralPractitioner-Practitioner"): frozenset({5}),
     ("PRT", "Observation-Location"): frozenset({9}),
+    ("MSH", "Encounter"): frozenset({9}),
+    ("PV2", "Encounter"): frozenset({12}),
+    ("MSH", "Provenance-Operator"): frozenset({4, 22}),
 }
 
 # ------------------------------------------------------------------------ extra datatype maps
