@@ -2659,6 +2659,25 @@ def h_inv(ctx: Context, seg: Segment, st: State) -> None:
     ctx.add(res, key=("INV", str(seg.index)))
 
 
+def h_cti(ctx: Context, seg: Segment, st: State) -> None:
+    """CTI (no IG table) -> the clinical trial as a ResearchStudy: CTI-1 (sponsor study id) its
+    identifier, CTI-2 (study phase) its phase. The study the order belongs to is under way
+    (status active, a required element CTI does not carry); the order group's request names it
+    as supporting information."""
+    if not seg.get(1):
+        return
+    res = fm.apply(fm.CTI, seg, _new("ResearchStudy"), ctx)
+    if "identifier" not in res:
+        return
+    res["status"] = "active"
+    ref = ctx.add(res, ident=dict(res["identifier"][0]), key=("CTI", str(seg.index)))
+    request = st.medication if st.medication is not None else st.order
+    if request is not None:
+        key = "supportingInformation" if request["resourceType"] == "MedicationRequest" else "supportingInfo"
+        if ref not in request.setdefault(key, []):
+            request[key].append(ref)
+
+
 def h_ft1(ctx: Context, seg: Segment, st: State) -> None:
     """FT1 -> ChargeItem."""
     res = _clinical(ctx, seg, st, fm.FT1, "ChargeItem", "subject")
@@ -2975,6 +2994,7 @@ HANDLERS: dict[str, Handler] = {
     "ROL": h_rol,
     "PRT": h_prt,
     "PRD": h_prd,
+    "CTI": h_cti,
 }
 
 

@@ -984,6 +984,12 @@ INV: tuple[FieldMap, ...] = (
     F("INV", 18, "Substance", "identifier[]", "CWE[Identifier]"),
 )
 
+#: CTI (no IG table): the clinical trial an order belongs to, as a ResearchStudy.
+CTI: tuple[FieldMap, ...] = (
+    F("CTI", 1, "ResearchStudy", "identifier[]", "EI[Identifier-Extension]"),
+    F("CTI", 2, "ResearchStudy", "phase", "CWE[CodeableConcept]"),
+)
+
 FT1: tuple[FieldMap, ...] = (
     F("FT1", 2, "ChargeItem", "identifier[]", "ST[Identifier]"),
     F("FT1", 4, "ChargeItem", "occurrenceDateTime", "DTM[dateTime]"),
@@ -1139,6 +1145,7 @@ for _rows in (
     PRD_ROLE,
     EVN,
     MSH,
+    CTI,
 ):
     FIELD_MAPS.setdefault((_rows[0].segment, _rows[0].resource), ())
     FIELD_MAPS[(_rows[0].segment, _rows[0].resource)] += _rows
