@@ -1849,8 +1849,14 @@ _UCUM_TIME = {
     "mo": "mo",
     "a": "a",
     "yr": "a",
+    "ann": "a",  # ISO+ annum
 }
 _UCUM = "http://unitsofmeasure.org"
+
+
+def _time_unit(code: str) -> str | None:
+    """A time unit code (UCUM, ISO+ or ANSI, any case: 'D', 'Hr', 'ann') -> the UCUM code."""
+    return _UCUM_TIME.get(code) or _UCUM_TIME.get(code.lower()) if code else None
 
 
 def _tq1_timing(ctx: Context, seg: Segment) -> Json:
@@ -1864,7 +1870,7 @@ def _tq1_timing(ctx: Context, seg: Segment) -> Json:
         display = dt.v2_display("0335", code)
         timing["code"] = {"coding": [dt.coding(code, dt.V2_CS + "0335", display or None)]}
     period = dt.number(rpt.get(5))
-    unit = _UCUM_TIME.get(rpt.get(6))
+    unit = _time_unit(rpt.get(6))
     if period is not None and unit:
         repeat["period"], repeat["periodUnit"] = period, unit
     when = dt.lookup("EventRelatedPeriod", rpt.get(8))
@@ -1885,12 +1891,12 @@ def _tq1_timing(ctx: Context, seg: Segment) -> Json:
     elif seg.get(6):
         bound = dt.cq_quantity(seg.value(6), ctx)
         if bound:
-            ucum = _UCUM_TIME.get(seg.get(6, 2))
+            ucum = _time_unit(seg.get(6, 2))
             if ucum:
                 bound.update({"system": _UCUM, "code": ucum})
             repeat["boundsDuration"] = bound
     duration = dt.number(seg.get(13))
-    duration_unit = _UCUM_TIME.get(seg.get(13, 2))
+    duration_unit = _time_unit(seg.get(13, 2))
     if duration is not None and duration >= 0 and duration_unit:
         repeat["duration"], repeat["durationUnit"] = duration, duration_unit
     count = dt.number(seg.get(14))
@@ -1911,7 +1917,7 @@ def _offset_minutes(value: str, unit: str) -> int | None:
     """An RPT.9/RPT.10 or TQ1-5 offset as Timing.repeat.offset (whole minutes, unsignedInt);
     None when it is not a whole number of minutes (units default to minutes)."""
     n = dt.number(value)
-    seconds = _SECONDS.get(_UCUM_TIME.get(unit, "min") if unit else "min")
+    seconds = _SECONDS.get(_time_unit(unit) or "min" if unit else "min")
     if not isinstance(n, int) or n < 0 or seconds is None:
         return None
     minutes, rest = divmod(n * seconds, 60)
@@ -1956,7 +1962,7 @@ def _apply_pending_timing(ctx: Context, st: State, target: Json) -> None:
 
 def _apply_timing(ctx: Context, seg: Segment, target: Json) -> None:
     timing = _tq1_timing(ctx, seg)
-    quantity = dt.cq_quantity(seg.value(2), ctx) if seg.get(2) else None
+    quantity = _cq(seg.value(2), ctx) if seg.get(2) else None  # CQ.2 may give only a text
     text = seg.get(11)
     if target.get("resourceType") == "MedicationRequest":
         dosage = target.setdefault("dosageInstruction", [{}])[0]
@@ -2070,10 +2076,15 @@ def h_rxr(ctx: Context, seg: Segment, st: State) -> None:
 
 
 def h_rx_order(ctx: Context, seg: Segment, st: State) -> None:
-    """RXO/RXE (+ ORC) -> MedicationRequest (RXE give amount/units and dispense units in code)."""
+    """RXO/RXE (+ ORC) -> MedicationRequest (RXE give amount/units and dispense units in code).
+
+    RXO is the placer's original order (IG RXO: intent original-order); RXE is the pharmacy's
+    encoding of it, a filler-order of its own based on the group's RXO request, so the dosage,
+    timing and route each sends (with the TQ1/RXR after it) stay apart."""
     if ctx.patient_ref is None:
         return
     rows = fm.RXO if seg.name == "RXO" else fm.RXE
+    original = _original_order(st) if seg.name == "RXE" else None
     res = fm.apply(rows, seg, _new("MedicationRequest"), ctx)
     if seg.name == "RXE":
         _rxe_amounts(ctx, seg, res)
@@ -2083,13 +2094,21 @@ def h_rx_order(ctx: Context, seg: Segment, st: State) -> None:
         fm.apply(fm.ORC_MED, st.orc, res, ctx)
         st.order_used = True
     res.setdefault("status", "unknown")
-    res["intent"] = "original-order" if seg.name == "RXO" else "order"  # IG RXO: original-order
+    res["intent"] = "original-order" if seg.name == "RXO" else "filler-order"  # IG RXO: original-order
     if "medicationCodeableConcept" not in res and "medicationReference" not in res:
         res["medicationCodeableConcept"] = {"text": "unknown"}
     res["subject"] = ctx.patient_ref
     if st.encounter_ref is not None:
         res["encounter"] = st.encounter_ref
-    ident = _first_ident(res)
+    if original is not None:
+        res["basedOn"] = [dict(original)]
+        # The order numbers are the original's: the prescription number (RXE-15) names this one.
+        number = seg.get(15)
+        ident = (
+            next((dict(i) for i in res["identifier"] if i.get("value") == number), None) if number else None
+        )
+    else:
+        ident = _first_ident(res)
     ref = ctx.add(res, ident=ident, key=(seg.name, str(seg.index)))
     entry = ctx.entries.get(_rid_in(ref["reference"]))
     if entry is not None and entry.resource is not res:
@@ -2105,6 +2124,13 @@ def h_rx_order(ctx: Context, seg: Segment, st: State) -> None:
         _order_provenance(ctx, st.orc, ref)
     st.last = res
     st.focus.append(ref)
+
+
+def _original_order(st: State) -> Json | None:
+    """A reference to the order group's RXO request (the original order an RXE encodes)."""
+    if st.medication is None or st.medication.get("intent") != "original-order":
+        return None
+    return st.medication_ref
 
 
 _LISTED = frozenset({"identifier", "note", "reasonCode", "basedOn", "supportingInformation"})
@@ -2172,7 +2198,15 @@ def _rxo_details(ctx: Context, seg: Segment, res: Json) -> None:
 
 
 def _rxe_amounts(ctx: Context, seg: Segment, res: Json) -> None:
-    """RXE-3/5 give amount and units -> doseQuantity; RXE-11 dispense units; RXE-23/24 rate."""
+    """RXE-3/5 give amount and units -> doseQuantity; RXE-11 dispense units; RXE-23/24 rate;
+    RXE-7 (give administration instructions, one CWE per instruction) the dosage's
+    additionalInstruction (one Dosage, not a Dosage per instruction)."""
+    if seg.raw(7):
+        instructions = [c for c in (dt.cwe_codeable_concept(r, ctx) for r in seg.reps(7)) if c]
+        if instructions:
+            res.setdefault("dosageInstruction", [{}])[0].setdefault("additionalInstruction", []).extend(
+                instructions
+            )
     dose = dt.number(seg.get(3))
     if dose is not None:
         q: Json = {"value": dose, **dt.cwe_quantity_unit(seg.value(5), ctx)}

@@ -857,7 +857,6 @@ RXO: tuple[FieldMap, ...] = (
 
 RXE: tuple[FieldMap, ...] = (
     F("RXE", 2, "MedicationRequest", "medicationCodeableConcept", "CWE[CodeableConcept]"),
-    F("RXE", 7, "MedicationRequest", "dosageInstruction[]", "CWE[string]", key="text"),
     F("RXE", 10, "MedicationRequest", "dispenseRequest.quantity.value", "NM[decimal]"),
     F("RXE", 12, "MedicationRequest", "dispenseRequest.numberOfRepeatsAllowed", "NM[unsignedInt]"),
     F("RXE", 13, "MedicationRequest", "requester", "XCN[Practitioner]"),
@@ -1180,7 +1179,7 @@ CODE_MAPPED: dict[tuple[str, str], frozenset[int]] = {
     ("DG1", "Encounter"): frozenset({3, 4, 5, 6, 15, 16, 19, 20, 21, 22}),
     ("PR1", "Procedure"): frozenset({4, 7, 16, 25}),
     ("RXO", "MedicationRequest"): frozenset({2, 3, 4, 5, 12, 21, 22, 23}),
-    ("RXE", "MedicationRequest"): frozenset({3, 5, 6, 11, 19, 23, 24}),
+    ("RXE", "MedicationRequest"): frozenset({3, 5, 6, 7, 11, 19, 23, 24}),
     ("RXD", "MedicationDispense"): frozenset({5, 7, 12}),
     ("RXC", "Medication"): frozenset({2, 3, 4, 5, 6, 8, 9}),
     ("IAM", "AllergyIntolerance"): frozenset({14, 15, 27}),
