@@ -95,3 +95,69 @@ def test_tq1_occurrence_duration_in_years(h: ModuleType) -> None:
     request = h.one(h.run(ORM, PID, ORC, "TQ1|1||||||||||||1^ann", OBR), "ServiceRequest")
     repeat = request["occurrenceTiming"]["repeat"]
     assert (repeat["duration"], repeat["durationUnit"]) == (1, "a")
+
+
+SIU = "SIU^S12^SIU_S12"
+SCH_ORDER = "SCH|A1^EHR|F1^SCHED" + "|" * 23 + "Booked|PO9^EHR|FO9^LAB"
+AIS_1 = "AIS|1|A|70450^CT head^C4|202401021000-0500|||30|min"
+AIS_2 = "AIS|2|A|70551^MR brain^C4|202401021100-0500"
+
+
+def test_sch_without_order_numbers_makes_no_service_request(h: ModuleType) -> None:
+    """IG SIU_S12: without SCH-26/27 (order numbers) the SCH and AIS make no ServiceRequest."""
+    sch = "SCH|A1^EHR|F1^SCHED"
+    assert h.resources(h.run(SIU, sch, PID, "RGS|1", AIS_1), "ServiceRequest") == []
+
+
+def test_sch_order_numbers_identify_service_request(h: ModuleType) -> None:
+    """SCH-26/27 (placer/filler order numbers) identify the SCH's ServiceRequest, intent order."""
+    request = h.one(h.run(SIU, SCH_ORDER, PID), "ServiceRequest")
+    idents = [(i["type"]["coding"][0]["code"], i["value"]) for i in request["identifier"]]
+    assert (idents, request["intent"], request["status"]) == (
+        [("PLAC", "PO9"), ("FILL", "FO9")],
+        "order",
+        "active",
+    )
+
+
+def test_sch_service_request_subject_from_later_pid(h: ModuleType) -> None:
+    """The SCH's ServiceRequest, made before the PID, has the patient as its subject."""
+    bundle = h.run(SIU, SCH_ORDER, PID)
+    assert h.one(bundle, "ServiceRequest")["subject"] == {
+        "reference": h.entries(bundle, "Patient")[0]["fullUrl"]
+    }
+
+
+def test_sch_cancelled_order_revoked(h: ModuleType) -> None:
+    """SCH-25 Cancelled (table 0278) makes the SCH's ServiceRequest revoked."""
+    sch = SCH_ORDER.replace("Booked", "Cancelled")
+    assert h.one(h.run(SIU, sch, PID), "ServiceRequest")["status"] == "revoked"
+
+
+def test_appointment_based_on_sch_service_request(h: ModuleType) -> None:
+    """The Appointment is basedOn the ServiceRequest of its SCH order numbers."""
+    bundle = h.run(SIU, SCH_ORDER, PID)
+    url = h.entries(bundle, "ServiceRequest")[0]["fullUrl"]
+    assert [r["reference"] for r in h.one(bundle, "Appointment")["basedOn"]] == [url]
+
+
+def test_ais_service_request_per_service(h: ModuleType) -> None:
+    """Each AIS is a ServiceRequest of its own with the SCH's order numbers and its service code."""
+    bundle = h.run(SIU, SCH_ORDER, PID, "RGS|1", AIS_1, AIS_2)
+    codes = sorted(r["code"]["coding"][0]["code"] for r in h.resources(bundle, "ServiceRequest"))
+    assert codes == ["70450", "70551"]
+
+
+def test_ais_service_identifier(h: ModuleType) -> None:
+    """IG AIS-3: the universal service identifier is also an identifier of the ServiceRequest."""
+    request = h.one(h.run(SIU, SCH_ORDER, PID, "RGS|1", AIS_1), "ServiceRequest")
+    assert [i["value"] for i in request["identifier"]] == ["PO9", "FO9", "70450"]
+
+
+def test_ais_service_period(h: ModuleType) -> None:
+    """AIS-4 starts the ServiceRequest's occurrencePeriod, AIS-7/8 (duration) ends it."""
+    request = h.one(h.run(SIU, SCH_ORDER, PID, "RGS|1", AIS_1), "ServiceRequest")
+    assert request["occurrencePeriod"] == {
+        "start": "2024-01-02T10:00:00-05:00",
+        "end": "2024-01-02T10:30:00-05:00",
+    }

@@ -106,6 +106,9 @@ class State:
         self.pending_targets: list[Json] = []
         #: Resources made before the PID they need (RF1, AUT): (resource, patient key, id key).
         self.awaiting_patient: list[tuple[Json, str, tuple[str, ...]]] = []
+        #: IG SCH[ServiceRequest]: the SCH's order (SCH-26/27) and the AIS services made of it.
+        self.schedule_order: tuple[Segment, Json] | None = None
+        self.schedule_services: list[tuple[Segment, Json]] = []
 
     def segment_names(self, ctx: Context) -> list[str]:
         """The message's segment ids in order (by ``Segment.index``), listed once."""
@@ -2394,9 +2397,87 @@ def h_sch(ctx: Context, seg: Segment, st: State) -> None:
             res.setdefault("basedOn", []).append({"type": "ServiceRequest", "identifier": order_ident})
     ident = _first_ident(res)
     ref = ctx.add(res, ident=ident, key=("SCH", str(seg.index)))
+    _add_schedule_orders(ctx, st)
     st.appointment = res
     st.last = res
     st.focus.append(ref)
+    if seg.get(26) or seg.get(27):
+        st.schedule_order = (seg, _schedule_order(ctx, seg))
+
+
+#: Table 0278 filler status -> ServiceRequest.status (the IG's SCH[ServiceRequest] row names the
+#: appointment-status map, whose codes a ServiceRequest cannot carry).
+_SCHEDULE_ORDER_STATUS = {
+    "PENDING": "active",
+    "WAITLIST": "active",
+    "BOOKED": "active",
+    "STARTED": "active",
+    "OVERBOOK": "active",
+    "COMPLETE": "completed",
+    "CANCELLED": "revoked",
+    "DISCONTINUED": "revoked",
+    "NOSHOW": "revoked",
+    "DELETED": "entered-in-error",
+    "BLOCKED": "on-hold",
+}
+
+
+def _schedule_order(ctx: Context, seg: Segment) -> Json:
+    """IG ``SCH[ServiceRequest]``: the order the appointment fulfils, identified by its placer and
+    filler order numbers (SCH-26/27), status by SCH-25 (else active), intent order."""
+    res = fm.apply(fm.SCH_SR, seg, _new("ServiceRequest"), ctx)
+    res["status"] = _SCHEDULE_ORDER_STATUS.get(
+        seg.get(25).upper(), "active" if not seg.get(25) else "unknown"
+    )
+    res["intent"] = "order"
+    return res
+
+
+def _schedule_service(ctx: Context, seg: Segment, st: State) -> None:
+    """IG ``AIS[ServiceRequest]``: a ServiceRequest per AIS holding the SCH's order data, the
+    service (AIS-3, also its code as OBR-4 is) and supplemental services (AIS-11/12) as
+    identifiers, and the service period (AIS-4, else the appointment start plus AIS-5/6; end
+    plus the AIS-7/8 duration)."""
+    if st.schedule_order is None or st.appointment is None:
+        return
+    base = st.schedule_order[1]
+    res = dict(base)
+    if "identifier" in base:
+        res["identifier"] = list(base["identifier"])  # the AIS adds its own; the SCH's stay as they are
+    fm.apply(fm.AIS_SR, seg, res, ctx)
+    period = _resource_period(seg, 4, st.appointment, ctx)
+    if period:
+        res["occurrencePeriod"] = period
+    st.schedule_services.append((seg, res))
+
+
+def _add_schedule_orders(ctx: Context, st: State) -> None:
+    """Add the SCH's ServiceRequests (one per AIS, else the SCH's own) and make them the
+    appointment's basedOn (once the patient, their required subject, is known)."""
+    if st.schedule_order is None:
+        return
+    sch, base = st.schedule_order
+    requests = st.schedule_services or [(sch, base)]
+    st.schedule_order, st.schedule_services = None, []
+    appointment = st.appointment
+    refs: list[Json] = []
+    for seg, res in requests:
+        key = (seg.name, str(seg.index), "ServiceRequest")
+        if ctx.patient_ref is None:
+            _with_patient(ctx, st, res, "subject", key)
+            continue
+        res["subject"] = ctx.patient_ref
+        if st.encounter_ref is not None:
+            res["encounter"] = st.encounter_ref
+        # The order numbers identify the order; AIS services sharing them get ids of their own.
+        first = (res.get("identifier") or [None])[0]
+        ident = dict(first) if first and len(requests) == 1 else None
+        ref: Json = {**ctx.add(res, ident=ident, key=key), "type": "ServiceRequest"}
+        if first:
+            ref["identifier"] = first  # the order number, as SCH-26/27 name the order
+        refs.append(ref)
+    if appointment is not None and refs:
+        appointment["basedOn"] = refs
 
 
 def _appointment_patient(ctx: Context, st: State) -> None:
@@ -2439,6 +2520,8 @@ def h_ais(ctx: Context, seg: Segment, st: State) -> None:
     start = dt.instant(seg.get(start_pos), ctx.default_tz)
     if start and "start" not in st.appointment:
         st.appointment["start"] = start
+    if seg.name == "AIS" and st.schedule_order is not None:
+        _schedule_service(ctx, seg, st)
 
 
 def _aig_resource(ctx: Context, seg: Segment) -> Json | None:
@@ -2526,6 +2609,7 @@ def _with_patient(ctx: Context, st: State, res: Json, key: str, id_key: tuple[st
 def _add_awaiting_patient(ctx: Context, st: State) -> None:
     """Add the resources that waited for a later PID (a message without one drops them: their
     patient element is required)."""
+    _add_schedule_orders(ctx, st)
     if ctx.patient_ref is None:
         return
     for res, key, id_key in st.awaiting_patient:

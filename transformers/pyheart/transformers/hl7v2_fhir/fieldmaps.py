@@ -928,6 +928,21 @@ SCH: tuple[FieldMap, ...] = (
     F("SCH", 25, "Appointment", "status", "CWE[code]", "FillerStatusCodes[Appointment]"),
 )
 
+#: IG ``SCH[ServiceRequest]`` (when SCH-26 or SCH-27 is valued): the order the appointment fulfils.
+SCH_SR: tuple[FieldMap, ...] = (
+    F("SCH", 26, "ServiceRequest", "identifier[]", "EI[Identifier-Extension]", fixed=_PLAC),
+    F("SCH", 27, "ServiceRequest", "identifier[]", "EI[Identifier-Extension]", fixed=_FILL),
+)
+
+#: IG ``AIS[ServiceRequest]``: the service of each AIS, with the SCH's order data. AIS-3 is
+#: also the code (the IG maps the same universal service identifier, OBR-4, to code).
+AIS_SR: tuple[FieldMap, ...] = (
+    F("AIS", 3, "ServiceRequest", "identifier[]", "CWE[Identifier]"),
+    F("AIS", 3, "ServiceRequest", "code", "CWE[CodeableConcept]"),
+    F("AIS", 11, "ServiceRequest", "identifier[]", "CWE[Identifier]"),
+    F("AIS", 12, "ServiceRequest", "identifier[]", "CWE[Identifier]"),
+)
+
 AIS: tuple[FieldMap, ...] = (F("AIS", 3, "Appointment", "serviceType[]", "CWE[CodeableConcept]"),)
 AIG: tuple[FieldMap, ...] = (
     F(
@@ -1145,6 +1160,8 @@ for _rows in (
     EVN,
     MSH,
     CTI,
+    SCH_SR,
+    AIS_SR,
 ):
     FIELD_MAPS.setdefault((_rows[0].segment, _rows[0].resource), ())
     FIELD_MAPS[(_rows[0].segment, _rows[0].resource)] += _rows
@@ -1215,6 +1232,8 @@ CODE_MAPPED: dict[tuple[str, str], frozenset[int]] = {
     ("RXR", "MedicationRequest"): frozenset({1, 2, 4, 5}),
     ("PRT", "Patient-GeneralPractitioner-Practitioner"): frozenset({5}),
     ("PRT", "Observation-Location"): frozenset({9}),
+    ("SCH", "ServiceRequest"): frozenset({25}),
+    ("AIS", "ServiceRequest"): frozenset({4, 5, 7}),
 }
 
 # ------------------------------------------------------------------------ extra datatype maps
