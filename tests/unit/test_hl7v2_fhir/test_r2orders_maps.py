@@ -161,3 +161,17 @@ def test_ais_service_period(h: ModuleType) -> None:
         "start": "2024-01-02T10:00:00-05:00",
         "end": "2024-01-02T10:30:00-05:00",
     }
+
+
+def test_aip_filler_status_cancelled(h: ModuleType) -> None:
+    """AIP-12 filler status Cancelled (table 0278) makes that participant declined."""
+    aip = "AIP|1||1234^Careful^Carl|||202401021015-0500||||||Cancelled"
+    appt = h.one(h.run(SIU, "SCH|A1|A2", PID, aip), "Appointment")
+    assert appt["participant"][-1]["status"] == "declined"
+
+
+def test_ail_filler_status_pending(h: ModuleType) -> None:
+    """AIL-12 filler status Pending makes the location participant tentative."""
+    ail = "AIL|1||Room1^^^Clinic|||202401021015-0500||||||Pending"
+    appt = h.one(h.run(SIU, "SCH|A1|A2", PID, ail), "Appointment")
+    assert appt["participant"][-1]["status"] == "tentative"

@@ -2505,6 +2505,10 @@ def h_ais(ctx: Context, seg: Segment, st: State) -> None:
         period = _resource_period(seg, start_pos, st.appointment, ctx)
         if period:
             parts[-1]["period"] = period
+        status = _PARTICIPANT_STATUS.get(seg.get(start_pos + 6).upper())
+        if status:
+            # IG AIP-12 (AIG-14, AIL-12 alike): the resource's filler status (table 0278).
+            parts[-1]["status"] = status
         if seg.name == "AIG" and seg.get(3) and "actor" not in parts[-1]:
             # IG AIG-3: the general resource, as a Location identified by it.
             resource = _aig_resource(ctx, seg)
@@ -2522,6 +2526,21 @@ def h_ais(ctx: Context, seg: Segment, st: State) -> None:
         st.appointment["start"] = start
     if seg.name == "AIS" and st.schedule_order is not None:
         _schedule_service(ctx, seg, st)
+
+
+#: Table 0278 filler status -> Appointment.participant.status (no-show says nothing of the answer).
+_PARTICIPANT_STATUS = {
+    "BOOKED": "accepted",
+    "STARTED": "accepted",
+    "COMPLETE": "accepted",
+    "OVERBOOK": "accepted",
+    "PENDING": "tentative",
+    "WAITLIST": "tentative",
+    "CANCELLED": "declined",
+    "DISCONTINUED": "declined",
+    "DELETED": "declined",
+    "BLOCKED": "declined",
+}
 
 
 def _aig_resource(ctx: Context, seg: Segment) -> Json | None:
