@@ -175,3 +175,10 @@ def test_ail_filler_status_pending(h: ModuleType) -> None:
     ail = "AIL|1||Room1^^^Clinic|||202401021015-0500||||||Pending"
     appt = h.one(h.run(SIU, "SCH|A1|A2", PID, ail), "Appointment")
     assert appt["participant"][-1]["status"] == "tentative"
+
+
+def test_referral_cancel_event_revokes(h: ModuleType) -> None:
+    """REF^I14 (cancel patient referral) makes the RF1's ServiceRequest revoked."""
+    rf1 = "RF1|P^Pending^HL70283||||||||||R100^EHR"
+    request = h.one(h.run("REF^I14^REF_I12", rf1, PID), "ServiceRequest")
+    assert request["status"] == "revoked"

@@ -2645,6 +2645,8 @@ def h_rf1(ctx: Context, seg: Segment, st: State) -> None:
     as performers, RF1-24 comment as a note."""
     res = fm.apply(fm.RF1, seg, _new("ServiceRequest"), ctx)
     res["status"] = _REFERRAL_STATUS.get(seg.get(1).upper(), "unknown")
+    if st.event == "I14":
+        res["status"] = "revoked"  # REF^I14 cancels the referral
     res["intent"] = "order"
     res.setdefault("category", []).insert(0, _PATIENT_REFERRAL)
     prio = dt.lookup("ExtendedPriorityCodes", seg.get(2))
