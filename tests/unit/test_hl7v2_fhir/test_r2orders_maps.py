@@ -182,3 +182,42 @@ def test_referral_cancel_event_revokes(h: ModuleType) -> None:
     rf1 = "RF1|P^Pending^HL70283||||||||||R100^EHR"
     request = h.one(h.run("REF^I14^REF_I12", rf1, PID), "ServiceRequest")
     assert request["status"] == "revoked"
+
+
+def _rxo(**fields: str) -> str:
+    values = {1: "1234^Drug^RXNORM", **{int(k[1:]): v for k, v in fields.items()}}
+    return "|".join(["RXO", *(values.get(i, "") for i in range(1, max(values) + 1))])
+
+
+def test_rxo_administration_instructions_patient_instruction(h: ModuleType) -> None:
+    """RXO-7 (provider's administration instructions) is the dosage's patientInstruction."""
+    request = _requests(h, _rxo(f7="^1 tablet twice daily"))["original-order"]
+    assert request["dosageInstruction"][0]["patientInstruction"] == "1 tablet twice daily"
+
+
+def test_rxo_dispensing_interval(h: ModuleType) -> None:
+    """RXO-28 (dispensing interval) is the dispenseRequest's dispenseInterval in days."""
+    request = _requests(h, _rxo(f28="5"))["original-order"]
+    assert request["dispenseRequest"]["dispenseInterval"] == {
+        "value": 5,
+        "unit": "days",
+        "system": "http://unitsofmeasure.org",
+        "code": "d",
+    }
+
+
+def test_rxo_dispensing_pharmacy(h: ModuleType) -> None:
+    """RXO-32 (dispensing pharmacy) is the dispenseRequest's performer Organization."""
+    bundle = h.run(RDE, PID, ORC, _rxo(f32="Corner Pharmacy"))
+    performer = h.one(bundle, "MedicationRequest")["dispenseRequest"]["performer"]
+    org = next(
+        e["resource"] for e in h.entries(bundle, "Organization") if e["fullUrl"] == performer["reference"]
+    )
+    assert org["name"] == "Corner Pharmacy"
+
+
+def test_rxe_initial_dispense_amount(h: ModuleType) -> None:
+    """RXE-39 (initial dispense amount) in the RXE-11 units is the dispenseRequest's initialFill."""
+    rxe = "RXE||1234^Drug^RXNORM|5||mg^mg^UCUM|||||3|BG^Bag" + "|" * 28 + "39"
+    request = _requests(h, rxe)["filler-order"]
+    assert request["dispenseRequest"]["initialFill"] == {"quantity": {"value": 39, "unit": "Bag"}}

@@ -2181,6 +2181,20 @@ def _rxo_details(ctx: Context, seg: Segment, res: Json) -> None:
     quantity = res.get("dispenseRequest", {}).get("quantity")
     if quantity is not None and seg.get(12):
         quantity.update(dt.cwe_quantity_unit(seg.value(12), ctx))
+    if seg.raw(7):
+        # RXO-7 (provider's administration instructions, no IG row): the sig, in words.
+        texts = [t for t in (r.get(2) or r.get(1) for r in seg.reps(7)) if t]
+        if texts:
+            res.setdefault("dosageInstruction", [{}])[0]["patientInstruction"] = "\n".join(texts)
+    interval = dt.number(seg.get(28))
+    if interval is not None and interval >= 0:
+        # RXO-28 dispensing interval (no IG row), in days.
+        res.setdefault("dispenseRequest", {})["dispenseInterval"] = {
+            "value": interval,
+            "unit": "days",
+            "system": _UCUM,
+            "code": "d",
+        }
     rate = dt.number(seg.get(21))
     if rate is not None:
         # RXO-21/22 (requested give rate and units), as RXE-23/24 give the rate.
@@ -2225,6 +2239,11 @@ def _rxe_amounts(ctx: Context, seg: Segment, res: Json) -> None:
     quantity = res.get("dispenseRequest", {}).get("quantity")
     if quantity is not None:
         quantity.update(dt.cwe_quantity_unit(seg.value(11), ctx))
+    initial = dt.number(seg.get(39))
+    if initial is not None and initial >= 0:
+        # RXE-39 initial dispense amount (no IG row), in the dispense units (RXE-11).
+        fill = {"value": initial, **dt.cwe_quantity_unit(seg.value(11), ctx)}
+        res.setdefault("dispenseRequest", {})["initialFill"] = {"quantity": fill}
     if seg.get(19):
         _max_daily_dose(ctx, seg.value(19), res)
 

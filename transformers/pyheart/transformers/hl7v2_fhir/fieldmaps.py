@@ -853,6 +853,8 @@ RXO: tuple[FieldMap, ...] = (
     F("RXO", 13, "MedicationRequest", "dispenseRequest.numberOfRepeatsAllowed", "NM[unsignedInt]"),
     F("RXO", 14, "MedicationRequest", "requester", "XCN[Practitioner]"),
     F("RXO", 20, "MedicationRequest", "reasonCode[]", "CWE[CodeableConcept]"),
+    # RXO-32 dispensing pharmacy (no IG row): who is asked to dispense.
+    F("RXO", 32, "MedicationRequest", "dispenseRequest.performer", "XON[Organization]"),
 )
 
 RXE: tuple[FieldMap, ...] = (
@@ -863,6 +865,8 @@ RXE: tuple[FieldMap, ...] = (
     F("RXE", 15, "MedicationRequest", "identifier[]", "ST[Identifier]"),
     F("RXE", 21, "MedicationRequest", "note[]", "CWE[string]", key="text"),
     F("RXE", 27, "MedicationRequest", "reasonCode[]", "CWE[CodeableConcept]"),
+    # RXE-40 dispensing pharmacy (a CWE since v2.6): who is asked to dispense.
+    F("RXE", 40, "MedicationRequest", "dispenseRequest.performer", "CWE[Organization]"),
 )
 
 RXD: tuple[FieldMap, ...] = (
@@ -1195,8 +1199,8 @@ CODE_MAPPED: dict[tuple[str, str], frozenset[int]] = {
     ("DG1", "EpisodeOfCare"): frozenset({3, 4, 5, 6, 15, 16, 19, 20, 21, 22}),
     ("DG1", "Encounter"): frozenset({3, 4, 5, 6, 15, 16, 19, 20, 21, 22}),
     ("PR1", "Procedure"): frozenset({4, 7, 16, 25}),
-    ("RXO", "MedicationRequest"): frozenset({2, 3, 4, 5, 12, 21, 22, 23}),
-    ("RXE", "MedicationRequest"): frozenset({3, 5, 6, 7, 11, 19, 23, 24}),
+    ("RXO", "MedicationRequest"): frozenset({2, 3, 4, 5, 7, 12, 21, 22, 23, 28}),
+    ("RXE", "MedicationRequest"): frozenset({3, 5, 6, 7, 11, 19, 23, 24, 39}),
     ("RXD", "MedicationDispense"): frozenset({5, 7, 12}),
     ("RXC", "Medication"): frozenset({2, 3, 4, 5, 6, 8, 9}),
     ("IAM", "AllergyIntolerance"): frozenset({14, 15, 27}),
