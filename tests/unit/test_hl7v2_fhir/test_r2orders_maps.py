@@ -221,3 +221,23 @@ def test_rxe_initial_dispense_amount(h: ModuleType) -> None:
     rxe = "RXE||1234^Drug^RXNORM|5||mg^mg^UCUM|||||3|BG^Bag" + "|" * 28 + "39"
     request = _requests(h, rxe)["filler-order"]
     assert request["dispenseRequest"]["initialFill"] == {"quantity": {"value": 39, "unit": "Bag"}}
+
+
+MDM = "MDM^T02^MDM_T02"
+
+
+def _txa(**fields: str) -> str:
+    values = {1: "1", 2: "DS^Summary", 12: "DOC1^EHR", 17: "AU", **{int(k[1:]): v for k, v in fields.items()}}
+    return "|".join(["TXA", *(values.get(i, "") for i in range(1, max(values) + 1))])
+
+
+def test_txa_edit_time_last_updated(h: ModuleType) -> None:
+    """TXA-8 (edit date/time) is the DocumentReference's meta.lastUpdated."""
+    doc = h.one(h.run(MDM, PID, _txa(f8="202401021130-0500"), "OBX|1|TX|||Text"), "DocumentReference")
+    assert doc["meta"]["lastUpdated"] == "2024-01-02T11:30:00-05:00"
+
+
+def test_txa_folder_assignment_category(h: ModuleType) -> None:
+    """TXA-24 (folder assignment) is a category of the DocumentReference."""
+    doc = h.one(h.run(MDM, PID, _txa(f24="RAD^Radiology^L"), "OBX|1|TX|||Text"), "DocumentReference")
+    assert doc["category"][0]["coding"][0]["code"] == "RAD"

@@ -894,6 +894,10 @@ TXA: tuple[FieldMap, ...] = (
         "DocumentConfidentialityStatus",
     ),
     F("TXA", 25, "DocumentReference", "description", "ST[string]"),
+    # No IG rows: TXA-8 (edit date/time) is when the document last changed, as PID-33 is the
+    # Patient's meta.lastUpdated; TXA-24 (folder assignment) files the document, its category.
+    F("TXA", 8, "DocumentReference", "meta.lastUpdated", "DTM[instant]"),
+    F("TXA", 24, "DocumentReference", "category[]", "CWE[CodeableConcept]"),
 )
 
 SCH: tuple[FieldMap, ...] = (
