@@ -241,3 +241,77 @@ def test_txa_folder_assignment_category(h: ModuleType) -> None:
     """TXA-24 (folder assignment) is a category of the DocumentReference."""
     doc = h.one(h.run(MDM, PID, _txa(f24="RAD^Radiology^L"), "OBX|1|TX|||Text"), "DocumentReference")
     assert doc["category"][0]["coding"][0]["code"] == "RAD"
+
+
+ORC_NW = "ORC|NW|PL1^PLACER|FL1^FILLER||||||202401021000-0500|||1234^Careful^Carl"
+
+
+def test_ods_diet_nutrition_order(h: ModuleType) -> None:
+    """ODS type D: ODS-3 is the NutritionOrder's oral diet type, ODS-4 its instruction."""
+    ods = "ODS|D||LOWNA^Low sodium^L|No added salt"
+    order = h.one(h.run(ORM, PID, ORC_NW, ods), "NutritionOrder")
+    assert (order["oralDiet"]["type"][0]["coding"][0]["code"], order["oralDiet"]["instruction"]) == (
+        "LOWNA",
+        "No added salt",
+    )
+
+
+def test_ods_order_elements_from_orc(h: ModuleType) -> None:
+    """The NutritionOrder takes the ORC's order numbers, time (dateTime) and intent order."""
+    order = h.one(h.run(ORM, PID, ORC_NW, "ODS|D||LOWNA^Low sodium^L"), "NutritionOrder")
+    assert ([i["value"] for i in order["identifier"]], order["dateTime"], order["intent"]) == (
+        ["PL1", "FL1"],
+        "2024-01-02T10:00:00-05:00",
+        "order",
+    )
+
+
+def test_ods_group_makes_one_nutrition_order(h: ModuleType) -> None:
+    """The ODS segments of one ORC group (diet, supplement, preference) make one NutritionOrder."""
+    bundle = h.run(ORM, PID, ORC_NW, "ODS|D||LOWNA^Low sodium^L", "ODS|S||ENS^Ensure^L", "ODS|P||VEG^Vegan^L")
+    order = h.one(bundle, "NutritionOrder")
+    assert (
+        order["supplement"][0]["type"]["coding"][0]["code"],
+        order["foodPreferenceModifier"][0]["coding"][0]["code"],
+    ) == (
+        "ENS",
+        "VEG",
+    )
+
+
+def test_ods_replaces_orc_service_request(h: ModuleType) -> None:
+    """An ORC group with an ODS makes no ServiceRequest of its own."""
+    assert h.resources(h.run(ORM, PID, ORC_NW, "ODS|D||LOWNA^Low sodium^L"), "ServiceRequest") == []
+
+
+def test_rqd_supply_request(h: ModuleType) -> None:
+    """RQD: item codes RQD-2/4, quantity RQD-5/6, date needed RQD-10 make a SupplyRequest."""
+    rqd = "RQD|1|23455^Hip implant^L||I45323^Implant^L|2|EA^each^L||||20240105"
+    supply = h.one(h.run(ORM, PID, ORC_NW, rqd), "SupplyRequest")
+    codes = [c["code"] for c in supply["itemCodeableConcept"]["coding"]]
+    assert (codes, supply["quantity"]["value"], supply["occurrenceDateTime"]) == (
+        ["23455", "I45323"],
+        2,
+        "2024-01-05",
+    )
+
+
+def test_rqd_cancelled_order(h: ModuleType) -> None:
+    """ORC-5 CA (order cancelled) makes the SupplyRequest cancelled."""
+    orc = "ORC|NW|PL1^PLACER|FL1^FILLER||CA"
+    supply = h.one(h.run(ORM, PID, orc, "RQD|1|23455^Hip implant^L|||1"), "SupplyRequest")
+    assert supply["status"] == "cancelled"
+
+
+def test_rqd_without_quantity_makes_no_supply_request(h: ModuleType) -> None:
+    """An RQD without a quantity (a required element) makes no SupplyRequest."""
+    assert h.resources(h.run(ORM, PID, ORC_NW, "RQD|1|23455^Hip implant^L"), "SupplyRequest") == []
+
+
+def test_nutrition_and_supply_bundles_valid(h: ModuleType) -> None:
+    """Bundles with a NutritionOrder and a SupplyRequest pass fhir.resources R4B validation."""
+    from fhir.resources.R4B.bundle import Bundle
+
+    diet = h.run(ORM, PID, ORC_NW, "ODS|P||VEG^Vegan^L|No meat", "NTE|1||Note")
+    supply = h.run(ORM, PID, ORC_NW, "RQD|1|23455^Hip implant^L|||1|EA^each^L|||ORSUP^Supply^L|20240105")
+    assert [Bundle.model_validate(b).type for b in (diet, supply)] == ["transaction", "transaction"]

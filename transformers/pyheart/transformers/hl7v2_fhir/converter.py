@@ -56,6 +56,7 @@ _HAS_NOTE = frozenset(
         "AllergyIntolerance",
         "Condition",
         "ChargeItem",
+        "NutritionOrder",
     }
 )
 _ENCOUNTER_CLASS_UNKNOWN = {
@@ -2817,6 +2818,117 @@ def h_inv(ctx: Context, seg: Segment, st: State) -> None:
     ctx.add(res, key=("INV", str(seg.index)))
 
 
+def _order_elements(ctx: Context, st: State) -> Json:
+    """The ORC's order numbers (ORC-2/3, ORC-4 as a PGN identifier), status, time and orderer as
+    the IG maps them for a ServiceRequest, for the other request resources an order group
+    makes (NutritionOrder, SupplyRequest)."""
+    if st.orc is None:
+        return {}
+    base = fm.apply(fm.ORC_SR, st.orc, _new("ServiceRequest"), ctx)
+    out: Json = {k: base[k] for k in ("identifier", "status", "authoredOn", "requester") if k in base}
+    if "requisition" in base:
+        out.setdefault("identifier", []).append(base["requisition"])
+    st.order_used = True
+    return out
+
+
+def h_ods(ctx: Context, seg: Segment, st: State) -> None:
+    """ODS (no IG table) -> the order group's NutritionOrder: ODS-3 (diet, supplement or
+    preference codes, by ODS-1 type D/S/P) as the oral diet type, a supplement, or food
+    preference modifiers; ODS-4 (text instruction) the supplement's or else the oral diet's
+    instruction. The ORC gives its numbers, status, time (dateTime) and orderer; the
+    ODS segments of one group make one NutritionOrder."""
+    if ctx.patient_ref is None or not (seg.raw(3) or seg.raw(4)):
+        return
+    res = st.last
+    if res is None or res.get("resourceType") != "NutritionOrder" or st.orc is None or not st.order_used:
+        elements = _order_elements(ctx, st)
+        when = elements.get("authoredOn") or dt.dtm(ctx.msg.msh.get(7), ctx.default_tz)
+        if not when:
+            return  # NutritionOrder.dateTime is required
+        res = {"resourceType": "NutritionOrder", "status": elements.get("status", "unknown")}
+        if "identifier" in elements:
+            res["identifier"] = elements["identifier"]
+        res["intent"] = "order"
+        res["patient"] = ctx.patient_ref
+        if st.encounter_ref is not None:
+            res["encounter"] = st.encounter_ref
+        res["dateTime"] = when
+        if "requester" in elements:
+            res["orderer"] = elements["requester"]
+        ref = ctx.add(res, ident=_first_ident(res), key=("ODS", str(seg.index)))
+        if st.orc is not None:
+            _order_provenance(ctx, st.orc, ref)
+        st.focus.append(ref)
+        st.last = res
+    codes = [c for c in (dt.cwe_codeable_concept(r, ctx) for r in seg.reps(3)) if c] if seg.raw(3) else []
+    texts = [r.text() for r in seg.reps(4) if r.text()] if seg.raw(4) else []
+    kind = seg.get(1).upper()  # table 0159: D diet, S supplement, P preference
+    if kind == "S":
+        supplements: list[Json] = [{"type": code} for code in codes] or [{}]
+        for supplement in supplements:
+            if texts:
+                supplement["instruction"] = "\n".join(texts)
+            if supplement:
+                res.setdefault("supplement", []).append(supplement)
+        return
+    if kind == "P":
+        if codes:
+            res.setdefault("foodPreferenceModifier", []).extend(codes)
+    elif codes:
+        res.setdefault("oralDiet", {}).setdefault("type", []).extend(codes)
+    if texts:
+        # A preference's text too: the oral diet's instructions (nor-1 wants a diet or supplement).
+        diet = res.setdefault("oralDiet", {})
+        diet["instruction"] = "\n".join([diet["instruction"], *texts] if "instruction" in diet else texts)
+
+
+#: ServiceRequest.status (as the IG maps ORC-1/ORC-5) -> SupplyRequest.status.
+_SUPPLY_STATUS = {"revoked": "cancelled", "on-hold": "suspended"}
+
+
+def h_rqd(ctx: Context, seg: Segment, st: State) -> None:
+    """RQD (no IG table) -> SupplyRequest: the item by its internal, external and hospital item
+    codes (RQD-2/3/4), RQD-5/6 the quantity, RQD-9 (deliver to) an Organization, RQD-10 (date
+    needed) the occurrence; the ORC gives its numbers, status, authoredOn and requester."""
+    quantity = dt.number(seg.get(5))
+    codings = [
+        c
+        for field in (2, 3, 4)
+        if seg.get(field)
+        for c in (dt.cwe_codeable_concept(seg.value(field), ctx) or {}).get("coding", [])
+    ]
+    if ctx.patient_ref is None or quantity is None or not codings:
+        return  # item[x] and quantity are required
+    elements = _order_elements(ctx, st)
+    res: Json = {"resourceType": "SupplyRequest"}
+    if "identifier" in elements:
+        res["identifier"] = elements["identifier"]
+    status = elements.get("status")
+    if status:
+        res["status"] = _SUPPLY_STATUS.get(status, status)
+    res["itemCodeableConcept"] = {"coding": codings}
+    res["quantity"] = (
+        {"value": quantity, **dt.cwe_quantity_unit(seg.value(6), ctx)} if seg.get(6) else {"value": quantity}
+    )
+    when = dt.dtm(seg.get(10), ctx.default_tz)
+    if when:
+        res["occurrenceDateTime"] = when
+    if "authoredOn" in elements:
+        res["authoredOn"] = elements["authoredOn"]
+    if "requester" in elements:
+        res["requester"] = elements["requester"]
+    if seg.get(9):
+        deliver_to = dt.DATATYPES["CWE[Organization]"](seg.value(9), ctx, None)
+        if deliver_to:
+            res["deliverTo"] = deliver_to
+    ref = ctx.add(res, ident=_first_ident(res), key=("RQD", str(seg.index)))
+    if st.orc is not None:
+        _order_provenance(ctx, st.orc, ref)
+    st.focus.append(ref)
+    st.last = res
+
+
 def h_cti(ctx: Context, seg: Segment, st: State) -> None:
     """CTI (no IG table) -> the clinical trial as a ResearchStudy: CTI-1 (sponsor study id) its
     identifier, CTI-2 (study phase) its phase. The study the order belongs to is under way
@@ -3153,6 +3265,8 @@ HANDLERS: dict[str, Handler] = {
     "PRT": h_prt,
     "PRD": h_prd,
     "CTI": h_cti,
+    "ODS": h_ods,
+    "RQD": h_rqd,
 }
 
 
