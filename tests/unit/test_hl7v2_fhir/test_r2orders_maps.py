@@ -315,3 +315,27 @@ def test_nutrition_and_supply_bundles_valid(h: ModuleType) -> None:
     diet = h.run(ORM, PID, ORC_NW, "ODS|P||VEG^Vegan^L|No meat", "NTE|1||Note")
     supply = h.run(ORM, PID, ORC_NW, "RQD|1|23455^Hip implant^L|||1|EA^each^L|||ORSUP^Supply^L|20240105")
     assert [Bundle.model_validate(b).type for b in (diet, supply)] == ["transaction", "transaction"]
+
+
+def test_rxd_dosage_form_medication(h: ModuleType) -> None:
+    """RXD-6 (actual dosage form) puts the dispensed drug in a Medication with that form."""
+    rxd = "RXD|1|1234^Drug^RXNORM|20240101|10|TAB^Tablet^L|TAB^Tablet^L"
+    bundle = h.run("RDS^O13^RDS_O13", PID, ORC, rxd)
+    dispense = h.one(bundle, "MedicationDispense")
+    medication = next(
+        e["resource"]
+        for e in h.entries(bundle, "Medication")
+        if e["fullUrl"] == dispense["medicationReference"]["reference"]
+    )
+    assert (medication["code"]["coding"][0]["code"], medication["form"]["coding"][0]["code"]) == (
+        "1234",
+        "TAB",
+    )
+
+
+def test_rxd_supplementary_code(h: ModuleType) -> None:
+    """RXD-25 (supplementary code) is another coding of the dispensed Medication's code."""
+    rxd = "RXD|1|1234^Drug^RXNORM|20240101|10" + "|" * 21 + "418739006^Drug 150 mg tablet^SCT"
+    bundle = h.run("RDS^O13^RDS_O13", PID, ORC, rxd)
+    medication = h.one(bundle, "Medication")
+    assert [c["code"] for c in medication["code"]["coding"]] == ["1234", "418739006"]

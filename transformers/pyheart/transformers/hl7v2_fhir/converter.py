@@ -2353,6 +2353,8 @@ def h_rxd(ctx: Context, seg: Segment, st: State) -> None:
         quantity.update(dt.cwe_quantity_unit(seg.value(5), ctx))
     if seg.get(12):
         _max_daily_dose(ctx, seg.value(12), res)
+    if seg.get(6) or seg.get(25):
+        _dispensed_medication(ctx, seg, res)
     # RXD-7 is the prescription's number: the authorizing MedicationRequest's identifier.
     prescription: Json = {"identifier": {"value": seg.get(7)}} if seg.get(7) else {}
     if st.medication_ref is not None:
@@ -2361,6 +2363,25 @@ def h_rxd(ctx: Context, seg: Segment, st: State) -> None:
         res["authorizingPrescription"] = [{**prescription, "type": "MedicationRequest"}]
     ctx.add(res, key=("RXD", str(seg.index)))
     st.last = res
+
+
+def _dispensed_medication(ctx: Context, seg: Segment, res: Json) -> None:
+    """RXD (no IG table): the drug dispensed as a Medication when the RXD says more of it than
+    its code, its actual dosage form (RXD-6) or supplementary codes (RXD-25, more codings)."""
+    code = res.get("medicationCodeableConcept")
+    if code is None or "coding" not in code:
+        return
+    codings = list(code["coding"])
+    for rep in seg.reps(25) if seg.get(25) else ():
+        for extra in (dt.cwe_codeable_concept(rep, ctx) or {}).get("coding", []):
+            if extra not in codings:
+                codings.append(extra)
+    medication: Json = {"resourceType": "Medication", "code": {**code, "coding": codings}}
+    form = dt.cwe_codeable_concept(seg.value(6), ctx) if seg.get(6) else None
+    if form:
+        medication["form"] = form
+    del res["medicationCodeableConcept"]
+    res["medicationReference"] = ctx.add(medication, key=("RXD", str(seg.index), "Medication"))
 
 
 def h_txa(ctx: Context, seg: Segment, st: State) -> None:

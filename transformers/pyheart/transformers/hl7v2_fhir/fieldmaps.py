@@ -1205,7 +1205,7 @@ CODE_MAPPED: dict[tuple[str, str], frozenset[int]] = {
     ("PR1", "Procedure"): frozenset({4, 7, 16, 25}),
     ("RXO", "MedicationRequest"): frozenset({2, 3, 4, 5, 7, 12, 21, 22, 23, 28}),
     ("RXE", "MedicationRequest"): frozenset({3, 5, 6, 7, 11, 19, 23, 24, 39}),
-    ("RXD", "MedicationDispense"): frozenset({5, 7, 12}),
+    ("RXD", "MedicationDispense"): frozenset({5, 6, 7, 12, 25}),
     ("RXC", "Medication"): frozenset({2, 3, 4, 5, 6, 8, 9}),
     ("IAM", "AllergyIntolerance"): frozenset({14, 15, 27}),
     ("MRG", "Patient"): frozenset({1}),
