@@ -544,14 +544,15 @@ def test_policy_holder_identifier_and_address(h: ModuleType) -> None:
 
 
 def test_general_resource_actor(h: ModuleType) -> None:
-    """AIG-3 (resource id) is the participant's actor, a Location so identified (IG AIG)."""
-    aig = "AIG|1||5001^Video Scope^L|101^Equipment^L"
+    """AIG-3 (resource id) of a location resource type is the participant's actor, a Location so
+    identified (IG AIG)."""
+    aig = "AIG|1||5001^Video Suite^L|102^Location^L"
     bundle = h.run(SIU, _sch(h), PID, aig)
     part = next(p for p in h.one(bundle, "Appointment")["participant"] if "type" in p)
     location = next(
         e["resource"] for e in h.entries(bundle, "Location") if e["fullUrl"] == part["actor"]["reference"]
     )
-    assert (location["identifier"][0]["value"], location["name"]) == ("5001", "Video Scope")
+    assert (location["identifier"][0]["value"], location["name"]) == ("5001", "Video Suite")
 
 
 CON = "CON|1|001^Release of information^HL70496|F-2||Privacy form|||||W|A|202401011200|202401011205|20240101|20241231"

@@ -339,3 +339,17 @@ def test_rxd_supplementary_code(h: ModuleType) -> None:
     bundle = h.run("RDS^O13^RDS_O13", PID, ORC, rxd)
     medication = h.one(bundle, "Medication")
     assert [c["code"] for c in medication["code"]["coding"]] == ["1234", "418739006"]
+
+
+def test_aig_equipment_device(h: ModuleType) -> None:
+    """AIG-3 of a resource type that is no location (equipment) is a Device actor named by CWE.2."""
+    aig = "AIG|1||5001^Video Scope^L^5002|101^Equipment^L"
+    bundle = h.run(SIU, "SCH|A1|A2", PID, aig)
+    part = next(p for p in h.one(bundle, "Appointment")["participant"] if "type" in p)
+    device = next(
+        e["resource"] for e in h.entries(bundle, "Device") if e["fullUrl"] == part["actor"]["reference"]
+    )
+    assert ([i["value"] for i in device["identifier"]], device["deviceName"][0]["name"]) == (
+        ["5001", "5002"],
+        "Video Scope",
+    )

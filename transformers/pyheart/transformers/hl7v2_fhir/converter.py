@@ -2585,14 +2585,25 @@ _PARTICIPANT_STATUS = {
 
 
 def _aig_resource(ctx: Context, seg: Segment) -> Json | None:
-    """AIG-3 (resource id, CWE) -> a Location with that identifier and its text as the name."""
+    """AIG-3 (resource id, CWE) -> a Location with that identifier and its text as the name
+    when AIG-4 (resource type) says it is a location (IG AIG-3); else the general resource is
+    equipment, a Device with that identifier (and CWE.4, the alternate id) and its text as the
+    device name."""
     ident = dt.DATATYPES["CWE[Identifier]"](seg.value(3), ctx, None)
     if not ident:
         return None
-    location: Json = {"resourceType": "Location", "identifier": [ident]}
+    kind = f"{seg.get(4)} {seg.get(4, 2)}".lower()
+    if "loc" in kind or "room" in kind:
+        location: Json = {"resourceType": "Location", "identifier": [ident]}
+        if seg.get(3, 2):
+            location["name"] = seg.get(3, 2)
+        return ctx.add(location, ident=dict(ident))
+    device: Json = {"resourceType": "Device", "identifier": [ident]}
+    if seg.get(3, 4):
+        device["identifier"].append({"value": seg.get(3, 4)})
     if seg.get(3, 2):
-        location["name"] = seg.get(3, 2)
-    return ctx.add(location, ident=dict(ident))
+        device["deviceName"] = [{"name": seg.get(3, 2), "type": "user-friendly-name"}]
+    return ctx.add(device, ident=dict(ident))
 
 
 _MAX_POSITIVE_INT = 2**31 - 1
