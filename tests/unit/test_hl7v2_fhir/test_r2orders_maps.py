@@ -353,3 +353,11 @@ def test_aig_equipment_device(h: ModuleType) -> None:
         ["5001", "5002"],
         "Video Scope",
     )
+
+
+def test_orc4_eip_placer_and_filler_groups(h: ModuleType) -> None:
+    """ORC-4 sent as an EIP: EIP.1 is the requisition (PGN), EIP.2 a filler group identifier."""
+    orc = "ORC|NW|PL1^PLACER|FL1^FILLER|PG1&EHR^FG1&LAB"
+    request = h.one(h.run(ORM, PID, orc, OBR), "ServiceRequest")
+    fgn = [i["value"] for i in request["identifier"] if i["type"]["coding"][0]["code"] == "FGN"]
+    assert (request["requisition"]["value"], fgn) == ("PG1", ["FG1"])

@@ -1223,10 +1223,21 @@ def _order_tq(ctx: Context, tq: Value, res: Json) -> None:
 
 def _order_requester(ctx: Context, orc: Segment, res: Json) -> None:
     """IG ORC-21..24: the requester in the ordering facility, a PractitionerRole; ORC-38 the
-    filler's order group number."""
+    filler's order group number; ORC-4 sent as an EIP (v2.8.2) the placer group number and,
+    without ORC-38, the filler group number."""
     if orc.get(38):
         ident = {"value": orc.get(38), "type": {"coding": [dt.coding("FGN", dt.V2_CS + "0203")]}}
         res.setdefault("identifier", []).append(ident)
+    if ctx.delimiters.subcomponent in orc.raw(4):
+        groups = dt.eip_identifiers(orc.value(4), ctx)
+        placer = next((g for g in groups if g["type"]["coding"][0]["code"] == "PGN"), None)
+        if placer is not None:
+            res["requisition"] = placer
+        else:
+            res.pop("requisition", None)
+        filler = next((g for g in groups if g["type"]["coding"][0]["code"] == "FGN"), None)
+        if filler is not None and not orc.get(38):
+            res.setdefault("identifier", []).append(filler)
     if not orc.get(21):
         return
     org_ref = ctx.organization_from_xon(orc.value(21))
