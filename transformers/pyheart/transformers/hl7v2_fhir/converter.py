@@ -2871,7 +2871,6 @@ def _order_elements(ctx: Context, st: State) -> Json:
     out: Json = {k: base[k] for k in ("identifier", "status", "authoredOn", "requester") if k in base}
     if "requisition" in base:
         out.setdefault("identifier", []).append(base["requisition"])
-    st.order_used = True
     return out
 
 
@@ -2902,6 +2901,7 @@ def h_ods(ctx: Context, seg: Segment, st: State) -> None:
         ref = ctx.add(res, ident=_first_ident(res), key=("ODS", str(seg.index)))
         if st.orc is not None:
             _order_provenance(ctx, st.orc, ref)
+            st.order_used = True
         st.focus.append(ref)
         st.last = res
     codes = [c for c in (dt.cwe_codeable_concept(r, ctx) for r in seg.reps(3)) if c] if seg.raw(3) else []
@@ -2968,6 +2968,7 @@ def h_rqd(ctx: Context, seg: Segment, st: State) -> None:
     ref = ctx.add(res, ident=_first_ident(res), key=("RQD", str(seg.index)))
     if st.orc is not None:
         _order_provenance(ctx, st.orc, ref)
+        st.order_used = True
     st.focus.append(ref)
     st.last = res
 
