@@ -361,3 +361,30 @@ def test_orc4_eip_placer_and_filler_groups(h: ModuleType) -> None:
     request = h.one(h.run(ORM, PID, orc, OBR), "ServiceRequest")
     fgn = [i["value"] for i in request["identifier"] if i["type"]["coding"][0]["code"] == "FGN"]
     assert (request["requisition"]["value"], fgn) == ("PG1", ["FG1"])
+
+
+def test_medication_request_ordering_facility(h: ModuleType) -> None:
+    """ORC-21/22 (ordering facility, address) make the MedicationRequest's requester a
+    PractitionerRole in that Organization, as for a ServiceRequest."""
+    orc = "ORC|NW|PL1^PLACER|FL1^FILLER|||||||||1234^Careful^Carl|||||||||Lake Clinic|1 Main St^^Lake^IL"
+    bundle = h.run(RDE, PID, orc, RXE)
+    role_url = h.one(bundle, "MedicationRequest")["requester"]["reference"]
+    role = next(e["resource"] for e in h.entries(bundle, "PractitionerRole") if e["fullUrl"] == role_url)
+    org = next(
+        e["resource"]
+        for e in h.entries(bundle, "Organization")
+        if e["fullUrl"] == role["organization"]["reference"]
+    )
+    assert (org["name"], org["address"][0]["city"]) == ("Lake Clinic", "Lake")
+
+
+def test_rxo_dispensing_pharmacy_address_and_phone(h: ModuleType) -> None:
+    """RXO-33 (dispensing pharmacy address) and RXO-36 (its phone) complete the pharmacy."""
+    bundle = h.run(
+        RDE, PID, ORC, _rxo(f32="Corner Pharmacy", f33="2 Oak St^^Town^WI", f36="^WPN^PH^^^608^5550100")
+    )
+    performer = h.one(bundle, "MedicationRequest")["dispenseRequest"]["performer"]
+    org = next(
+        e["resource"] for e in h.entries(bundle, "Organization") if e["fullUrl"] == performer["reference"]
+    )
+    assert (org["address"][0]["city"], len(org["telecom"])) == ("Town", 1)

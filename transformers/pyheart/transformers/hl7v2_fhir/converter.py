@@ -1238,6 +1238,12 @@ def _order_requester(ctx: Context, orc: Segment, res: Json) -> None:
         filler = next((g for g in groups if g["type"]["coding"][0]["code"] == "FGN"), None)
         if filler is not None and not orc.get(38):
             res.setdefault("identifier", []).append(filler)
+    _ordering_facility(ctx, orc, res)
+
+
+def _ordering_facility(ctx: Context, orc: Segment, res: Json) -> None:
+    """IG ORC-21..24: the ordering facility (its address and phones) and the requester in it,
+    a PractitionerRole."""
     if not orc.get(21):
         return
     org_ref = ctx.organization_from_xon(orc.value(21))
@@ -2107,7 +2113,11 @@ def h_rx_order(ctx: Context, seg: Segment, st: State) -> None:
         _rxo_details(ctx, seg, res)
     if st.orc is not None:
         fm.apply(fm.ORC_MED, st.orc, res, ctx)
+        _ordering_facility(ctx, st.orc, res)
         st.order_used = True
+    pharmacy = (33, 36) if seg.name == "RXO" else (41, 45)
+    if "dispenseRequest" in res and "performer" in res["dispenseRequest"]:
+        _pharmacy_details(ctx, seg, res["dispenseRequest"]["performer"], *pharmacy)
     res.setdefault("status", "unknown")
     res["intent"] = "original-order" if seg.name == "RXO" else "filler-order"  # IG RXO: original-order
     if "medicationCodeableConcept" not in res and "medicationReference" not in res:
@@ -2139,6 +2149,21 @@ def h_rx_order(ctx: Context, seg: Segment, st: State) -> None:
         _order_provenance(ctx, st.orc, ref)
     st.last = res
     st.focus.append(ref)
+
+
+def _pharmacy_details(ctx: Context, seg: Segment, org_ref: Json, address: int, phone: int) -> None:
+    """The dispensing pharmacy's address (RXO-33, RXE-41) and phones (RXO-36, RXE-45)."""
+    org = ctx.entries.get(_rid_in(org_ref["reference"]))
+    if org is None:
+        return
+    if seg.get(address):
+        found = dt.xad_address(seg.value(address), ctx)
+        if found and found not in org.resource.setdefault("address", []):
+            org.resource["address"].append(found)
+    if seg.raw(phone):
+        for t in (dt.xtn_contact_point(r, ctx) for r in seg.reps(phone)):
+            if t and t not in org.resource.setdefault("telecom", []):
+                org.resource["telecom"].append(t)
 
 
 def _original_order(st: State) -> Json | None:
