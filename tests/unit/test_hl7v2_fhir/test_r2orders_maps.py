@@ -388,3 +388,52 @@ def test_rxo_dispensing_pharmacy_address_and_phone(h: ModuleType) -> None:
         e["resource"] for e in h.entries(bundle, "Organization") if e["fullUrl"] == performer["reference"]
     )
     assert (org["address"][0]["city"], len(org["telecom"])) == ("Town", 1)
+
+
+DFT = "DFT^P03^DFT_P03"
+
+
+def _ft1(**fields: str) -> str:
+    values = {1: "1", 4: "20240102", 6: "CG", 7: "99213^Office visit^C4", 10: "1"}
+    values.update({int(k[1:]): v for k, v in fields.items()})
+    return "|".join(["FT1", *(values.get(i, "") for i in range(1, max(values) + 1))])
+
+
+def _charge_org(h: ModuleType, bundle: dict[str, Any], key: str) -> dict[str, Any]:
+    ref = h.one(bundle, "ChargeItem")[key]["reference"]
+    return dict(next(e["resource"] for e in h.entries(bundle, "Organization") if e["fullUrl"] == ref))
+
+
+def test_ft1_department_cost_center(h: ModuleType) -> None:
+    """FT1-13 (department code) is the ChargeItem's costCenter Organization."""
+    bundle = h.run(DFT, PID, _ft1(f13="RAD-1^Radiology^L"))
+    assert _charge_org(h, bundle, "costCenter")["name"] == "Radiology"
+
+
+def test_ft1_performing_and_ordering_facility(h: ModuleType) -> None:
+    """FT1-32/33 (performing/ordering facility) are the performing/requesting Organizations."""
+    bundle = h.run(DFT, PID, _ft1(f32="Lab Inc", f33="Clinic Inc"))
+    names = (
+        _charge_org(h, bundle, "performingOrganization")["name"],
+        _charge_org(h, bundle, "requestingOrganization")["name"],
+    )
+    assert names == ("Lab Inc", "Clinic Inc")
+
+
+def test_ft1_entered_by(h: ModuleType) -> None:
+    """FT1-24 (entered by code) is the ChargeItem's enterer; FT1-21 (ordered by) is not."""
+    bundle = h.run(DFT, PID, _ft1(f21="111^Orderer^Olga", f24="222^Clerk^Carl"))
+    ref = h.one(bundle, "ChargeItem")["enterer"]["reference"]
+    clerk = next(e["resource"] for e in h.entries(bundle, "Practitioner") if e["fullUrl"] == ref)
+    assert clerk["identifier"][0]["value"] == "222"
+
+
+def test_ft1_item_product_device(h: ModuleType) -> None:
+    """FT1-34/35 (item and model number) are the ChargeItem's product, a Device."""
+    bundle = h.run(DFT, PID, _ft1(f34="Item-1^^L", f35="Model-9"))
+    device = next(r for r in h.resources(bundle, "Device") if r.get("modelNumber"))
+    url = next(e["fullUrl"] for e in h.entries(bundle, "Device") if e["resource"] is device)
+    assert (
+        h.one(bundle, "ChargeItem")["productReference"]["reference"],
+        device["identifier"][0]["value"],
+    ) == (url, "Item-1")

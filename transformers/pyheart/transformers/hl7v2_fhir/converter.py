@@ -3046,6 +3046,8 @@ def h_ft1(ctx: Context, seg: Segment, st: State) -> None:
         res["account"] = [account[1]]
     if seg.get(25) or seg.get(29):
         _charged_services(ctx, seg, st, res)
+    if seg.get(34) or seg.get(35):
+        _charged_product(ctx, seg, res)
     ident = (res.get("identifier") or [None])[0]
     ctx.add(res, ident=ident, key=("FT1", str(seg.index)))
     st.last = res
@@ -3082,6 +3084,20 @@ def _charged_services(ctx: Context, seg: Segment, st: State, charge: Json) -> No
         services.append({**ref, "type": "MedicationDispense"})
     if services:
         charge["service"] = services
+
+
+def _charged_product(ctx: Context, seg: Segment, charge: Json) -> None:
+    """FT1-34 (item number) and FT1-35 (model number), no IG table: the item charged, a Device
+    as the ChargeItem's product (an item number names a catalogue item, not one device, so the
+    Device's id is the message's)."""
+    device: Json = {"resourceType": "Device"}
+    ident = dt.DATATYPES["CWE[Identifier]"](seg.value(34), ctx, None) if seg.get(34) else None
+    if ident:
+        device["identifier"] = [ident]
+    if seg.get(35):
+        device["modelNumber"] = seg.get(35)
+    if len(device) > 1:
+        charge["productReference"] = ctx.add(device, key=("FT1", str(seg.index), "Device"))
 
 
 def _patient_account(ctx: Context) -> tuple[Json, Json] | None:

@@ -1020,7 +1020,12 @@ FT1: tuple[FieldMap, ...] = (
     F("FT1", 10, "ChargeItem", "quantity.value", "NM[decimal]"),
     F("FT1", 19, "ChargeItem", "reason[]", "CWE[CodeableConcept]"),
     F("FT1", 20, "ChargeItem", "performer[]", "XCN[Practitioner]", key="actor"),
-    F("FT1", 21, "ChargeItem", "enterer", "XCN[Practitioner]"),
+    # FT1-24 (entered by code) is the enterer; FT1-21 (ordered by) has no ChargeItem element.
+    F("FT1", 24, "ChargeItem", "enterer", "XCN[Practitioner]"),
+    # FT1-13 (department code) is the cost center; FT1-32/33 the performing/ordering facility.
+    F("FT1", 13, "ChargeItem", "costCenter", "CWE[Organization]"),
+    F("FT1", 32, "ChargeItem", "performingOrganization", "XON[Organization]"),
+    F("FT1", 33, "ChargeItem", "requestingOrganization", "XON[Organization]"),
 )
 
 #: IG ``ROL[Encounter-PractitionerRole]`` / ``ROL[Patient-GeneralPractitioner]``: the role
@@ -1196,7 +1201,7 @@ CODE_MAPPED: dict[tuple[str, str], frozenset[int]] = {
     ("PRD", "Practitioner"): frozenset({7}),
     ("PRD", "PractitionerRole"): frozenset({8, 9, 11, 13}),
     ("INV", "Substance"): frozenset({2, 4, 8, 9, 11, 12}),
-    ("FT1", "ChargeItem"): frozenset({4, 11, 12, 25, 29, 42, 43}),
+    ("FT1", "ChargeItem"): frozenset({4, 11, 12, 25, 29, 34, 35, 42, 43}),
     ("OBR", "ServiceRequest"): frozenset({11, 17, 27, 29}),
     ("ORC", "ServiceRequest"): frozenset({7, 21, 22, 23, 24, 38}),
     ("DG1", "Condition"): frozenset({4, 21, 22}),
