@@ -437,3 +437,23 @@ def test_ft1_item_product_device(h: ModuleType) -> None:
         h.one(bundle, "ChargeItem")["productReference"]["reference"],
         device["identifier"][0]["value"],
     ) == (url, "Item-1")
+
+
+def _actor(h: ModuleType, bundle: dict[str, Any], rtype: str, ref: dict[str, str]) -> dict[str, Any]:
+    return dict(next(e["resource"] for e in h.entries(bundle, rtype) if e["fullUrl"] == ref["reference"]))
+
+
+def test_sch_placer_contact_phone_and_address(h: ModuleType) -> None:
+    """SCH-13/14 (placer contact phone, address) complete the SCH-12 placer contact Practitioner."""
+    sch = "SCH|A1|A2||||||||||123^Placer^Pat|^WPN^PH^^^608^5550100|1 Main St^^Town^WI"
+    bundle = h.run(SIU, sch, PID)
+    person = next(r for r in h.resources(bundle, "Practitioner") if r["identifier"][0]["value"] == "123")
+    assert (person["telecom"][0]["value"], person["address"][0]["city"]) == ("608 5550100", "Town")
+
+
+def test_ail_location_type(h: ModuleType) -> None:
+    """AIL-4 (location resource type) is the type of the AIL-3 Location."""
+    ail = "AIL|1||Room1^^^Clinic|C^Clinic^HL70305"
+    bundle = h.run(SIU, "SCH|A1|A2", PID, ail)
+    location = _actor(h, bundle, "Location", h.one(bundle, "Appointment")["participant"][-1]["actor"])
+    assert location["type"][0]["coding"][0]["code"] == "C"

@@ -2472,6 +2472,9 @@ def h_sch(ctx: Context, seg: Segment, st: State) -> None:
         # IG SCH-26/27: the placer/filler order the appointment fulfils.
         for order_ident in dt.eip_identifiers(seg.value(field), ctx) if seg.get(field) else ():
             res.setdefault("basedOn", []).append({"type": "ServiceRequest", "identifier": order_ident})
+    for person, phone, address in ((12, 13, 14), (16, 17, 18), (20, 21, 0)):
+        if seg.get(person) and (seg.raw(phone) or (address and seg.get(address))):
+            _contact_details(ctx, seg, person, phone, address)
     ident = _first_ident(res)
     ref = ctx.add(res, ident=ident, key=("SCH", str(seg.index)))
     _add_schedule_orders(ctx, st)
@@ -2480,6 +2483,22 @@ def h_sch(ctx: Context, seg: Segment, st: State) -> None:
     st.focus.append(ref)
     if seg.get(26) or seg.get(27):
         st.schedule_order = (seg, _schedule_order(ctx, seg))
+
+
+def _contact_details(ctx: Context, seg: Segment, person: int, phone: int, address: int) -> None:
+    """SCH-13/14, 17/18, 21 (no IG rows): the phone and address of the placer contact (SCH-12),
+    filler contact (SCH-16) and enterer (SCH-20), on that Practitioner."""
+    ref = ctx.practitioner_from_xcn(seg.value(person))
+    found = ctx.entries.get(_rid_in(ref["reference"])) if ref else None
+    if found is None:
+        return
+    practitioner = found.resource
+    for t in (dt.xtn_contact_point(r, ctx) for r in seg.reps(phone)) if seg.raw(phone) else ():
+        if t and t not in practitioner.setdefault("telecom", []):
+            practitioner["telecom"].append(t)
+    where = dt.xad_address(seg.value(address), ctx) if address and seg.get(address) else None
+    if where and where not in practitioner.setdefault("address", []):
+        practitioner["address"].append(where)
 
 
 #: Table 0278 filler status -> ServiceRequest.status (the IG's SCH[ServiceRequest] row names the
@@ -2586,6 +2605,9 @@ def h_ais(ctx: Context, seg: Segment, st: State) -> None:
         if status:
             # IG AIP-12 (AIG-14, AIL-12 alike): the resource's filler status (table 0278).
             parts[-1]["status"] = status
+        if seg.name == "AIL" and seg.get(4) and "actor" in parts[-1]:
+            # AIL-4 (location type, no IG row): the Location's type.
+            _location_type(ctx, seg, parts[-1]["actor"])
         if seg.name == "AIG" and seg.get(3) and "actor" not in parts[-1]:
             # IG AIG-3: the general resource, as a Location identified by it.
             resource = _aig_resource(ctx, seg)
@@ -2603,6 +2625,16 @@ def h_ais(ctx: Context, seg: Segment, st: State) -> None:
         st.appointment["start"] = start
     if seg.name == "AIS" and st.schedule_order is not None:
         _schedule_service(ctx, seg, st)
+
+
+def _location_type(ctx: Context, seg: Segment, actor: Json) -> None:
+    """AIL-4 (location resource type, e.g. table 0305 C clinic) as the actor Location's type."""
+    found = ctx.entries.get(_rid_in(actor.get("reference", "")))
+    kind = dt.cwe_codeable_concept(seg.value(4), ctx)
+    if found is not None and found.rtype == "Location" and kind:
+        types = found.resource.setdefault("type", [])
+        if kind not in types:
+            types.append(kind)
 
 
 #: Table 0278 filler status -> Appointment.participant.status (no-show says nothing of the answer).
