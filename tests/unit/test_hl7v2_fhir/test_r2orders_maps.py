@@ -457,3 +457,11 @@ def test_ail_location_type(h: ModuleType) -> None:
     bundle = h.run(SIU, "SCH|A1|A2", PID, ail)
     location = _actor(h, bundle, "Location", h.one(bundle, "Appointment")["participant"][-1]["actor"])
     assert location["type"][0]["coding"][0]["code"] == "C"
+
+
+def test_ordering_provider_role_code(h: ModuleType) -> None:
+    """The ORC-12 requester's PractitionerRole in the ORC-21 facility has the code OP (0443)."""
+    orc = "ORC|NW|PL1^PLACER|FL1^FILLER|||||||||1234^Careful^Carl|||||||||Lake Clinic"
+    bundle = h.run(ORM, PID, orc, OBR)
+    role = _actor(h, bundle, "PractitionerRole", h.one(bundle, "ServiceRequest")["requester"])
+    assert role["code"][0]["coding"][0]["code"] == "OP"

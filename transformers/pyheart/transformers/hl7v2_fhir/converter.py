@@ -1266,6 +1266,7 @@ def _ordering_facility(ctx: Context, orc: Segment, res: Json) -> None:
         if practitioner is not None and address:
             practitioner.resource.setdefault("address", [address])
     role = {"resourceType": "PractitionerRole", "practitioner": person, "organization": org_ref}
+    role["code"] = [{"coding": [dt.coding("OP", dt.V2_CS + "0443", "Ordering Provider")]}]  # ORC-12
     rid = resource_id("PractitionerRole", _rid_in(person["reference"]), "", _rid_in(org_ref["reference"]))
     res["requester"] = ctx.add_shared(role, rid)
 
