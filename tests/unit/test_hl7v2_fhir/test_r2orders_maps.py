@@ -465,3 +465,11 @@ def test_ordering_provider_role_code(h: ModuleType) -> None:
     bundle = h.run(ORM, PID, orc, OBR)
     role = _actor(h, bundle, "PractitionerRole", h.one(bundle, "ServiceRequest")["requester"])
     assert role["code"][0]["coding"][0]["code"] == "OP"
+
+
+def test_coverage_subscriber_relationship_coding(h: ModuleType) -> None:
+    """IN1-17 SPO keeps the IG's RoleCode coding and adds subscriber-relationship spouse."""
+    in1 = "IN1|1|PLAN1^Gold||||||||||||||Roe^Ann|SPO^Spouse"
+    coverage = h.one(h.run("ADT^A01^ADT_A01", PID, in1), "Coverage")
+    codes = [(c["system"].rsplit("/", 1)[-1], c["code"]) for c in coverage["relationship"]["coding"]]
+    assert codes == [("v3-RoleCode", "SPS"), ("subscriber-relationship", "spouse")]

@@ -1092,6 +1092,35 @@ def _coverage_details(ctx: Context, seg: Segment, res: Json) -> None:
             res["costToBeneficiary"] = [{"type": kind, "valueMoney": money}]
     if seg.get(55).upper() == "D":
         res["status"] = "entered-in-error"
+    _subscriber_relationship(seg, res)
+
+
+_SUBSCRIBER_RELATIONSHIP = "http://terminology.hl7.org/CodeSystem/subscriber-relationship"
+#: Table 0063 -> the subscriber-relationship codes Coverage.relationship is bound to (extensible).
+_SUBSCRIBER = {
+    "SEL": ("self", "Self"),
+    "SPO": ("spouse", "Spouse"),
+    "CHD": ("child", "Child"),
+    "NCH": ("child", "Child"),
+    "SCH": ("child", "Child"),
+    "FCH": ("child", "Child"),
+    "PAR": ("parent", "Parent"),
+    "MTH": ("parent", "Parent"),
+    "FTH": ("parent", "Parent"),
+}
+
+
+def _subscriber_relationship(seg: Segment, res: Json) -> None:
+    """IN1-17 beside the IG's RoleCode coding: the subscriber-relationship coding the element's
+    binding asks for, where table 0063 has one."""
+    hit = _SUBSCRIBER.get(seg.get(17).upper())
+    relationship = res.get("relationship")
+    if hit is None or relationship is None:
+        return
+    coding = dt.coding(hit[0], _SUBSCRIBER_RELATIONSHIP, hit[1])
+    codings = relationship.get("coding", [])
+    if coding not in codings:
+        res["relationship"] = {**relationship, "coding": [*codings, coding]}  # a copy: values are shared
 
 
 def h_in2(ctx: Context, seg: Segment, st: State) -> None:
