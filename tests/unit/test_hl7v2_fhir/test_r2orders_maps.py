@@ -473,3 +473,10 @@ def test_coverage_subscriber_relationship_coding(h: ModuleType) -> None:
     coverage = h.one(h.run("ADT^A01^ADT_A01", PID, in1), "Coverage")
     codes = [(c["system"].rsplit("/", 1)[-1], c["code"]) for c in coverage["relationship"]["coding"]]
     assert codes == [("v3-RoleCode", "SPS"), ("subscriber-relationship", "spouse")]
+
+
+def test_orc9_authored_on_only_for_new_orders(h: ModuleType) -> None:
+    """IG ORC-9: authoredOn for a new order (ORC-1 NW), not for a status change (SC)."""
+    new = h.one(h.run(ORM, PID, ORC_NW, OBR), "ServiceRequest")
+    changed = h.one(h.run(ORM, PID, ORC_NW.replace("ORC|NW", "ORC|SC"), OBR), "ServiceRequest")
+    assert (new.get("authoredOn"), changed.get("authoredOn")) == ("2024-01-02T10:00:00-05:00", None)

@@ -599,6 +599,11 @@ GT1: tuple[FieldMap, ...] = (
     F("GT1", 29, "RelatedPerson", "identifier[]", "CX[Identifier]"),
 )
 
+
+def _new_order(seg: Segment) -> bool:
+    return seg.raw(1) == "NW"
+
+
 _PLAC = _ident_type("PLAC", "Placer Identifier")
 _FILL = _ident_type("FILL", "Filler Identifier")
 
@@ -616,7 +621,8 @@ ORC_SR: tuple[FieldMap, ...] = (
     F("ORC", 3, "ServiceRequest", "identifier[]", "EI[Identifier-Extension]", fixed=_FILL),
     F("ORC", 4, "ServiceRequest", "requisition", "EI[Identifier-Extension]", fixed=_ident_type("PGN")),
     F("ORC", 5, "ServiceRequest", "status", "ID[code]", "OrderStatus"),
-    F("ORC", 9, "ServiceRequest", "authoredOn", "DTM[dateTime]"),
+    # IG ORC-9: authoredOn only for a new order (ORC-1 NW); otherwise it dates a later event.
+    F("ORC", 9, "ServiceRequest", "authoredOn", "DTM[dateTime]", when=_new_order),
     F("ORC", 12, "ServiceRequest", "requester", "XCN[Practitioner]"),
     F(
         "ORC",
@@ -835,7 +841,7 @@ ORC_MED: tuple[FieldMap, ...] = (
     F("ORC", 3, "MedicationRequest", "identifier[]", "EI[Identifier-Extension]", fixed=_FILL),
     F("ORC", 4, "MedicationRequest", "groupIdentifier", "EI[Identifier-Extension]"),
     F("ORC", 5, "MedicationRequest", "status", "ID[code]", "OrderStatus"),
-    F("ORC", 9, "MedicationRequest", "authoredOn", "DTM[dateTime]"),
+    F("ORC", 9, "MedicationRequest", "authoredOn", "DTM[dateTime]", when=_new_order),
     F("ORC", 12, "MedicationRequest", "requester", "XCN[Practitioner]"),
 )
 
