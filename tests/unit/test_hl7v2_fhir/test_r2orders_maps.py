@@ -480,3 +480,20 @@ def test_orc9_authored_on_only_for_new_orders(h: ModuleType) -> None:
     new = h.one(h.run(ORM, PID, ORC_NW, OBR), "ServiceRequest")
     changed = h.one(h.run(ORM, PID, ORC_NW.replace("ORC|NW", "ORC|SC"), OBR), "ServiceRequest")
     assert (new.get("authoredOn"), changed.get("authoredOn")) == ("2024-01-02T10:00:00-05:00", None)
+
+
+def test_ais_notes_are_appointment_comments(h: ModuleType) -> None:
+    """IG SIU_S12: an NTE after an AIS is an appointment comment, not a note of the DG1's Condition."""
+    dg1 = "DG1|1||K63.3^Ulcer^I10"
+    bundle = h.run(SIU, "SCH|A1|A2", PID, dg1, "RGS|1", AIS_1, "NTE|1||Fast before")
+    assert (h.one(bundle, "Appointment")["comment"], "note" in h.one(bundle, "Condition")) == (
+        "Fast before",
+        False,
+    )
+
+
+def test_aip_notes_not_on_earlier_resource(h: ModuleType) -> None:
+    """An NTE after an AIP (no IG target) is not a note of the resource made before it."""
+    dg1 = "DG1|1||K63.3^Ulcer^I10"
+    bundle = h.run(SIU, "SCH|A1|A2", PID, dg1, "RGS|1", "AIP|1||1234^Careful^Carl", "NTE|1||Ready")
+    assert "note" not in h.one(bundle, "Condition")

@@ -2619,6 +2619,9 @@ def h_ais(ctx: Context, seg: Segment, st: State) -> None:
     """AIS/AIG/AIL/AIP -> Appointment service type and participants."""
     if st.appointment is None:
         return
+    # IG SIU_S12: the NTEs of a SERVICE group (after its AIS) are appointment comments; those
+    # after AIG/AIL/AIP have no IG target (and must not land on the resource before the AIx).
+    st.last = st.appointment if seg.name == "AIS" else None
     rows = {"AIS": fm.AIS, "AIG": fm.AIG, "AIL": fm.AIL, "AIP": fm.AIP}[seg.name]
     parts = st.appointment.get("participant") or []
     before = len(parts)
