@@ -467,14 +467,6 @@ def test_ordering_provider_role_code(h: ModuleType) -> None:
     assert role["code"][0]["coding"][0]["code"] == "OP"
 
 
-def test_coverage_subscriber_relationship_coding(h: ModuleType) -> None:
-    """IN1-17 SPO keeps the IG's RoleCode coding and adds subscriber-relationship spouse."""
-    in1 = "IN1|1|PLAN1^Gold||||||||||||||Roe^Ann|SPO^Spouse"
-    coverage = h.one(h.run("ADT^A01^ADT_A01", PID, in1), "Coverage")
-    codes = [(c["system"].rsplit("/", 1)[-1], c["code"]) for c in coverage["relationship"]["coding"]]
-    assert codes == [("v3-RoleCode", "SPS"), ("subscriber-relationship", "spouse")]
-
-
 def test_orc9_authored_on_only_for_new_orders(h: ModuleType) -> None:
     """IG ORC-9: authoredOn for a new order (ORC-1 NW), not for a status change (SC)."""
     new = h.one(h.run(ORM, PID, ORC_NW, OBR), "ServiceRequest")

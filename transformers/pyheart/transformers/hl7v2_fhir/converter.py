@@ -1092,35 +1092,6 @@ def _coverage_details(ctx: Context, seg: Segment, res: Json) -> None:
             res["costToBeneficiary"] = [{"type": kind, "valueMoney": money}]
     if seg.get(55).upper() == "D":
         res["status"] = "entered-in-error"
-    _subscriber_relationship(seg, res)
-
-
-_SUBSCRIBER_RELATIONSHIP = "http://terminology.hl7.org/CodeSystem/subscriber-relationship"
-#: Table 0063 -> the subscriber-relationship codes Coverage.relationship is bound to (extensible).
-_SUBSCRIBER = {
-    "SEL": ("self", "Self"),
-    "SPO": ("spouse", "Spouse"),
-    "CHD": ("child", "Child"),
-    "NCH": ("child", "Child"),
-    "SCH": ("child", "Child"),
-    "FCH": ("child", "Child"),
-    "PAR": ("parent", "Parent"),
-    "MTH": ("parent", "Parent"),
-    "FTH": ("parent", "Parent"),
-}
-
-
-def _subscriber_relationship(seg: Segment, res: Json) -> None:
-    """IN1-17 beside the IG's RoleCode coding: the subscriber-relationship coding the element's
-    binding asks for, where table 0063 has one."""
-    hit = _SUBSCRIBER.get(seg.get(17).upper())
-    relationship = res.get("relationship")
-    if hit is None or relationship is None:
-        return
-    coding = dt.coding(hit[0], _SUBSCRIBER_RELATIONSHIP, hit[1])
-    codings = relationship.get("coding", [])
-    if coding not in codings:
-        res["relationship"] = {**relationship, "coding": [*codings, coding]}  # a copy: values are shared
 
 
 def h_in2(ctx: Context, seg: Segment, st: State) -> None:
@@ -1267,10 +1238,10 @@ def _order_requester(ctx: Context, orc: Segment, res: Json) -> None:
         filler = next((g for g in groups if g["type"]["coding"][0]["code"] == "FGN"), None)
         if filler is not None and not orc.get(38):
             res.setdefault("identifier", []).append(filler)
-    _ordering_facility(ctx, orc, res)
+    _requester_facility(ctx, orc, res)
 
 
-def _ordering_facility(ctx: Context, orc: Segment, res: Json) -> None:
+def _requester_facility(ctx: Context, orc: Segment, res: Json) -> None:
     """IG ORC-21..24: the ordering facility (its address and phones) and the requester in it,
     a PractitionerRole."""
     if not orc.get(21):
@@ -2143,7 +2114,7 @@ def h_rx_order(ctx: Context, seg: Segment, st: State) -> None:
         _rxo_details(ctx, seg, res)
     if st.orc is not None:
         fm.apply(fm.ORC_MED, st.orc, res, ctx)
-        _ordering_facility(ctx, st.orc, res)
+        _requester_facility(ctx, st.orc, res)
         st.order_used = True
     pharmacy = (33, 36) if seg.name == "RXO" else (41, 45)
     if "dispenseRequest" in res and "performer" in res["dispenseRequest"]:
@@ -3405,6 +3376,9 @@ HANDLERS: dict[str, Handler] = {
     "RXD": h_rxd,
     "RXC": h_rxc,
     "TXA": h_txa,
+    "CTI": h_cti,
+    "ODS": h_ods,
+    "RQD": h_rqd,
     "SCH": h_sch,
     "AIS": h_ais,
     "AIG": h_ais,
@@ -3414,9 +3388,6 @@ HANDLERS: dict[str, Handler] = {
     "ROL": h_rol,
     "PRT": h_prt,
     "PRD": h_prd,
-    "CTI": h_cti,
-    "ODS": h_ods,
-    "RQD": h_rqd,
 }
 
 

@@ -599,13 +599,13 @@ GT1: tuple[FieldMap, ...] = (
     F("GT1", 29, "RelatedPerson", "identifier[]", "CX[Identifier]"),
 )
 
+_PLAC = _ident_type("PLAC", "Placer Identifier")
+_FILL = _ident_type("FILL", "Filler Identifier")
+
 
 def _new_order(seg: Segment) -> bool:
     return seg.raw(1) == "NW"
 
-
-_PLAC = _ident_type("PLAC", "Placer Identifier")
-_FILL = _ident_type("FILL", "Filler Identifier")
 
 ORC_SR: tuple[FieldMap, ...] = (
     F(
@@ -1167,6 +1167,9 @@ for _rows in (
     AIG,
     AIL,
     AIP,
+    CTI,
+    SCH_SR,
+    AIS_SR,
     RF1,
     AUT,
     INV,
@@ -1178,9 +1181,6 @@ for _rows in (
     PRD_ROLE,
     EVN,
     MSH,
-    CTI,
-    SCH_SR,
-    AIS_SR,
 ):
     FIELD_MAPS.setdefault((_rows[0].segment, _rows[0].resource), ())
     FIELD_MAPS[(_rows[0].segment, _rows[0].resource)] += _rows
