@@ -77,12 +77,6 @@ def test_rxe_administration_instructions(h: ModuleType) -> None:
     ]
 
 
-def test_tq1_quantity_unit_text(h: ModuleType) -> None:
-    """A TQ1-2 quantity whose units give only a text keeps that text as the unit."""
-    request = h.one(h.run(ORM, PID, ORC, "TQ1|1|54^&lbs", OBR), "ServiceRequest")
-    assert request["quantityQuantity"] == {"value": 54, "unit": "lbs"}
-
-
 def test_tq1_duration_unit_any_case(h: ModuleType) -> None:
     """TQ1-6 service duration units in upper case (ISO+ 'D') are the UCUM day."""
     request = h.one(h.run(ORM, PID, ORC, "TQ1|1|||||3^D&day&ISO+", OBR), "ServiceRequest")

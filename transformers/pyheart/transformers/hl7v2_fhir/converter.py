@@ -90,6 +90,9 @@ class State:
         self.report_ref: Json | None = None
         self.observation_ref: Json | None = None
         self.appointment: Json | None = None
+        #: IG SCH[ServiceRequest]: the SCH's order (SCH-26/27) and the AIS services made of it.
+        self.schedule_order: tuple[Segment, Json] | None = None
+        self.schedule_services: list[tuple[Segment, Json]] = []
         self.document: Json | None = None
         self.documents: list[tuple[Json, Segment]] = []
         self.immunization: Json | None = None
@@ -107,9 +110,6 @@ class State:
         self.pending_targets: list[Json] = []
         #: Resources made before the PID they need (RF1, AUT): (resource, patient key, id key).
         self.awaiting_patient: list[tuple[Json, str, tuple[str, ...]]] = []
-        #: IG SCH[ServiceRequest]: the SCH's order (SCH-26/27) and the AIS services made of it.
-        self.schedule_order: tuple[Segment, Json] | None = None
-        self.schedule_services: list[tuple[Segment, Json]] = []
 
     def segment_names(self, ctx: Context) -> list[str]:
         """The message's segment ids in order (by ``Segment.index``), listed once."""
@@ -1984,7 +1984,7 @@ def _apply_pending_timing(ctx: Context, st: State, target: Json) -> None:
 
 def _apply_timing(ctx: Context, seg: Segment, target: Json) -> None:
     timing = _tq1_timing(ctx, seg)
-    quantity = _cq(seg.value(2), ctx) if seg.get(2) else None  # CQ.2 may give only a text
+    quantity = dt.cq_quantity(seg.value(2), ctx) if seg.get(2) else None
     text = seg.get(11)
     if target.get("resourceType") == "MedicationRequest":
         dosage = target.setdefault("dosageInstruction", [{}])[0]

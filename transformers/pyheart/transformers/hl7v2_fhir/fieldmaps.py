@@ -1237,6 +1237,8 @@ CODE_MAPPED: dict[tuple[str, str], frozenset[int]] = {
     ("AIG", "Appointment"): frozenset({3, 8, 9, 10, 11, 12, 14}),
     ("AIL", "Appointment"): frozenset({4, 6, 7, 8, 9, 10, 12}),
     ("AIP", "Appointment"): frozenset({4, 6, 7, 8, 9, 10, 12}),
+    ("SCH", "ServiceRequest"): frozenset({25}),
+    ("AIS", "ServiceRequest"): frozenset({4, 5, 7}),
     ("TQ1", "ServiceRequest"): frozenset({2, 3, 4, 5, 6, 7, 8, 9, 11, 13, 14}),
     ("TQ1", "MedicationRequest"): frozenset({2, 3, 5, 6, 7, 8, 9, 10, 11, 13, 14}),
     ("ROL", "Patient-GeneralPractitioner"): frozenset({1, 3, 4, 5, 6, 11, 12, 13, 14}),
@@ -1251,8 +1253,6 @@ CODE_MAPPED: dict[tuple[str, str], frozenset[int]] = {
     ("RXR", "MedicationRequest"): frozenset({1, 2, 4, 5}),
     ("PRT", "Patient-GeneralPractitioner-Practitioner"): frozenset({5}),
     ("PRT", "Observation-Location"): frozenset({9}),
-    ("SCH", "ServiceRequest"): frozenset({25}),
-    ("AIS", "ServiceRequest"): frozenset({4, 5, 7}),
 }
 
 # ------------------------------------------------------------------------ extra datatype maps
