@@ -207,19 +207,20 @@ def test_rxe_prescription_number(h: ModuleType) -> None:
     assert "RX77" in [i["value"] for i in mr["identifier"]]
 
 
-def test_rxe_after_rxo_completes_the_order(h: ModuleType) -> None:
-    """An RXE after its RXO (one ORC group, one order) adds its details to the same request."""
+def test_rxe_after_rxo_is_a_filler_order(h: ModuleType) -> None:
+    """An RXE after its RXO (one ORC group) is a filler-order based on the RXO's original order."""
     rxo = h.seg("RXO", {1: "1234^Drug^RXNORM", 2: "2", 4: "mg^mg^UCUM"})
     rxe = h.seg("RXE", {2: "1234^Drug^RXNORM", 3: "5", 5: "mg^mg^UCUM", 15: "RX77"})
-    mr = h.one(h.run(RDE, PID, ORC_NW, rxo, rxe, "RXR|PO^Oral^HL70162"), "MedicationRequest")
-    dose_and_rate = mr["dosageInstruction"][0]["doseAndRate"]
+    bundle = h.run(RDE, PID, ORC_NW, rxo, rxe, "RXR|PO^Oral^HL70162")
+    urls = {e["resource"]["intent"]: e["fullUrl"] for e in h.entries(bundle, "MedicationRequest")}
+    by_intent = {r["intent"]: r for r in h.resources(bundle, "MedicationRequest")}
+    original = urls["original-order"]
+    filler = by_intent["filler-order"]
     assert (
-        [d.get("doseQuantity", {}).get("value") for d in dose_and_rate],
-        "route" in mr["dosageInstruction"][0],
-    ) == (
-        [None, 5],
-        True,
-    )
+        filler["basedOn"],
+        filler["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"],
+        "route" in filler["dosageInstruction"][0],
+    ) == ([{"reference": original}], 5, True)
 
 
 def test_rxe_dosage_form_makes_medication(h: ModuleType) -> None:
@@ -543,14 +544,15 @@ def test_policy_holder_identifier_and_address(h: ModuleType) -> None:
 
 
 def test_general_resource_actor(h: ModuleType) -> None:
-    """AIG-3 (resource id) is the participant's actor, a Location so identified (IG AIG)."""
-    aig = "AIG|1||5001^Video Scope^L|101^Equipment^L"
+    """AIG-3 (resource id) of a location resource type is the participant's actor, a Location so
+    identified (IG AIG)."""
+    aig = "AIG|1||5001^Video Suite^L|102^Location^L"
     bundle = h.run(SIU, _sch(h), PID, aig)
     part = next(p for p in h.one(bundle, "Appointment")["participant"] if "type" in p)
     location = next(
         e["resource"] for e in h.entries(bundle, "Location") if e["fullUrl"] == part["actor"]["reference"]
     )
-    assert (location["identifier"][0]["value"], location["name"]) == ("5001", "Video Scope")
+    assert (location["identifier"][0]["value"], location["name"]) == ("5001", "Video Suite")
 
 
 CON = "CON|1|001^Release of information^HL70496|F-2||Privacy form|||||W|A|202401011200|202401011205|20240101|20241231"
@@ -719,9 +721,10 @@ def test_bundle_valid(h: ModuleType, case: str) -> None:
 
 
 def test_rxe_form_after_rxo_adds_no_orphan_medication(h: ModuleType) -> None:
-    """An RXE with a dosage form merged into its RXO's request makes no unreferenced Medication."""
+    """Every Medication made for an RXO and its RXE (with dosage forms) is a request's medication."""
     rxo = h.seg("RXO", {1: "1234^Drug^RXNORM", 5: "TAB^Tablet^HL70906"})
     rxe = h.seg("RXE", {2: "1234^Drug^RXNORM", 6: "TAB^Tablet^HL70906"})
     bundle = h.run(RDE, PID, ORC_NW, rxo, rxe)
-    medications = [e["fullUrl"] for e in h.entries(bundle, "Medication")]
-    assert medications == [h.one(bundle, "MedicationRequest")["medicationReference"]["reference"]]
+    medications = sorted(e["fullUrl"] for e in h.entries(bundle, "Medication"))
+    used = sorted(r["medicationReference"]["reference"] for r in h.resources(bundle, "MedicationRequest"))
+    assert medications == used

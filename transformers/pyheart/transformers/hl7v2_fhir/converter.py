@@ -57,6 +57,7 @@ _HAS_NOTE = frozenset(
         "AllergyIntolerance",
         "Condition",
         "ChargeItem",
+        "NutritionOrder",
     }
 )
 _ENCOUNTER_CLASS_UNKNOWN = {
@@ -90,6 +91,9 @@ class State:
         self.report_ref: Json | None = None
         self.observation_ref: Json | None = None
         self.appointment: Json | None = None
+        #: IG SCH[ServiceRequest]: the SCH's order (SCH-26/27) and the AIS services made of it.
+        self.schedule_order: tuple[Segment, Json] | None = None
+        self.schedule_services: list[tuple[Segment, Json]] = []
         self.document: Json | None = None
         self.documents: list[tuple[Json, Segment]] = []
         self.immunization: Json | None = None
@@ -1451,10 +1455,27 @@ def _order_tq(ctx: Context, tq: Value, res: Json) -> None:
 
 def _order_requester(ctx: Context, orc: Segment, res: Json) -> None:
     """IG ORC-21..24: the requester in the ordering facility, a PractitionerRole; ORC-38 the
-    filler's order group number."""
+    filler's order group number; ORC-4 sent as an EIP (v2.8.2) the placer group number and,
+    without ORC-38, the filler group number."""
     if orc.get(38):
         ident = {"value": orc.get(38), "type": {"coding": [dt.coding("FGN", dt.V2_CS + "0203")]}}
         res.setdefault("identifier", []).append(ident)
+    if ctx.delimiters.subcomponent in orc.raw(4):
+        groups = dt.eip_identifiers(orc.value(4), ctx)
+        placer = next((g for g in groups if g["type"]["coding"][0]["code"] == "PGN"), None)
+        if placer is not None:
+            res["requisition"] = placer
+        else:
+            res.pop("requisition", None)
+        filler = next((g for g in groups if g["type"]["coding"][0]["code"] == "FGN"), None)
+        if filler is not None and not orc.get(38):
+            res.setdefault("identifier", []).append(filler)
+    _requester_facility(ctx, orc, res)
+
+
+def _requester_facility(ctx: Context, orc: Segment, res: Json) -> None:
+    """IG ORC-21..24: the ordering facility (its address and phones) and the requester in it,
+    a PractitionerRole."""
     if not orc.get(21):
         return
     org_ref = ctx.organization_from_xon(orc.value(21))
@@ -1477,6 +1498,7 @@ def _order_requester(ctx: Context, orc: Segment, res: Json) -> None:
         if practitioner is not None and address:
             practitioner.resource.setdefault("address", [address])
     role = {"resourceType": "PractitionerRole", "practitioner": person, "organization": org_ref}
+    role["code"] = [{"coding": [dt.coding("OP", dt.V2_CS + "0443", "Ordering Provider")]}]  # ORC-12
     rid = resource_id("PractitionerRole", _rid_in(person["reference"]), "", _rid_in(org_ref["reference"]))
     res["requester"] = ctx.add_shared(role, rid)
 
@@ -2167,8 +2189,14 @@ _UCUM_TIME = {
     "mo": "mo",
     "a": "a",
     "yr": "a",
+    "ann": "a",  # ISO+ annum
 }
 _UCUM = "http://unitsofmeasure.org"
+
+
+def _time_unit(code: str) -> str | None:
+    """A time unit code (UCUM, ISO+ or ANSI, any case: 'D', 'Hr', 'ann') -> the UCUM code."""
+    return _UCUM_TIME.get(code) or _UCUM_TIME.get(code.lower()) if code else None
 
 
 def _tq1_timing(ctx: Context, seg: Segment) -> Json:
@@ -2182,7 +2210,7 @@ def _tq1_timing(ctx: Context, seg: Segment) -> Json:
         display = dt.v2_display("0335", code)
         timing["code"] = {"coding": [dt.coding(code, dt.V2_CS + "0335", display or None)]}
     period = dt.number(rpt.get(5))
-    unit = _UCUM_TIME.get(rpt.get(6))
+    unit = _time_unit(rpt.get(6))
     if period is not None and unit:
         repeat["period"], repeat["periodUnit"] = period, unit
     when = dt.lookup("EventRelatedPeriod", rpt.get(8))
@@ -2203,12 +2231,12 @@ def _tq1_timing(ctx: Context, seg: Segment) -> Json:
     elif seg.get(6):
         bound = dt.cq_quantity(seg.value(6), ctx)
         if bound:
-            ucum = _UCUM_TIME.get(seg.get(6, 2))
+            ucum = _time_unit(seg.get(6, 2))
             if ucum:
                 bound.update({"system": _UCUM, "code": ucum})
             repeat["boundsDuration"] = bound
     duration = dt.number(seg.get(13))
-    duration_unit = _UCUM_TIME.get(seg.get(13, 2))
+    duration_unit = _time_unit(seg.get(13, 2))
     if duration is not None and duration >= 0 and duration_unit:
         repeat["duration"], repeat["durationUnit"] = duration, duration_unit
     count = dt.number(seg.get(14))
@@ -2229,7 +2257,7 @@ def _offset_minutes(value: str, unit: str) -> int | None:
     """An RPT.9/RPT.10 or TQ1-5 offset as Timing.repeat.offset (whole minutes, unsignedInt);
     None when it is not a whole number of minutes (units default to minutes)."""
     n = dt.number(value)
-    seconds = _SECONDS.get(_UCUM_TIME.get(unit, "min") if unit else "min")
+    seconds = _SECONDS.get(_time_unit(unit) or "min" if unit else "min")
     if not isinstance(n, int) or n < 0 or seconds is None:
         return None
     minutes, rest = divmod(n * seconds, 60)
@@ -2388,10 +2416,15 @@ def h_rxr(ctx: Context, seg: Segment, st: State) -> None:
 
 
 def h_rx_order(ctx: Context, seg: Segment, st: State) -> None:
-    """RXO/RXE (+ ORC) -> MedicationRequest (RXE give amount/units and dispense units in code)."""
+    """RXO/RXE (+ ORC) -> MedicationRequest (RXE give amount/units and dispense units in code).
+
+    RXO is the placer's original order (IG RXO: intent original-order); RXE is the pharmacy's
+    encoding of it, a filler-order of its own based on the group's RXO request, so the dosage,
+    timing and route each sends (with the TQ1/RXR after it) stay apart."""
     if ctx.patient_ref is None:
         return
     rows = fm.RXO if seg.name == "RXO" else fm.RXE
+    original = _original_order(st) if seg.name == "RXE" else None
     res = fm.apply(rows, seg, _new("MedicationRequest"), ctx)
     if seg.name == "RXE":
         _rxe_amounts(ctx, seg, res)
@@ -2399,15 +2432,27 @@ def h_rx_order(ctx: Context, seg: Segment, st: State) -> None:
         _rxo_details(ctx, seg, res)
     if st.orc is not None:
         fm.apply(fm.ORC_MED, st.orc, res, ctx)
+        _requester_facility(ctx, st.orc, res)
         st.order_used = True
+    pharmacy = (33, 36) if seg.name == "RXO" else (41, 45)
+    if "dispenseRequest" in res and "performer" in res["dispenseRequest"]:
+        _pharmacy_details(ctx, seg, res["dispenseRequest"]["performer"], *pharmacy)
     res.setdefault("status", "unknown")
-    res["intent"] = "original-order" if seg.name == "RXO" else "order"  # IG RXO: original-order
+    res["intent"] = "original-order" if seg.name == "RXO" else "filler-order"  # IG RXO: original-order
     if "medicationCodeableConcept" not in res and "medicationReference" not in res:
         res["medicationCodeableConcept"] = {"text": "unknown"}
     res["subject"] = ctx.patient_ref
     if st.encounter_ref is not None:
         res["encounter"] = st.encounter_ref
-    ident = _first_ident(res)
+    if original is not None:
+        res["basedOn"] = [dict(original)]
+        # The order numbers are the original's: the prescription number (RXE-15) names this one.
+        number = seg.get(15)
+        ident = (
+            next((dict(i) for i in res["identifier"] if i.get("value") == number), None) if number else None
+        )
+    else:
+        ident = _first_ident(res)
     ref = ctx.add(res, ident=ident, key=(seg.name, str(seg.index)))
     entry = ctx.entries.get(_rid_in(ref["reference"]))
     if entry is not None and entry.resource is not res:
@@ -2423,6 +2468,28 @@ def h_rx_order(ctx: Context, seg: Segment, st: State) -> None:
         _order_provenance(ctx, st.orc, ref)
     st.last = res
     st.focus.append(ref)
+
+
+def _pharmacy_details(ctx: Context, seg: Segment, org_ref: Json, address: int, phone: int) -> None:
+    """The dispensing pharmacy's address (RXO-33, RXE-41) and phones (RXO-36, RXE-45)."""
+    org = ctx.entries.get(_rid_in(org_ref["reference"]))
+    if org is None:
+        return
+    if seg.get(address):
+        found = dt.xad_address(seg.value(address), ctx)
+        if found and found not in org.resource.setdefault("address", []):
+            org.resource["address"].append(found)
+    if seg.raw(phone):
+        for t in (dt.xtn_contact_point(r, ctx) for r in seg.reps(phone)):
+            if t and t not in org.resource.setdefault("telecom", []):
+                org.resource["telecom"].append(t)
+
+
+def _original_order(st: State) -> Json | None:
+    """A reference to the order group's RXO request (the original order an RXE encodes)."""
+    if st.medication is None or st.medication.get("intent") != "original-order":
+        return None
+    return st.medication_ref
 
 
 _LISTED = frozenset({"identifier", "note", "reasonCode", "basedOn", "supportingInformation"})
@@ -2470,6 +2537,20 @@ def _rxo_details(ctx: Context, seg: Segment, res: Json) -> None:
     quantity = res.get("dispenseRequest", {}).get("quantity")
     if quantity is not None and seg.get(12):
         quantity.update(dt.cwe_quantity_unit(seg.value(12), ctx))
+    if seg.raw(7):
+        # RXO-7 (provider's administration instructions, no IG row): the sig, in words.
+        texts = [t for t in (r.get(2) or r.get(1) for r in seg.reps(7)) if t]
+        if texts:
+            res.setdefault("dosageInstruction", [{}])[0]["patientInstruction"] = "\n".join(texts)
+    interval = dt.number(seg.get(28))
+    if interval is not None and interval >= 0:
+        # RXO-28 dispensing interval (no IG row), in days.
+        res.setdefault("dispenseRequest", {})["dispenseInterval"] = {
+            "value": interval,
+            "unit": "days",
+            "system": _UCUM,
+            "code": "d",
+        }
     rate = dt.number(seg.get(21))
     if rate is not None:
         # RXO-21/22 (requested give rate and units), as RXE-23/24 give the rate.
@@ -2490,7 +2571,15 @@ def _rxo_details(ctx: Context, seg: Segment, res: Json) -> None:
 
 
 def _rxe_amounts(ctx: Context, seg: Segment, res: Json) -> None:
-    """RXE-3/5 give amount and units -> doseQuantity; RXE-11 dispense units; RXE-23/24 rate."""
+    """RXE-3/5 give amount and units -> doseQuantity; RXE-11 dispense units; RXE-23/24 rate;
+    RXE-7 (give administration instructions, one CWE per instruction) the dosage's
+    additionalInstruction (one Dosage, not a Dosage per instruction)."""
+    if seg.raw(7):
+        instructions = [c for c in (dt.cwe_codeable_concept(r, ctx) for r in seg.reps(7)) if c]
+        if instructions:
+            res.setdefault("dosageInstruction", [{}])[0].setdefault("additionalInstruction", []).extend(
+                instructions
+            )
     dose = dt.number(seg.get(3))
     if dose is not None:
         q: Json = {"value": dose, **dt.cwe_quantity_unit(seg.value(5), ctx)}
@@ -2506,6 +2595,11 @@ def _rxe_amounts(ctx: Context, seg: Segment, res: Json) -> None:
     quantity = res.get("dispenseRequest", {}).get("quantity")
     if quantity is not None:
         quantity.update(dt.cwe_quantity_unit(seg.value(11), ctx))
+    initial = dt.number(seg.get(39))
+    if initial is not None and initial >= 0:
+        # RXE-39 initial dispense amount (no IG row), in the dispense units (RXE-11).
+        fill = {"value": initial, **dt.cwe_quantity_unit(seg.value(11), ctx)}
+        res.setdefault("dispenseRequest", {})["initialFill"] = {"quantity": fill}
     if seg.get(19):
         _max_daily_dose(ctx, seg.value(19), res)
 
@@ -2614,6 +2708,8 @@ def h_rxd(ctx: Context, seg: Segment, st: State) -> None:
         quantity.update(dt.cwe_quantity_unit(seg.value(5), ctx))
     if seg.get(12):
         _max_daily_dose(ctx, seg.value(12), res)
+    if seg.get(6) or seg.get(25):
+        _dispensed_medication(ctx, seg, res)
     # RXD-7 is the prescription's number: the authorizing MedicationRequest's identifier.
     prescription: Json = {"identifier": {"value": seg.get(7)}} if seg.get(7) else {}
     if st.medication_ref is not None:
@@ -2622,6 +2718,25 @@ def h_rxd(ctx: Context, seg: Segment, st: State) -> None:
         res["authorizingPrescription"] = [{**prescription, "type": "MedicationRequest"}]
     ctx.add(res, key=("RXD", str(seg.index)))
     st.last = res
+
+
+def _dispensed_medication(ctx: Context, seg: Segment, res: Json) -> None:
+    """RXD (no IG table): the drug dispensed as a Medication when the RXD says more of it than
+    its code, its actual dosage form (RXD-6) or supplementary codes (RXD-25, more codings)."""
+    code = res.get("medicationCodeableConcept")
+    if code is None or "coding" not in code:
+        return
+    codings = list(code["coding"])
+    for rep in seg.reps(25) if seg.get(25) else ():
+        for extra in (dt.cwe_codeable_concept(rep, ctx) or {}).get("coding", []):
+            if extra not in codings:
+                codings.append(extra)
+    medication: Json = {"resourceType": "Medication", "code": {**code, "coding": codings}}
+    form = dt.cwe_codeable_concept(seg.value(6), ctx) if seg.get(6) else None
+    if form:
+        medication["form"] = form
+    del res["medicationCodeableConcept"]
+    res["medicationReference"] = ctx.add(medication, key=("RXD", str(seg.index), "Medication"))
 
 
 def h_txa(ctx: Context, seg: Segment, st: State) -> None:
@@ -2676,11 +2791,108 @@ def h_sch(ctx: Context, seg: Segment, st: State) -> None:
         # IG SCH-26/27: the placer/filler order the appointment fulfils.
         for order_ident in dt.eip_identifiers(seg.value(field), ctx) if seg.get(field) else ():
             res.setdefault("basedOn", []).append({"type": "ServiceRequest", "identifier": order_ident})
+    for person, phone, address in ((12, 13, 14), (16, 17, 18), (20, 21, 0)):
+        if seg.get(person) and (seg.raw(phone) or (address and seg.get(address))):
+            _contact_details(ctx, seg, person, phone, address)
     ident = _first_ident(res)
     ref = ctx.add(res, ident=ident, key=("SCH", str(seg.index)))
+    _add_schedule_orders(ctx, st)
     st.appointment = res
     st.last = res
     st.focus.append(ref)
+    if seg.get(26) or seg.get(27):
+        st.schedule_order = (seg, _schedule_order(ctx, seg))
+
+
+def _contact_details(ctx: Context, seg: Segment, person: int, phone: int, address: int) -> None:
+    """SCH-13/14, 17/18, 21 (no IG rows): the phone and address of the placer contact (SCH-12),
+    filler contact (SCH-16) and enterer (SCH-20), on that Practitioner."""
+    ref = ctx.practitioner_from_xcn(seg.value(person))
+    found = ctx.entries.get(_rid_in(ref["reference"])) if ref else None
+    if found is None:
+        return
+    practitioner = found.resource
+    for t in (dt.xtn_contact_point(r, ctx) for r in seg.reps(phone)) if seg.raw(phone) else ():
+        if t and t not in practitioner.setdefault("telecom", []):
+            practitioner["telecom"].append(t)
+    where = dt.xad_address(seg.value(address), ctx) if address and seg.get(address) else None
+    if where and where not in practitioner.setdefault("address", []):
+        practitioner["address"].append(where)
+
+
+#: Table 0278 filler status -> ServiceRequest.status (the IG's SCH[ServiceRequest] row names the
+#: appointment-status map, whose codes a ServiceRequest cannot carry).
+_SCHEDULE_ORDER_STATUS = {
+    "PENDING": "active",
+    "WAITLIST": "active",
+    "BOOKED": "active",
+    "STARTED": "active",
+    "OVERBOOK": "active",
+    "COMPLETE": "completed",
+    "CANCELLED": "revoked",
+    "DISCONTINUED": "revoked",
+    "NOSHOW": "revoked",
+    "DELETED": "entered-in-error",
+    "BLOCKED": "on-hold",
+}
+
+
+def _schedule_order(ctx: Context, seg: Segment) -> Json:
+    """IG ``SCH[ServiceRequest]``: the order the appointment fulfils, identified by its placer and
+    filler order numbers (SCH-26/27), status by SCH-25 (else active), intent order."""
+    res = fm.apply(fm.SCH_SR, seg, _new("ServiceRequest"), ctx)
+    res["status"] = _SCHEDULE_ORDER_STATUS.get(
+        seg.get(25).upper(), "active" if not seg.get(25) else "unknown"
+    )
+    res["intent"] = "order"
+    return res
+
+
+def _schedule_service(ctx: Context, seg: Segment, st: State) -> None:
+    """IG ``AIS[ServiceRequest]``: a ServiceRequest per AIS holding the SCH's order data, the
+    service (AIS-3, also its code as OBR-4 is) and supplemental services (AIS-11/12) as
+    identifiers, and the service period (AIS-4, else the appointment start plus AIS-5/6; end
+    plus the AIS-7/8 duration)."""
+    if st.schedule_order is None or st.appointment is None:
+        return
+    base = st.schedule_order[1]
+    res = dict(base)
+    if "identifier" in base:
+        res["identifier"] = list(base["identifier"])  # the AIS adds its own; the SCH's stay as they are
+    fm.apply(fm.AIS_SR, seg, res, ctx)
+    period = _resource_period(seg, 4, st.appointment, ctx)
+    if period:
+        res["occurrencePeriod"] = period
+    st.schedule_services.append((seg, res))
+
+
+def _add_schedule_orders(ctx: Context, st: State) -> None:
+    """Add the SCH's ServiceRequests (one per AIS, else the SCH's own) and make them the
+    appointment's basedOn (once the patient, their required subject, is known)."""
+    if st.schedule_order is None:
+        return
+    sch, base = st.schedule_order
+    requests = st.schedule_services or [(sch, base)]
+    st.schedule_order, st.schedule_services = None, []
+    appointment = st.appointment
+    refs: list[Json] = []
+    for seg, res in requests:
+        key = (seg.name, str(seg.index), "ServiceRequest")
+        if ctx.patient_ref is None:
+            _with_patient(ctx, st, res, "subject", key)
+            continue
+        res["subject"] = ctx.patient_ref
+        if st.encounter_ref is not None:
+            res["encounter"] = st.encounter_ref
+        # The order numbers identify the order; AIS services sharing them get ids of their own.
+        first = (res.get("identifier") or [None])[0]
+        ident = dict(first) if first and len(requests) == 1 else None
+        ref: Json = {**ctx.add(res, ident=ident, key=key), "type": "ServiceRequest"}
+        if first:
+            ref["identifier"] = first  # the order number, as SCH-26/27 name the order
+        refs.append(ref)
+    if appointment is not None and refs:
+        appointment["basedOn"] = refs
 
 
 def _appointment_patient(ctx: Context, st: State) -> None:
@@ -2696,6 +2908,9 @@ def h_ais(ctx: Context, seg: Segment, st: State) -> None:
     """AIS/AIG/AIL/AIP -> Appointment service type and participants."""
     if st.appointment is None:
         return
+    # IG SIU_S12: the NTEs of a SERVICE group (after its AIS) are appointment comments; those
+    # after AIG/AIL/AIP have no IG target (and must not land on the resource before the AIx).
+    st.last = st.appointment if seg.name == "AIS" else None
     rows = {"AIS": fm.AIS, "AIG": fm.AIG, "AIL": fm.AIL, "AIP": fm.AIP}[seg.name]
     parts = st.appointment.get("participant") or []
     before = len(parts)
@@ -2708,6 +2923,13 @@ def h_ais(ctx: Context, seg: Segment, st: State) -> None:
         period = _resource_period(seg, start_pos, st.appointment, ctx)
         if period:
             parts[-1]["period"] = period
+        status = _PARTICIPANT_STATUS.get(seg.get(start_pos + 6).upper())
+        if status:
+            # IG AIP-12 (AIG-14, AIL-12 alike): the resource's filler status (table 0278).
+            parts[-1]["status"] = status
+        if seg.name == "AIL" and seg.get(4) and "actor" in parts[-1]:
+            # AIL-4 (location type, no IG row): the Location's type.
+            _location_type(ctx, seg, parts[-1]["actor"])
         if seg.name == "AIG" and seg.get(3) and "actor" not in parts[-1]:
             # IG AIG-3: the general resource, as a Location identified by it.
             resource = _aig_resource(ctx, seg)
@@ -2723,17 +2945,55 @@ def h_ais(ctx: Context, seg: Segment, st: State) -> None:
     start = dt.instant(seg.get(start_pos), ctx.default_tz)
     if start and "start" not in st.appointment:
         st.appointment["start"] = start
+    if seg.name == "AIS" and st.schedule_order is not None:
+        _schedule_service(ctx, seg, st)
+
+
+def _location_type(ctx: Context, seg: Segment, actor: Json) -> None:
+    """AIL-4 (location resource type, e.g. table 0305 C clinic) as the actor Location's type."""
+    found = ctx.entries.get(_rid_in(actor.get("reference", "")))
+    kind = dt.cwe_codeable_concept(seg.value(4), ctx)
+    if found is not None and found.rtype == "Location" and kind:
+        types = found.resource.setdefault("type", [])
+        if kind not in types:
+            types.append(kind)
+
+
+#: Table 0278 filler status -> Appointment.participant.status (no-show says nothing of the answer).
+_PARTICIPANT_STATUS = {
+    "BOOKED": "accepted",
+    "STARTED": "accepted",
+    "COMPLETE": "accepted",
+    "OVERBOOK": "accepted",
+    "PENDING": "tentative",
+    "WAITLIST": "tentative",
+    "CANCELLED": "declined",
+    "DISCONTINUED": "declined",
+    "DELETED": "declined",
+    "BLOCKED": "declined",
+}
 
 
 def _aig_resource(ctx: Context, seg: Segment) -> Json | None:
-    """AIG-3 (resource id, CWE) -> a Location with that identifier and its text as the name."""
+    """AIG-3 (resource id, CWE) -> a Location with that identifier and its text as the name
+    when AIG-4 (resource type) says it is a location (IG AIG-3); else the general resource is
+    equipment, a Device with that identifier (and CWE.4, the alternate id) and its text as the
+    device name."""
     ident = dt.DATATYPES["CWE[Identifier]"](seg.value(3), ctx, None)
     if not ident:
         return None
-    location: Json = {"resourceType": "Location", "identifier": [ident]}
+    kind = f"{seg.get(4)} {seg.get(4, 2)}".lower()
+    if "loc" in kind or "room" in kind:
+        location: Json = {"resourceType": "Location", "identifier": [ident]}
+        if seg.get(3, 2):
+            location["name"] = seg.get(3, 2)
+        return ctx.add(location, ident=dict(ident))
+    device: Json = {"resourceType": "Device", "identifier": [ident]}
+    if seg.get(3, 4):
+        device["identifier"].append({"value": seg.get(3, 4)})
     if seg.get(3, 2):
-        location["name"] = seg.get(3, 2)
-    return ctx.add(location, ident=dict(ident))
+        device["deviceName"] = [{"name": seg.get(3, 2), "type": "user-friendly-name"}]
+    return ctx.add(device, ident=dict(ident))
 
 
 _MAX_POSITIVE_INT = 2**31 - 1
@@ -2810,6 +3070,7 @@ def _with_patient(ctx: Context, st: State, res: Json, key: str, id_key: tuple[st
 def _add_awaiting_patient(ctx: Context, st: State) -> None:
     """Add the resources that waited for a later PID (a message without one drops them: their
     patient element is required)."""
+    _add_schedule_orders(ctx, st)
     if ctx.patient_ref is None:
         return
     for res, key, id_key in st.awaiting_patient:
@@ -2826,6 +3087,8 @@ def h_rf1(ctx: Context, seg: Segment, st: State) -> None:
     as performers, RF1-24 comment as a note."""
     res = fm.apply(fm.RF1, seg, _new("ServiceRequest"), ctx)
     res["status"] = _REFERRAL_STATUS.get(seg.get(1).upper(), "unknown")
+    if st.event == "I14":
+        res["status"] = "revoked"  # REF^I14 cancels the referral
     res["intent"] = "order"
     res.setdefault("category", []).insert(0, _PATIENT_REFERRAL)
     prio = dt.lookup("ExtendedPriorityCodes", seg.get(2))
@@ -2977,6 +3240,137 @@ def h_inv(ctx: Context, seg: Segment, st: State) -> None:
     ctx.add(res, key=("INV", str(seg.index)))
 
 
+def _order_elements(ctx: Context, st: State) -> Json:
+    """The ORC's order numbers (ORC-2/3, ORC-4 as a PGN identifier), status, time and orderer as
+    the IG maps them for a ServiceRequest, for the other request resources an order group
+    makes (NutritionOrder, SupplyRequest)."""
+    if st.orc is None:
+        return {}
+    base = fm.apply(fm.ORC_SR, st.orc, _new("ServiceRequest"), ctx)
+    out: Json = {k: base[k] for k in ("identifier", "status", "authoredOn", "requester") if k in base}
+    if "requisition" in base:
+        out.setdefault("identifier", []).append(base["requisition"])
+    return out
+
+
+def h_ods(ctx: Context, seg: Segment, st: State) -> None:
+    """ODS (no IG table) -> the order group's NutritionOrder: ODS-3 (diet, supplement or
+    preference codes, by ODS-1 type D/S/P) as the oral diet type, a supplement, or food
+    preference modifiers; ODS-4 (text instruction) the supplement's or else the oral diet's
+    instruction. The ORC gives its numbers, status, time (dateTime) and orderer; the
+    ODS segments of one group make one NutritionOrder."""
+    if ctx.patient_ref is None or not (seg.raw(3) or seg.raw(4)):
+        return
+    res = st.last
+    if res is None or res.get("resourceType") != "NutritionOrder" or st.orc is None or not st.order_used:
+        elements = _order_elements(ctx, st)
+        when = elements.get("authoredOn") or dt.dtm(ctx.msg.msh.get(7), ctx.default_tz)
+        if not when:
+            return  # NutritionOrder.dateTime is required
+        res = {"resourceType": "NutritionOrder", "status": elements.get("status", "unknown")}
+        if "identifier" in elements:
+            res["identifier"] = elements["identifier"]
+        res["intent"] = "order"
+        res["patient"] = ctx.patient_ref
+        if st.encounter_ref is not None:
+            res["encounter"] = st.encounter_ref
+        res["dateTime"] = when
+        if "requester" in elements:
+            res["orderer"] = elements["requester"]
+        ref = ctx.add(res, ident=_first_ident(res), key=("ODS", str(seg.index)))
+        if st.orc is not None:
+            _order_provenance(ctx, st.orc, ref)
+            st.order_used = True
+        st.focus.append(ref)
+        st.last = res
+    codes = [c for c in (dt.cwe_codeable_concept(r, ctx) for r in seg.reps(3)) if c] if seg.raw(3) else []
+    texts = [r.text() for r in seg.reps(4) if r.text()] if seg.raw(4) else []
+    kind = seg.get(1).upper()  # table 0159: D diet, S supplement, P preference
+    if kind == "S":
+        supplements: list[Json] = [{"type": code} for code in codes] or [{}]
+        for supplement in supplements:
+            if texts:
+                supplement["instruction"] = "\n".join(texts)
+            if supplement:
+                res.setdefault("supplement", []).append(supplement)
+        return
+    if kind == "P":
+        if codes:
+            res.setdefault("foodPreferenceModifier", []).extend(codes)
+    elif codes:
+        res.setdefault("oralDiet", {}).setdefault("type", []).extend(codes)
+    if texts:
+        # A preference's text too: the oral diet's instructions (nor-1 wants a diet or supplement).
+        diet = res.setdefault("oralDiet", {})
+        diet["instruction"] = "\n".join([diet["instruction"], *texts] if "instruction" in diet else texts)
+
+
+#: ServiceRequest.status (as the IG maps ORC-1/ORC-5) -> SupplyRequest.status.
+_SUPPLY_STATUS = {"revoked": "cancelled", "on-hold": "suspended"}
+
+
+def h_rqd(ctx: Context, seg: Segment, st: State) -> None:
+    """RQD (no IG table) -> SupplyRequest: the item by its internal, external and hospital item
+    codes (RQD-2/3/4), RQD-5/6 the quantity, RQD-9 (deliver to) an Organization, RQD-10 (date
+    needed) the occurrence; the ORC gives its numbers, status, authoredOn and requester."""
+    quantity = dt.number(seg.get(5))
+    codings = [
+        c
+        for field in (2, 3, 4)
+        if seg.get(field)
+        for c in (dt.cwe_codeable_concept(seg.value(field), ctx) or {}).get("coding", [])
+    ]
+    if ctx.patient_ref is None or quantity is None or not codings:
+        return  # item[x] and quantity are required
+    elements = _order_elements(ctx, st)
+    res: Json = {"resourceType": "SupplyRequest"}
+    if "identifier" in elements:
+        res["identifier"] = elements["identifier"]
+    status = elements.get("status")
+    if status:
+        res["status"] = _SUPPLY_STATUS.get(status, status)
+    res["itemCodeableConcept"] = {"coding": codings}
+    res["quantity"] = (
+        {"value": quantity, **dt.cwe_quantity_unit(seg.value(6), ctx)} if seg.get(6) else {"value": quantity}
+    )
+    when = dt.dtm(seg.get(10), ctx.default_tz)
+    if when:
+        res["occurrenceDateTime"] = when
+    if "authoredOn" in elements:
+        res["authoredOn"] = elements["authoredOn"]
+    if "requester" in elements:
+        res["requester"] = elements["requester"]
+    if seg.get(9):
+        deliver_to = dt.DATATYPES["CWE[Organization]"](seg.value(9), ctx, None)
+        if deliver_to:
+            res["deliverTo"] = deliver_to
+    ref = ctx.add(res, ident=_first_ident(res), key=("RQD", str(seg.index)))
+    if st.orc is not None:
+        _order_provenance(ctx, st.orc, ref)
+        st.order_used = True
+    st.focus.append(ref)
+    st.last = res
+
+
+def h_cti(ctx: Context, seg: Segment, st: State) -> None:
+    """CTI (no IG table) -> the clinical trial as a ResearchStudy: CTI-1 (sponsor study id) its
+    identifier, CTI-2 (study phase) its phase. The study the order belongs to is under way
+    (status active, a required element CTI does not carry); the order group's request names it
+    as supporting information."""
+    if not seg.get(1):
+        return
+    res = fm.apply(fm.CTI, seg, _new("ResearchStudy"), ctx)
+    if "identifier" not in res:
+        return
+    res["status"] = "active"
+    ref = ctx.add(res, ident=dict(res["identifier"][0]), key=("CTI", str(seg.index)))
+    request = st.medication if st.medication is not None else st.order
+    if request is not None:
+        key = "supportingInformation" if request["resourceType"] == "MedicationRequest" else "supportingInfo"
+        if ref not in request.setdefault(key, []):
+            request[key].append(ref)
+
+
 def h_ft1(ctx: Context, seg: Segment, st: State) -> None:
     """FT1 -> ChargeItem."""
     res = _clinical(ctx, seg, st, fm.FT1, "ChargeItem", "subject")
@@ -3006,6 +3400,8 @@ def h_ft1(ctx: Context, seg: Segment, st: State) -> None:
         res["account"] = [account[1]]
     if seg.get(25) or seg.get(29):
         _charged_services(ctx, seg, st, res)
+    if seg.get(34) or seg.get(35):
+        _charged_product(ctx, seg, res)
     ident = (res.get("identifier") or [None])[0]
     ctx.add(res, ident=ident, key=("FT1", str(seg.index)))
     st.last = res
@@ -3042,6 +3438,20 @@ def _charged_services(ctx: Context, seg: Segment, st: State, charge: Json) -> No
         services.append({**ref, "type": "MedicationDispense"})
     if services:
         charge["service"] = services
+
+
+def _charged_product(ctx: Context, seg: Segment, charge: Json) -> None:
+    """FT1-34 (item number) and FT1-35 (model number), no IG table: the item charged, a Device
+    as the ChargeItem's product (an item number names a catalogue item, not one device, so the
+    Device's id is the message's)."""
+    device: Json = {"resourceType": "Device"}
+    ident = dt.DATATYPES["CWE[Identifier]"](seg.value(34), ctx, None) if seg.get(34) else None
+    if ident:
+        device["identifier"] = [ident]
+    if seg.get(35):
+        device["modelNumber"] = seg.get(35)
+    if len(device) > 1:
+        charge["productReference"] = ctx.add(device, key=("FT1", str(seg.index), "Device"))
 
 
 def _patient_account(ctx: Context) -> tuple[Json, Json] | None:
@@ -3291,6 +3701,9 @@ HANDLERS: dict[str, Handler] = {
     "RXD": h_rxd,
     "RXC": h_rxc,
     "TXA": h_txa,
+    "CTI": h_cti,
+    "ODS": h_ods,
+    "RQD": h_rqd,
     "SCH": h_sch,
     "AIS": h_ais,
     "AIG": h_ais,

@@ -721,6 +721,11 @@ GT1_CONTACT_PERSON: tuple[FieldMap, ...] = (
 _PLAC = _ident_type("PLAC", "Placer Identifier")
 _FILL = _ident_type("FILL", "Filler Identifier")
 
+
+def _new_order(seg: Segment) -> bool:
+    return seg.raw(1) == "NW"
+
+
 ORC_SR: tuple[FieldMap, ...] = (
     F(
         "ORC",
@@ -735,7 +740,8 @@ ORC_SR: tuple[FieldMap, ...] = (
     F("ORC", 3, "ServiceRequest", "identifier[]", "EI[Identifier-Extension]", fixed=_FILL),
     F("ORC", 4, "ServiceRequest", "requisition", "EI[Identifier-Extension]", fixed=_ident_type("PGN")),
     F("ORC", 5, "ServiceRequest", "status", "ID[code]", "OrderStatus"),
-    F("ORC", 9, "ServiceRequest", "authoredOn", "DTM[dateTime]"),
+    # IG ORC-9: authoredOn only for a new order (ORC-1 NW); otherwise it dates a later event.
+    F("ORC", 9, "ServiceRequest", "authoredOn", "DTM[dateTime]", when=_new_order),
     F("ORC", 12, "ServiceRequest", "requester", "XCN[Practitioner]"),
     F(
         "ORC",
@@ -954,7 +960,7 @@ ORC_MED: tuple[FieldMap, ...] = (
     F("ORC", 3, "MedicationRequest", "identifier[]", "EI[Identifier-Extension]", fixed=_FILL),
     F("ORC", 4, "MedicationRequest", "groupIdentifier", "EI[Identifier-Extension]"),
     F("ORC", 5, "MedicationRequest", "status", "ID[code]", "OrderStatus"),
-    F("ORC", 9, "MedicationRequest", "authoredOn", "DTM[dateTime]"),
+    F("ORC", 9, "MedicationRequest", "authoredOn", "DTM[dateTime]", when=_new_order),
     F("ORC", 12, "MedicationRequest", "requester", "XCN[Practitioner]"),
 )
 
@@ -972,17 +978,20 @@ RXO: tuple[FieldMap, ...] = (
     F("RXO", 13, "MedicationRequest", "dispenseRequest.numberOfRepeatsAllowed", "NM[unsignedInt]"),
     F("RXO", 14, "MedicationRequest", "requester", "XCN[Practitioner]"),
     F("RXO", 20, "MedicationRequest", "reasonCode[]", "CWE[CodeableConcept]"),
+    # RXO-32 dispensing pharmacy (no IG row): who is asked to dispense.
+    F("RXO", 32, "MedicationRequest", "dispenseRequest.performer", "XON[Organization]"),
 )
 
 RXE: tuple[FieldMap, ...] = (
     F("RXE", 2, "MedicationRequest", "medicationCodeableConcept", "CWE[CodeableConcept]"),
-    F("RXE", 7, "MedicationRequest", "dosageInstruction[]", "CWE[string]", key="text"),
     F("RXE", 10, "MedicationRequest", "dispenseRequest.quantity.value", "NM[decimal]"),
     F("RXE", 12, "MedicationRequest", "dispenseRequest.numberOfRepeatsAllowed", "NM[unsignedInt]"),
     F("RXE", 13, "MedicationRequest", "requester", "XCN[Practitioner]"),
     F("RXE", 15, "MedicationRequest", "identifier[]", "ST[Identifier]"),
     F("RXE", 21, "MedicationRequest", "note[]", "CWE[string]", key="text"),
     F("RXE", 27, "MedicationRequest", "reasonCode[]", "CWE[CodeableConcept]"),
+    # RXE-40 dispensing pharmacy (a CWE since v2.6): who is asked to dispense.
+    F("RXE", 40, "MedicationRequest", "dispenseRequest.performer", "CWE[Organization]"),
 )
 
 RXD: tuple[FieldMap, ...] = (
@@ -1010,6 +1019,10 @@ TXA: tuple[FieldMap, ...] = (
         "DocumentConfidentialityStatus",
     ),
     F("TXA", 25, "DocumentReference", "description", "ST[string]"),
+    # No IG rows: TXA-8 (edit date/time) is when the document last changed, as PID-33 is the
+    # Patient's meta.lastUpdated; TXA-24 (folder assignment) files the document, its category.
+    F("TXA", 8, "DocumentReference", "meta.lastUpdated", "DTM[instant]"),
+    F("TXA", 24, "DocumentReference", "category[]", "CWE[CodeableConcept]"),
 )
 
 SCH: tuple[FieldMap, ...] = (
@@ -1046,6 +1059,21 @@ SCH: tuple[FieldMap, ...] = (
         fixed={"status": "accepted"},
     ),
     F("SCH", 25, "Appointment", "status", "CWE[code]", "FillerStatusCodes[Appointment]"),
+)
+
+#: IG ``SCH[ServiceRequest]`` (when SCH-26 or SCH-27 is valued): the order the appointment fulfils.
+SCH_SR: tuple[FieldMap, ...] = (
+    F("SCH", 26, "ServiceRequest", "identifier[]", "EI[Identifier-Extension]", fixed=_PLAC),
+    F("SCH", 27, "ServiceRequest", "identifier[]", "EI[Identifier-Extension]", fixed=_FILL),
+)
+
+#: IG ``AIS[ServiceRequest]``: the service of each AIS, with the SCH's order data. AIS-3 is
+#: also the code (the IG maps the same universal service identifier, OBR-4, to code).
+AIS_SR: tuple[FieldMap, ...] = (
+    F("AIS", 3, "ServiceRequest", "identifier[]", "CWE[Identifier]"),
+    F("AIS", 3, "ServiceRequest", "code", "CWE[CodeableConcept]"),
+    F("AIS", 11, "ServiceRequest", "identifier[]", "CWE[Identifier]"),
+    F("AIS", 12, "ServiceRequest", "identifier[]", "CWE[Identifier]"),
 )
 
 AIS: tuple[FieldMap, ...] = (F("AIS", 3, "Appointment", "serviceType[]", "CWE[CodeableConcept]"),)
@@ -1103,6 +1131,12 @@ INV: tuple[FieldMap, ...] = (
     F("INV", 18, "Substance", "identifier[]", "CWE[Identifier]"),
 )
 
+#: CTI (no IG table): the clinical trial an order belongs to, as a ResearchStudy.
+CTI: tuple[FieldMap, ...] = (
+    F("CTI", 1, "ResearchStudy", "identifier[]", "EI[Identifier-Extension]"),
+    F("CTI", 2, "ResearchStudy", "phase", "CWE[CodeableConcept]"),
+)
+
 FT1: tuple[FieldMap, ...] = (
     F("FT1", 2, "ChargeItem", "identifier[]", "ST[Identifier]"),
     F("FT1", 4, "ChargeItem", "occurrenceDateTime", "DTM[dateTime]"),
@@ -1111,7 +1145,12 @@ FT1: tuple[FieldMap, ...] = (
     F("FT1", 10, "ChargeItem", "quantity.value", "NM[decimal]"),
     F("FT1", 19, "ChargeItem", "reason[]", "CWE[CodeableConcept]"),
     F("FT1", 20, "ChargeItem", "performer[]", "XCN[Practitioner]", key="actor"),
-    F("FT1", 21, "ChargeItem", "enterer", "XCN[Practitioner]"),
+    # FT1-24 (entered by code) is the enterer; FT1-21 (ordered by) has no ChargeItem element.
+    F("FT1", 24, "ChargeItem", "enterer", "XCN[Practitioner]"),
+    # FT1-13 (department code) is the cost center; FT1-32/33 the performing/ordering facility.
+    F("FT1", 13, "ChargeItem", "costCenter", "CWE[Organization]"),
+    F("FT1", 32, "ChargeItem", "performingOrganization", "XON[Organization]"),
+    F("FT1", 33, "ChargeItem", "requestingOrganization", "XON[Organization]"),
 )
 
 #: IG ``ROL[Encounter-PractitionerRole]`` / ``ROL[Patient-GeneralPractitioner]``: the role
@@ -1247,6 +1286,9 @@ for _rows in (
     AIG,
     AIL,
     AIP,
+    CTI,
+    SCH_SR,
+    AIS_SR,
     RF1,
     AUT,
     INV,
@@ -1289,16 +1331,16 @@ CODE_MAPPED: dict[tuple[str, str], frozenset[int]] = {
     ("PRD", "Practitioner"): frozenset({7}),
     ("PRD", "PractitionerRole"): frozenset({8, 9, 11, 13}),
     ("INV", "Substance"): frozenset({2, 4, 8, 9, 11, 12}),
-    ("FT1", "ChargeItem"): frozenset({4, 11, 12, 25, 29, 42, 43}),
+    ("FT1", "ChargeItem"): frozenset({4, 11, 12, 25, 29, 34, 35, 42, 43}),
     ("OBR", "ServiceRequest"): frozenset({11, 17, 27, 29}),
     ("ORC", "ServiceRequest"): frozenset({7, 21, 22, 23, 24, 38}),
     ("DG1", "Condition"): frozenset({4, 21, 22}),
     ("DG1", "EpisodeOfCare"): frozenset({3, 4, 5, 6, 15, 16, 19, 20, 21, 22}),
     ("DG1", "Encounter"): frozenset({3, 4, 5, 6, 15, 16, 19, 20, 21, 22}),
     ("PR1", "Procedure"): frozenset({4, 7, 16, 25}),
-    ("RXO", "MedicationRequest"): frozenset({2, 3, 4, 5, 12, 21, 22, 23}),
-    ("RXE", "MedicationRequest"): frozenset({3, 5, 6, 11, 19, 23, 24}),
-    ("RXD", "MedicationDispense"): frozenset({5, 7, 12}),
+    ("RXO", "MedicationRequest"): frozenset({2, 3, 4, 5, 7, 12, 21, 22, 23, 28, 33, 36}),
+    ("RXE", "MedicationRequest"): frozenset({3, 5, 6, 7, 11, 19, 23, 24, 39, 41, 45}),
+    ("RXD", "MedicationDispense"): frozenset({5, 6, 7, 12, 25}),
     ("RXC", "Medication"): frozenset({2, 3, 4, 5, 6, 8, 9}),
     ("IAM", "AllergyIntolerance"): frozenset({14, 15, 27}),
     ("MRG", "Patient"): frozenset({1}),
@@ -1314,11 +1356,13 @@ CODE_MAPPED: dict[tuple[str, str], frozenset[int]] = {
     ("OBX", "DocumentReference"): frozenset({2, 5}),
     ("SPM", "Specimen"): frozenset({2, 3, 17}),
     ("RXA", "Immunization"): frozenset({6, 7, 9, 21, 28}),
-    ("SCH", "Appointment"): frozenset({10, 11, 26, 27}),
+    ("SCH", "Appointment"): frozenset({10, 11, 13, 14, 17, 18, 21, 26, 27}),
     ("AIS", "Appointment"): frozenset({4}),
-    ("AIG", "Appointment"): frozenset({3, 8, 9, 10, 11, 12}),
-    ("AIL", "Appointment"): frozenset({6, 7, 8, 9, 10}),
-    ("AIP", "Appointment"): frozenset({4, 6, 7, 8, 9, 10}),
+    ("AIG", "Appointment"): frozenset({3, 8, 9, 10, 11, 12, 14}),
+    ("AIL", "Appointment"): frozenset({4, 6, 7, 8, 9, 10, 12}),
+    ("AIP", "Appointment"): frozenset({4, 6, 7, 8, 9, 10, 12}),
+    ("SCH", "ServiceRequest"): frozenset({25}),
+    ("AIS", "ServiceRequest"): frozenset({4, 5, 7}),
     ("TQ1", "ServiceRequest"): frozenset({2, 3, 4, 5, 6, 7, 8, 9, 11, 13, 14}),
     ("TQ1", "MedicationRequest"): frozenset({2, 3, 5, 6, 7, 8, 9, 10, 11, 13, 14}),
     ("ROL", "Patient-GeneralPractitioner"): frozenset({1, 3, 4, 5, 6, 11, 12, 13, 14}),
