@@ -710,6 +710,8 @@ def h_al1(ctx: Context, seg: Segment, st: State) -> None:
     )
     if seg.name == "IAM":
         _iam_extras(ctx, seg, res)
+        if seg.raw(17):
+            _iam_clinical_status(seg, res)
     code = seg.get(3) or seg.get(3, 2)
     ident = (res.get("identifier") or [None])[0]
     if ident:
@@ -720,6 +722,53 @@ def h_al1(ctx: Context, seg: Segment, st: State) -> None:
         )
     st.last = res
     st.focus.append(ref)
+
+
+_ALLERGY_CLINICAL = "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical"
+_ALLERGY_VERIFICATION = "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification"
+#: v2 table 0438 (allergy clinical status) -> (clinicalStatus code, verificationStatus code):
+#: the v2 table mixes both FHIR axes (C "confirmed or verified", I "confirmed but inactive").
+_ALLERGY_STATUS_0438: dict[str, tuple[str, str]] = {
+    "C": ("active", "confirmed"),
+    "I": ("inactive", "confirmed"),
+    "D": ("active", "unconfirmed"),
+    "P": ("active", "unconfirmed"),
+    "S": ("active", "unconfirmed"),
+    "U": ("active", "unconfirmed"),
+    "E": ("", "entered-in-error"),
+}
+_ALLERGY_DISPLAY = {
+    "active": "Active",
+    "inactive": "Inactive",
+    "confirmed": "Confirmed",
+    "unconfirmed": "Unconfirmed",
+    "entered-in-error": "Entered in Error",
+}
+
+
+def _iam_clinical_status(seg: Segment, res: Json) -> None:
+    """IG IAM-17 -> clinicalStatus (CWE[CodeableConcept], no IG concept map). FHIR binds
+    clinicalStatus and verificationStatus to required code systems, so a table 0438 code also
+    gets its FHIR codings on both axes (the v2 coding stays beside the clinical one); codes of
+    other systems are left as the IG row maps them."""
+    system = seg.get(17, 3).upper()
+    pair = _ALLERGY_STATUS_0438.get(seg.get(17).upper()) if system in ("", "HL70438") else None
+    if pair is None:
+        return
+    clinical, verification = pair
+    res["verificationStatus"] = {
+        "coding": [dt.coding(verification, _ALLERGY_VERIFICATION, _ALLERGY_DISPLAY[verification])]
+    }
+    if not clinical:
+        # FHIR ait-2: no clinicalStatus on an allergy entered in error.
+        res.pop("clinicalStatus", None)
+        return
+    original = {**((res.get("clinicalStatus") or {}).get("coding") or [{}])[0]}
+    codings = [dt.coding(clinical, _ALLERGY_CLINICAL, _ALLERGY_DISPLAY[clinical])]
+    if "code" in original:
+        original.setdefault("system", dt.V2_CS + "0438")
+        codings.append(original)
+    res["clinicalStatus"] = {"coding": codings}
 
 
 def _iam_extras(ctx: Context, seg: Segment, res: Json) -> None:
