@@ -59,3 +59,21 @@ def test_local_status_code_stays_as_sent(h: ModuleType) -> None:
     res = _allergy(h, "C^Current^LOCAL")
     assert res["clinicalStatus"]["coding"] == [{"system": "urn:id:LOCAL", "code": "C", "display": "Current"}]
     assert "verificationStatus" not in res
+
+
+def test_diagnosis_sent_before_the_visit_joins_its_encounter(h: ModuleType) -> None:
+    """A DG1 before the PV1 (REF^I12 order) still becomes an Encounter.diagnosis with its rank."""
+    dg1 = h.seg("DG1", {1: "1", 3: "K63.3^Ulcer of intestine^I10", 6: "A", 15: "1"})
+    bundle = h.run("REF^I12^REF_I12", PID, dg1, "PV1|1|O|CLINIC^1^A")
+    diagnosis = h.one(bundle, "Encounter")["diagnosis"]
+    assert [d["rank"] for d in diagnosis] == [1]
+
+
+def test_diagnosis_sent_before_the_visit_names_the_encounter(h: ModuleType) -> None:
+    """The Condition of a DG1 sent before the PV1 refers to the Encounter that PV1 makes."""
+    dg1 = h.seg("DG1", {1: "1", 3: "K63.3^Ulcer of intestine^I10"})
+    bundle = h.run("REF^I12^REF_I12", PID, dg1, "PV1|1|O|CLINIC^1^A")
+    encounter_url = next(
+        e["fullUrl"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Encounter"
+    )
+    assert h.one(bundle, "Condition")["encounter"] == {"reference": encounter_url}

@@ -113,6 +113,8 @@ class State:
         self.awaiting_patient: list[tuple[Json, str, tuple[str, ...]]] = []
         #: The Specimen of the current SPM group (its SAC containers follow the SPM's OBX).
         self.specimen: Json | None = None
+        #: DG1 Conditions sent before the PV1 whose Encounter lists them: (Condition, diagnosis).
+        self.pending_diagnoses: list[tuple[Json, Json]] = []
 
     def segment_names(self, ctx: Context) -> list[str]:
         """The message's segment ids in order (by ``Segment.index``), listed once."""
@@ -644,6 +646,8 @@ def h_pv1(ctx: Context, seg: Segment, st: State) -> None:
     ref = ctx.add(res, ident=ident if seg.get(19) else None, key=("PV1", str(seg.index)))
     st.encounter, st.encounter_ref = res, ref
     ctx.encounter_ref = ref
+    if st.pending_diagnoses:
+        _attach_pending_diagnoses(st, res, ref)
     st.focus.append(ref)
     if st.patient is not None:
         fm.apply(fm.PV1_PATIENT, seg, st.patient, ctx)
@@ -857,14 +861,12 @@ def h_dg1(ctx: Context, seg: Segment, st: State) -> None:
         ref = ctx.add(res, ident=ident)
     else:
         ref = ctx.add_shared(res, resource_id("Condition", ctx.patient_ref["reference"], key, seg.get(1)))
+    if st.encounter is None and "PV1" in st.segment_names(ctx)[seg.index :]:
+        # REF/RQA and a few others send DG1 before PV1: the visit's diagnosis once PV1 comes.
+        st.pending_diagnoses.append((res, _diagnosis_entry(ctx, seg, ref)))
     if st.encounter is not None:
-        diag: Json = {"condition": ref}
-        rank = dt.number(seg.get(15))
-        if isinstance(rank, int) and rank > 0:
-            diag["rank"] = rank
-        use = dt.cwe_codeable_concept(seg.value(6), ctx, "DiagnosisType") if seg.get(6) else None
-        if use:
-            diag["use"] = use
+        diag = _diagnosis_entry(ctx, seg, ref)
+        use = diag.get("use")
         if st.episode is not None:
             # IG DG1[EpisodeOfCare]: the same diagnosis on the visit's episode of care.
             episode_diag: Json = {"condition": ref}
@@ -875,6 +877,27 @@ def h_dg1(ctx: Context, seg: Segment, st: State) -> None:
             st.episode.setdefault("diagnosis", []).append(episode_diag)
         st.encounter.setdefault("diagnosis", []).append(diag)
     st.last = res
+
+
+def _diagnosis_entry(ctx: Context, seg: Segment, ref: Json) -> Json:
+    """IG DG1[Encounter]: the Encounter.diagnosis entry (condition, DG1-6 use, DG1-15 rank)."""
+    diag: Json = {"condition": ref}
+    rank = dt.number(seg.get(15))
+    if isinstance(rank, int) and rank > 0:
+        diag["rank"] = rank
+    use = dt.cwe_codeable_concept(seg.value(6), ctx, "DiagnosisType") if seg.get(6) else None
+    if use:
+        diag["use"] = use
+    return diag
+
+
+def _attach_pending_diagnoses(st: State, encounter: Json, ref: Json) -> None:
+    """The diagnoses of DG1s sent before this PV1 (same patient) join its Encounter."""
+    for condition, diag in st.pending_diagnoses:
+        if condition.get("subject") == encounter.get("subject"):
+            condition["encounter"] = ref
+            encounter.setdefault("diagnosis", []).append(diag)
+    st.pending_diagnoses = []
 
 
 def h_pr1(ctx: Context, seg: Segment, st: State) -> None:
