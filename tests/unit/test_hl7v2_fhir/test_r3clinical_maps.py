@@ -77,3 +77,12 @@ def test_diagnosis_sent_before_the_visit_names_the_encounter(h: ModuleType) -> N
         e["fullUrl"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Encounter"
     )
     assert h.one(bundle, "Condition")["encounter"] == {"reference": encounter_url}
+
+
+def test_unmapped_diagnosis_type_keeps_its_v2_table(h: ModuleType) -> None:
+    """DG1-6 'F' (final), which the IG DiagnosisType map does not translate, is coded in table 0052."""
+    dg1 = h.seg("DG1", {1: "1", 3: "K63.3^Ulcer of intestine^I10", 6: "F"})
+    bundle = h.run("ADT^A03^ADT_A03", PID, "PV1|1|I|WARD^1^A", dg1)
+    assert h.one(bundle, "Encounter")["diagnosis"][0]["use"]["coding"] == [
+        {"system": "http://terminology.hl7.org/CodeSystem/v2-0052", "code": "F", "display": "Final"}
+    ]

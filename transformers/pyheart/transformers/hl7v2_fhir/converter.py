@@ -887,8 +887,27 @@ def _diagnosis_entry(ctx: Context, seg: Segment, ref: Json) -> Json:
         diag["rank"] = rank
     use = dt.cwe_codeable_concept(seg.value(6), ctx, "DiagnosisType") if seg.get(6) else None
     if use:
-        diag["use"] = use
+        diag["use"] = _diagnosis_type_system(use)
     return diag
+
+
+#: v2 table 0052 (diagnosis type), for the codes the IG DiagnosisType map leaves unmapped.
+_DIAGNOSIS_TYPE_0052 = {"A": "Admitting", "W": "Working", "F": "Final"}
+
+
+def _diagnosis_type_system(use: Json) -> Json:
+    """A DG1-6 table 0052 code sent without a coding system (and not translated by the IG map)
+    keeps its v2 table as the system, rather than a coding no receiver can interpret."""
+    codings = use.get("coding") or []
+    if not any("system" not in c and c.get("code") in _DIAGNOSIS_TYPE_0052 for c in codings):
+        return use
+    fixed = []
+    for c in codings:
+        if "system" not in c and c.get("code") in _DIAGNOSIS_TYPE_0052:
+            c = {"system": dt.V2_CS + "0052", **c}
+            c.setdefault("display", _DIAGNOSIS_TYPE_0052[c["code"]])
+        fixed.append(c)
+    return {**use, "coding": fixed}
 
 
 def _attach_pending_diagnoses(st: State, encounter: Json, ref: Json) -> None:
