@@ -113,6 +113,8 @@ class State:
         self.awaiting_patient: list[tuple[Json, str, tuple[str, ...]]] = []
         #: The Specimen of the current SPM group (its SAC containers follow the SPM's OBX).
         self.specimen: Json | None = None
+        #: DG1 Conditions sent before the PV1 whose Encounter lists them: (Condition, diagnosis).
+        self.pending_diagnoses: list[tuple[Json, Json]] = []
 
     def segment_names(self, ctx: Context) -> list[str]:
         """The message's segment ids in order (by ``Segment.index``), listed once."""
@@ -644,6 +646,8 @@ def h_pv1(ctx: Context, seg: Segment, st: State) -> None:
     ref = ctx.add(res, ident=ident if seg.get(19) else None, key=("PV1", str(seg.index)))
     st.encounter, st.encounter_ref = res, ref
     ctx.encounter_ref = ref
+    if st.pending_diagnoses:
+        _attach_pending_diagnoses(st, res, ref)
     st.focus.append(ref)
     if st.patient is not None:
         fm.apply(fm.PV1_PATIENT, seg, st.patient, ctx)
@@ -710,6 +714,8 @@ def h_al1(ctx: Context, seg: Segment, st: State) -> None:
     )
     if seg.name == "IAM":
         _iam_extras(ctx, seg, res)
+        if seg.raw(17):
+            _iam_clinical_status(seg, res)
     code = seg.get(3) or seg.get(3, 2)
     ident = (res.get("identifier") or [None])[0]
     if ident:
@@ -720,6 +726,53 @@ def h_al1(ctx: Context, seg: Segment, st: State) -> None:
         )
     st.last = res
     st.focus.append(ref)
+
+
+_ALLERGY_CLINICAL = "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical"
+_ALLERGY_VERIFICATION = "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification"
+#: v2 table 0438 (allergy clinical status) -> (clinicalStatus code, verificationStatus code):
+#: the v2 table mixes both FHIR axes (C "confirmed or verified", I "confirmed but inactive").
+_ALLERGY_STATUS_0438: dict[str, tuple[str, str]] = {
+    "C": ("active", "confirmed"),
+    "I": ("inactive", "confirmed"),
+    "D": ("active", "unconfirmed"),
+    "P": ("active", "unconfirmed"),
+    "S": ("active", "unconfirmed"),
+    "U": ("active", "unconfirmed"),
+    "E": ("", "entered-in-error"),
+}
+_ALLERGY_DISPLAY = {
+    "active": "Active",
+    "inactive": "Inactive",
+    "confirmed": "Confirmed",
+    "unconfirmed": "Unconfirmed",
+    "entered-in-error": "Entered in Error",
+}
+
+
+def _iam_clinical_status(seg: Segment, res: Json) -> None:
+    """IG IAM-17 -> clinicalStatus (CWE[CodeableConcept], no IG concept map). FHIR binds
+    clinicalStatus and verificationStatus to required code systems, so a table 0438 code also
+    gets its FHIR codings on both axes (the v2 coding stays beside the clinical one); codes of
+    other systems are left as the IG row maps them."""
+    system = seg.get(17, 3).upper()
+    pair = _ALLERGY_STATUS_0438.get(seg.get(17).upper()) if system in ("", "HL70438") else None
+    if pair is None:
+        return
+    clinical, verification = pair
+    res["verificationStatus"] = {
+        "coding": [dt.coding(verification, _ALLERGY_VERIFICATION, _ALLERGY_DISPLAY[verification])]
+    }
+    if not clinical:
+        # FHIR ait-2: no clinicalStatus on an allergy entered in error.
+        res.pop("clinicalStatus", None)
+        return
+    original = {**((res.get("clinicalStatus") or {}).get("coding") or [{}])[0]}
+    codings = [dt.coding(clinical, _ALLERGY_CLINICAL, _ALLERGY_DISPLAY[clinical])]
+    if "code" in original:
+        original.setdefault("system", dt.V2_CS + "0438")
+        codings.append(original)
+    res["clinicalStatus"] = {"coding": codings}
 
 
 def _iam_extras(ctx: Context, seg: Segment, res: Json) -> None:
@@ -808,14 +861,12 @@ def h_dg1(ctx: Context, seg: Segment, st: State) -> None:
         ref = ctx.add(res, ident=ident)
     else:
         ref = ctx.add_shared(res, resource_id("Condition", ctx.patient_ref["reference"], key, seg.get(1)))
+    if st.encounter is None and "PV1" in st.segment_names(ctx)[seg.index :]:
+        # REF/RQA and a few others send DG1 before PV1: the visit's diagnosis once PV1 comes.
+        st.pending_diagnoses.append((res, _diagnosis_entry(ctx, seg, ref)))
     if st.encounter is not None:
-        diag: Json = {"condition": ref}
-        rank = dt.number(seg.get(15))
-        if isinstance(rank, int) and rank > 0:
-            diag["rank"] = rank
-        use = dt.cwe_codeable_concept(seg.value(6), ctx, "DiagnosisType") if seg.get(6) else None
-        if use:
-            diag["use"] = use
+        diag = _diagnosis_entry(ctx, seg, ref)
+        use = diag.get("use")
         if st.episode is not None:
             # IG DG1[EpisodeOfCare]: the same diagnosis on the visit's episode of care.
             episode_diag: Json = {"condition": ref}
@@ -826,6 +877,46 @@ def h_dg1(ctx: Context, seg: Segment, st: State) -> None:
             st.episode.setdefault("diagnosis", []).append(episode_diag)
         st.encounter.setdefault("diagnosis", []).append(diag)
     st.last = res
+
+
+def _diagnosis_entry(ctx: Context, seg: Segment, ref: Json) -> Json:
+    """IG DG1[Encounter]: the Encounter.diagnosis entry (condition, DG1-6 use, DG1-15 rank)."""
+    diag: Json = {"condition": ref}
+    rank = dt.number(seg.get(15))
+    if isinstance(rank, int) and rank > 0:
+        diag["rank"] = rank
+    use = dt.cwe_codeable_concept(seg.value(6), ctx, "DiagnosisType") if seg.get(6) else None
+    if use:
+        diag["use"] = _diagnosis_type_system(use)
+    return diag
+
+
+#: v2 table 0052 (diagnosis type), for the codes the IG DiagnosisType map leaves unmapped.
+_DIAGNOSIS_TYPE_0052 = {"A": "Admitting", "W": "Working", "F": "Final"}
+
+
+def _diagnosis_type_system(use: Json) -> Json:
+    """A DG1-6 table 0052 code sent without a coding system (and not translated by the IG map)
+    keeps its v2 table as the system, rather than a coding no receiver can interpret."""
+    codings = use.get("coding") or []
+    if not any("system" not in c and c.get("code") in _DIAGNOSIS_TYPE_0052 for c in codings):
+        return use
+    fixed = []
+    for c in codings:
+        if "system" not in c and c.get("code") in _DIAGNOSIS_TYPE_0052:
+            c = {"system": dt.V2_CS + "0052", **c}
+            c.setdefault("display", _DIAGNOSIS_TYPE_0052[c["code"]])
+        fixed.append(c)
+    return {**use, "coding": fixed}
+
+
+def _attach_pending_diagnoses(st: State, encounter: Json, ref: Json) -> None:
+    """The diagnoses of DG1s sent before this PV1 (same patient) join its Encounter."""
+    for condition, diag in st.pending_diagnoses:
+        if condition.get("subject") == encounter.get("subject"):
+            condition["encounter"] = ref
+            encounter.setdefault("diagnosis", []).append(diag)
+    st.pending_diagnoses = []
 
 
 def h_pr1(ctx: Context, seg: Segment, st: State) -> None:
