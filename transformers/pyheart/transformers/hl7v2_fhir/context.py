@@ -244,6 +244,8 @@ class Context:
         ident_value = c[1]
         name = _xcn_name(c, self)
         if not ident_value and not name:
+            if c[13]:
+                return self._typed_practitioner(c[13])
             return None
         res: Json = {"resourceType": "Practitioner"}
         ident: Json | None = None
@@ -260,16 +262,8 @@ class Context:
                     ident["assigner"] = assigner
             if c[11]:
                 ident["extension"] = [{"url": _CHECK_DIGIT, "valueString": c[11]}]  # IG XCN.11
-            id_type = c[13]
-            if id_type:
-                mapped = dt.lookup("IdentifierType", id_type)
-                ident["type"] = {
-                    "coding": [
-                        dt.coding(mapped[0], mapped[2], mapped[1])
-                        if mapped
-                        else dt.coding(id_type, dt.V2_CS + "0203")
-                    ]
-                }
+            if c[13]:
+                ident["type"] = _identifier_type(c[13])
             res["identifier"] = [ident]
         if name:
             if c[17] and "period" not in name:
@@ -295,6 +289,14 @@ class Context:
         family = name.get("family", "") if name else ""
         rid = resource_id("Practitioner", self.scope, *given, family)
         return self._put("Practitioner", rid, res, None)
+
+    def _typed_practitioner(self, id_type: str) -> Json:
+        """A Practitioner known only by the type of its identifier (IG XCN.13 when XCN.1 and the
+        name are empty): what kind of identifier the sender holds is still data it sent."""
+        res: Json = {"resourceType": "Practitioner", "identifier": [{"type": _identifier_type(id_type)}]}
+        return self._put(
+            "Practitioner", resource_id("Practitioner", self.scope, "XCN.13", id_type), res, None
+        )
 
     def practitioner_from_cnn(self, v: Value) -> Json | None:
         """CNN (one component, parts as sub-components) -> Practitioner (IG ``CNN[Practitioner]``);
@@ -571,6 +573,13 @@ def _q(text: str) -> str:
 _PAD11 = [""] * 11
 _CHECK_DIGIT = "http://hl7.org/fhir/StructureDefinition/identifier-checkDigit"
 _ASSEMBLY_ORDER = "http://hl7.org/fhir/StructureDefinition/humanname-assembly-order"
+
+
+def _identifier_type(id_type: str) -> Json:
+    """IG XCN.13 -> Identifier.type (IdentifierType concept map, else the v2-0203 code)."""
+    mapped = dt.lookup("IdentifierType", id_type)
+    cd = dt.coding(mapped[0], mapped[2], mapped[1]) if mapped else dt.coding(id_type, dt.V2_CS + "0203")
+    return {"coding": [cd]}
 
 
 def _xcn_name(c: list[str], ctx: Context) -> Json | None:

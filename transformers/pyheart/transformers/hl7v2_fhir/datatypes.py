@@ -942,13 +942,18 @@ def hd_location(v: Value, ctx: Context, vocab: str | None = None) -> Json | None
 
 
 def cwe_organization(v: Value, ctx: Context, vocab: str | None = None) -> Json | None:
-    """CWE -> Reference(Organization) (IG ``CWE[Organization]``): the code as identifier."""
-    code, name = v.get(1), v.get(2)
+    """CWE -> Reference(Organization) (IG ``CWE[Organization]``): the code as identifier (its
+    system from CWE.3, e.g. MVX for a vaccine manufacturer), the text (else CWE.9) as name."""
+    code, name = v.get(1), v.get(2) or v.get(9)
     if not (code or name):
         return None
     org: Json = {"resourceType": "Organization"}
     if code:
-        org["identifier"] = [{"value": code}]
+        ident: Json = {"value": code}
+        system = code_system(v.get(3), ctx) if v.get(3) else None
+        if system:
+            ident = {"system": system, "value": code}
+        org["identifier"] = [ident]
     if name:
         org["name"] = name
     return ctx.add_shared(org, resource_id("Organization", ctx.scope, code, name))
