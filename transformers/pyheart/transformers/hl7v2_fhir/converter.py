@@ -571,6 +571,30 @@ def h_db1(ctx: Context, seg: Segment, st: State) -> None:
         idents = st.patient.setdefault("identifier", []) if ident else None
         if ident and idents is not None and ident not in idents:
             idents.append(ident)
+    if seg.raw(4) or seg.raw(5) or seg.raw(6):
+        _disability(ctx, seg, st.patient)
+
+
+#: DB1-4..6 (no IG map, no HL7 extension for a yes/no disability and its period): local
+#: extensions under the configured ``system_base``, as for PID-27 veteran status.
+_DISABILITY_INDICATOR = "StructureDefinition/patient-disabilityIndicator"
+_DISABILITY_PERIOD = "StructureDefinition/patient-disabilityPeriod"
+
+
+def _disability(ctx: Context, seg: Segment, patient: Json) -> None:
+    """DB1-4 disabled indicator (Y/N) and DB1-5/6 its start and end dates -> Patient extensions."""
+    exts: list[Json] = []
+    flag = seg.get(4).upper()
+    if flag in ("Y", "N"):
+        exts.append({"url": ctx.system_base + _DISABILITY_INDICATOR, "valueBoolean": flag == "Y"})
+    start, end = dt.dtm(seg.get(5), ctx.default_tz), dt.dtm(seg.get(6), ctx.default_tz)
+    period = {k: v for k, v in (("start", start), ("end", end)) if v}
+    if period:
+        exts.append({"url": ctx.system_base + _DISABILITY_PERIOD, "valuePeriod": period})
+    have = patient.setdefault("extension", []) if exts else None
+    for ext in exts:
+        if have is not None and ext not in have:
+            have.append(ext)
 
 
 def h_ctd(ctx: Context, seg: Segment, st: State) -> None:
@@ -3083,14 +3107,22 @@ def h_rf1(ctx: Context, seg: Segment, st: State) -> None:
     """RF1 (no IG table) -> the referral as a ServiceRequest: status RF1-1 (table 0283),
     priority RF1-2, type RF1-3 as a category beside "patient referral", category RF1-5 as the
     location code, RF1-6/11 identifiers, RF1-7/8 effective/expiration as the occurrence period,
-    RF1-9 processed as authoredOn, RF1-10 reason, RF1-19/20 authorized provider/professional
-    as performers, RF1-24 comment as a note."""
+    RF1-9 processed as authoredOn, RF1-10 reason (RF1-14 description its text), RF1-19/20
+    authorized provider/professional as performers, RF1-24 comment as a note."""
     res = fm.apply(fm.RF1, seg, _new("ServiceRequest"), ctx)
     res["status"] = _REFERRAL_STATUS.get(seg.get(1).upper(), "unknown")
     if st.event == "I14":
         res["status"] = "revoked"  # REF^I14 cancels the referral
     res["intent"] = "order"
     res.setdefault("category", []).insert(0, _PATIENT_REFERRAL)
+    if seg.get(14):
+        # RF1-14 referral description: the text of the reason (RF1-10), else a reason of its own.
+        reasons = res.setdefault("reasonCode", [])
+        if reasons:
+            if "text" not in reasons[0]:
+                reasons[0] = {**reasons[0], "text": seg.get(14)}  # a copy: codings may be cached
+        else:
+            reasons.append({"text": seg.get(14)})
     prio = dt.lookup("ExtendedPriorityCodes", seg.get(2))
     if prio:
         res["priority"] = prio[0]
