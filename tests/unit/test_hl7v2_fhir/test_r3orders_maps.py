@@ -61,3 +61,56 @@ def test_rf1_description_without_reason(h: ModuleType) -> None:
     """Without RF1-10, RF1-14 is a reason of its own, as text."""
     request = h.one(h.run(REF, PID, RF1 + "||||||||||||Fractured spine"), "ServiceRequest")
     assert request["reasonCode"] == [{"text": "Fractured spine"}]
+
+
+ORM = "ORM^O01^ORM_O01"
+RXO = "RXO|1234^Drug^RXNORM"
+
+
+def _medication_request(h: ModuleType, orc7: str) -> dict[str, Any]:
+    orc = "ORC|NW|PL1^PLACER|||||" + orc7
+    return dict(h.one(h.run(ORM, PID, orc, RXO), "MedicationRequest"))
+
+
+def test_orc7_timing_on_the_dosage(h: ModuleType) -> None:
+    """ORC-7 TQ.2 (interval) gives the dosage timing's code and time of day (IG TQ[MedicationRequest])."""
+    dosage = _medication_request(h, "^Q6H&0800")["dosageInstruction"][0]
+    assert (dosage["timing"]["code"]["coding"][0]["code"], dosage["timing"]["repeat"]["timeOfDay"]) == (
+        "Q6H",
+        ["08:00:00"],
+    )
+
+
+def test_orc7_duration_bounds_and_count(h: ModuleType) -> None:
+    """ORC-7 TQ.3 duration, TQ.4/5 bounds and TQ.12 total occurrences go to timing.repeat."""
+    repeat = _medication_request(h, "^^M30^20200101^20200201^^^^^^^5")["dosageInstruction"][0]["timing"][
+        "repeat"
+    ]
+    assert repeat == {
+        "duration": 30,
+        "durationUnit": "min",
+        "boundsPeriod": {"start": "2020-01-01", "end": "2020-02-01"},
+        "count": 5,
+    }
+
+
+def test_orc7_quantity_is_the_dose(h: ModuleType) -> None:
+    """ORC-7 TQ.1 (quantity) is the dosage's dose quantity."""
+    dosage = _medication_request(h, "2&mg")["dosageInstruction"][0]
+    assert dosage["doseAndRate"] == [{"doseQuantity": {"value": 2, "unit": "mg"}}]
+
+
+def test_orc7_repetitions_are_dosages(h: ModuleType) -> None:
+    """Each ORC-7 repetition is a dosage instruction of its own."""
+    request = _medication_request(h, "^BID~^TID")
+    assert [d["timing"]["code"]["coding"][0]["code"] for d in request["dosageInstruction"]] == ["BID", "TID"]
+
+
+def test_orc7_text_is_a_note(h: ModuleType) -> None:
+    """ORC-7 TQ.8 (text) is a note on the MedicationRequest, as the IG maps it."""
+    assert _medication_request(h, "^^^^^^^Take with food")["note"] == [{"text": "Take with food"}]
+
+
+def test_orc7_priority(h: ModuleType) -> None:
+    """ORC-7 TQ.6 (priority) gives the request's priority."""
+    assert _medication_request(h, "^^^^^S")["priority"] == "stat"

@@ -2299,6 +2299,58 @@ def _time_of_day(text: str) -> str | None:
     return f"{hh}:{mm}:{ss}"
 
 
+def _medication_tq(ctx: Context, orc: Segment, res: Json) -> None:
+    """ORC-7 (TQ, before v2.5's TQ1) -> the MedicationRequest's dosage (IG
+    ``TQ[MedicationRequest]``): per repetition a dosage with TQ.1 dose, TQ.2 interval (RI[Timing]),
+    TQ.3 duration, TQ.4/5 bounds and TQ.12 count; TQ.6 priority and TQ.8 text (a note) are the
+    request's. The first repetition completes the dosage the RXO/RXE started."""
+    for index, tq in enumerate(orc.reps(7)):
+        timing: Json = {}
+        repeat: Json = {}
+        interval = tq.component(2)
+        pattern = interval.get(1)
+        if pattern:
+            hit = dt.lookup("RepeatPattern", pattern)
+            coding = dt.coding(hit[0], hit[2], hit[1]) if hit else dt.coding(pattern, dt.V2_CS + "0335")
+            timing["code"] = {"coding": [coding]}
+        times = [t for t in (_time_of_day(x) for x in interval.get(2).split(",")) if t]
+        if times:
+            repeat["timeOfDay"] = times
+        duration = tq.get(3)
+        unit = _TQ_DURATION.get(duration[:1].upper()) if duration else None
+        amount = dt.number(duration[1:]) if unit else None
+        if unit and amount is not None and amount >= 0:
+            repeat["duration"] = amount
+            repeat["durationUnit"] = unit
+        start, end = dt.dtm(tq.get(4), ctx.default_tz), dt.dtm(tq.get(5), ctx.default_tz)
+        if start or end:
+            repeat["boundsPeriod"] = {k: v for k, v in (("start", start), ("end", end)) if v}
+        count = dt.number(tq.get(12))
+        if isinstance(count, int) and count > 0:
+            repeat["count"] = count
+        if repeat:
+            timing["repeat"] = repeat
+        dose = dt.cq_quantity(tq.component(1), ctx) if tq.get(1) else None
+        dosage: Json = {"timing": timing} if timing else {}
+        if index == 0 and "dosageInstruction" in res:
+            first = res["dosageInstruction"][0]
+            if timing:
+                first.setdefault("timing", timing)
+            rates = first.setdefault("doseAndRate", [{}]) if dose else None
+            if rates is not None and not any(k.startswith("dose") for k in rates[0]):
+                rates[0]["doseQuantity"] = dose  # dose[x] is a choice: an RXO dose range stays
+        else:
+            if dose:
+                dosage["doseAndRate"] = [{"doseQuantity": dose}]
+            if dosage:
+                res.setdefault("dosageInstruction", []).append(dosage)
+        prio = dt.lookup("ExtendedPriorityCodes", tq.get(6))
+        if prio:
+            res.setdefault("priority", prio[0])
+        if tq.get(8):
+            res.setdefault("note", []).append({"text": tq.get(8)})
+
+
 def h_tq1(ctx: Context, seg: Segment, st: State) -> None:
     """TQ1 -> timing, quantity, priority and instructions of the ServiceRequest (IG
     ``TQ1[ServiceRequest]``) or of the MedicationRequest's dosage (IG ``TQ1[MedicationRequest]``).
@@ -2457,6 +2509,8 @@ def h_rx_order(ctx: Context, seg: Segment, st: State) -> None:
     if st.orc is not None:
         fm.apply(fm.ORC_MED, st.orc, res, ctx)
         _requester_facility(ctx, st.orc, res)
+        if st.orc.raw(7):
+            _medication_tq(ctx, st.orc, res)
         st.order_used = True
     pharmacy = (33, 36) if seg.name == "RXO" else (41, 45)
     if "dispenseRequest" in res and "performer" in res["dispenseRequest"]:
