@@ -114,3 +114,30 @@ def test_orc7_text_is_a_note(h: ModuleType) -> None:
 def test_orc7_priority(h: ModuleType) -> None:
     """ORC-7 TQ.6 (priority) gives the request's priority."""
     assert _medication_request(h, "^^^^^S")["priority"] == "stat"
+
+
+VXU = "VXU^V04^VXU_V04"
+VXU_ORDER = ("ORC|RE||IMM1^REG", "RXA|0|1|20210818||49281021588^TENIVAC^NDC|0.5|mL^mL^UCUM")
+
+
+def test_vxu_funding_source(h: ModuleType) -> None:
+    """An order-group OBX 30963-3 (vaccine funding source) is the Immunization's fundingSource."""
+    obx = "OBX|1|CE|30963-3^Vaccine Funding Source^LN|1|PHC70^Private^CDCPHINVS||||||F"
+    immunization = h.one(h.run(VXU, PID, *VXU_ORDER, obx), "Immunization")
+    assert immunization["fundingSource"] == {
+        "coding": [{"system": "urn:id:CDCPHINVS", "code": "PHC70", "display": "Private"}]
+    }
+
+
+def test_vxu_program_eligibility(h: ModuleType) -> None:
+    """An order-group OBX 64994-7 (funding program eligibility) is a programEligibility."""
+    obx = "OBX|1|CE|64994-7^Eligibility^LN|1|V01^Not VFC Eligible^HL70064||||||F"
+    immunization = h.one(h.run(VXU, PID, *VXU_ORDER, obx), "Immunization")
+    assert [c["coding"][0]["code"] for c in immunization["programEligibility"]] == ["V01"]
+
+
+def test_vxu_other_obx_leaves_immunization(h: ModuleType) -> None:
+    """Another order-group OBX adds neither fundingSource nor programEligibility."""
+    obx = "OBX|1|CE|69764-9^Document Type^LN|1|253088698300028811170411^VIS^cdcgs1vis||||||F"
+    immunization = h.one(h.run(VXU, PID, *VXU_ORDER, obx), "Immunization")
+    assert {"fundingSource", "programEligibility"} & set(immunization) == set()

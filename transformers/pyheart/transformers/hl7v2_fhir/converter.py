@@ -1747,6 +1747,7 @@ def h_obx(ctx: Context, seg: Segment, st: State) -> None:
         res["basedOn"] = [st.order_ref]
     if st.immunization is not None and st.family == "VXU":
         res["partOf"] = [ctx.ref("Immunization", _rid_of(ctx, st.immunization))]
+        _immunization_detail(ctx, seg, st.immunization)
     ident = _first_ident(res) if "identifier" in res else None
     key: tuple[str, ...] = ("OBX", str(seg.index))
     if ident is None:
@@ -2450,6 +2451,28 @@ def h_rxa(ctx: Context, seg: Segment, st: State) -> None:
     st.immunization = res
     st.last = res
     st.focus.append(ref)
+
+
+#: LOINC codes of VXU order-group OBX that say something the Immunization itself holds (IG
+#: VXU_V04 ORDER.OBSERVATION: "funding source, patient eligibility... may map to elements within
+#: the Immunization"); the Observation is kept as well.
+_FUNDING_SOURCE = "30963-3"
+_PROGRAM_ELIGIBILITY = "64994-7"
+
+
+def _immunization_detail(ctx: Context, seg: Segment, imm: Json) -> None:
+    """OBX 30963-3 (vaccine funding source) -> Immunization.fundingSource; OBX 64994-7 (funding
+    program eligibility) -> Immunization.programEligibility."""
+    code = seg.get(3)
+    if code not in (_FUNDING_SOURCE, _PROGRAM_ELIGIBILITY) or seg.get(3, 3).upper() not in ("LN", ""):
+        return
+    value = dt.cwe_codeable_concept(seg.value(5), ctx) if seg.get(5) else None
+    if value is None:
+        return
+    if code == _FUNDING_SOURCE:
+        imm.setdefault("fundingSource", value)
+    elif value not in imm.setdefault("programEligibility", []):
+        imm["programEligibility"].append(value)
 
 
 def _administration_notes(ctx: Context, seg: Segment, res: Json) -> None:
