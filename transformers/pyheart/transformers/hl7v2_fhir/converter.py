@@ -573,6 +573,30 @@ def h_db1(ctx: Context, seg: Segment, st: State) -> None:
         idents = st.patient.setdefault("identifier", []) if ident else None
         if ident and idents is not None and ident not in idents:
             idents.append(ident)
+    if seg.raw(4) or seg.raw(5) or seg.raw(6):
+        _disability(ctx, seg, st.patient)
+
+
+#: DB1-4..6 (no IG map, no HL7 extension for a yes/no disability and its period): local
+#: extensions under the configured ``system_base``, as for PID-27 veteran status.
+_DISABILITY_INDICATOR = "StructureDefinition/patient-disabilityIndicator"
+_DISABILITY_PERIOD = "StructureDefinition/patient-disabilityPeriod"
+
+
+def _disability(ctx: Context, seg: Segment, patient: Json) -> None:
+    """DB1-4 disabled indicator (Y/N) and DB1-5/6 its start and end dates -> Patient extensions."""
+    exts: list[Json] = []
+    flag = seg.get(4).upper()
+    if flag in ("Y", "N"):
+        exts.append({"url": ctx.system_base + _DISABILITY_INDICATOR, "valueBoolean": flag == "Y"})
+    start, end = dt.dtm(seg.get(5), ctx.default_tz), dt.dtm(seg.get(6), ctx.default_tz)
+    period = {k: v for k, v in (("start", start), ("end", end)) if v}
+    if period:
+        exts.append({"url": ctx.system_base + _DISABILITY_PERIOD, "valuePeriod": period})
+    have = patient.setdefault("extension", []) if exts else None
+    for ext in exts:
+        if have is not None and ext not in have:
+            have.append(ext)
 
 
 def h_ctd(ctx: Context, seg: Segment, st: State) -> None:
@@ -1814,6 +1838,7 @@ def h_obx(ctx: Context, seg: Segment, st: State) -> None:
         res["basedOn"] = [st.order_ref]
     if st.immunization is not None and st.family == "VXU":
         res["partOf"] = [ctx.ref("Immunization", _rid_of(ctx, st.immunization))]
+        _immunization_detail(ctx, seg, st.immunization)
     ident = _first_ident(res) if "identifier" in res else None
     key: tuple[str, ...] = ("OBX", str(seg.index))
     if ident is None:
@@ -2366,6 +2391,58 @@ def _time_of_day(text: str) -> str | None:
     return f"{hh}:{mm}:{ss}"
 
 
+def _medication_tq(ctx: Context, orc: Segment, res: Json) -> None:
+    """ORC-7 (TQ, before v2.5's TQ1) -> the MedicationRequest's dosage (IG
+    ``TQ[MedicationRequest]``): per repetition a dosage with TQ.1 dose, TQ.2 interval (RI[Timing]),
+    TQ.3 duration, TQ.4/5 bounds and TQ.12 count; TQ.6 priority and TQ.8 text (a note) are the
+    request's. The first repetition completes the dosage the RXO/RXE started."""
+    for index, tq in enumerate(orc.reps(7)):
+        timing: Json = {}
+        repeat: Json = {}
+        interval = tq.component(2)
+        pattern = interval.get(1)
+        if pattern:
+            hit = dt.lookup("RepeatPattern", pattern)
+            coding = dt.coding(hit[0], hit[2], hit[1]) if hit else dt.coding(pattern, dt.V2_CS + "0335")
+            timing["code"] = {"coding": [coding]}
+        times = [t for t in (_time_of_day(x) for x in interval.get(2).split(",")) if t]
+        if times:
+            repeat["timeOfDay"] = times
+        duration = tq.get(3)
+        unit = _TQ_DURATION.get(duration[:1].upper()) if duration else None
+        amount = dt.number(duration[1:]) if unit else None
+        if unit and amount is not None and amount >= 0:
+            repeat["duration"] = amount
+            repeat["durationUnit"] = unit
+        start, end = dt.dtm(tq.get(4), ctx.default_tz), dt.dtm(tq.get(5), ctx.default_tz)
+        if start or end:
+            repeat["boundsPeriod"] = {k: v for k, v in (("start", start), ("end", end)) if v}
+        count = dt.number(tq.get(12))
+        if isinstance(count, int) and count > 0:
+            repeat["count"] = count
+        if repeat:
+            timing["repeat"] = repeat
+        dose = dt.cq_quantity(tq.component(1), ctx) if tq.get(1) else None
+        dosage: Json = {"timing": timing} if timing else {}
+        if index == 0 and "dosageInstruction" in res:
+            first = res["dosageInstruction"][0]
+            if timing:
+                first.setdefault("timing", timing)
+            rates = first.setdefault("doseAndRate", [{}]) if dose else None
+            if rates is not None and not any(k.startswith("dose") for k in rates[0]):
+                rates[0]["doseQuantity"] = dose  # dose[x] is a choice: an RXO dose range stays
+        else:
+            if dose:
+                dosage["doseAndRate"] = [{"doseQuantity": dose}]
+            if dosage:
+                res.setdefault("dosageInstruction", []).append(dosage)
+        prio = dt.lookup("ExtendedPriorityCodes", tq.get(6))
+        if prio:
+            res.setdefault("priority", prio[0])
+        if tq.get(8):
+            res.setdefault("note", []).append({"text": tq.get(8)})
+
+
 def h_tq1(ctx: Context, seg: Segment, st: State) -> None:
     """TQ1 -> timing, quantity, priority and instructions of the ServiceRequest (IG
     ``TQ1[ServiceRequest]``) or of the MedicationRequest's dosage (IG ``TQ1[MedicationRequest]``).
@@ -2467,6 +2544,28 @@ def h_rxa(ctx: Context, seg: Segment, st: State) -> None:
     st.focus.append(ref)
 
 
+#: LOINC codes of VXU order-group OBX that say something the Immunization itself holds (IG
+#: VXU_V04 ORDER.OBSERVATION: "funding source, patient eligibility... may map to elements within
+#: the Immunization"); the Observation is kept as well.
+_FUNDING_SOURCE = "30963-3"
+_PROGRAM_ELIGIBILITY = "64994-7"
+
+
+def _immunization_detail(ctx: Context, seg: Segment, imm: Json) -> None:
+    """OBX 30963-3 (vaccine funding source) -> Immunization.fundingSource; OBX 64994-7 (funding
+    program eligibility) -> Immunization.programEligibility."""
+    code = seg.get(3)
+    if code not in (_FUNDING_SOURCE, _PROGRAM_ELIGIBILITY) or seg.get(3, 3).upper() not in ("LN", ""):
+        return
+    value = dt.cwe_codeable_concept(seg.value(5), ctx) if seg.get(5) else None
+    if value is None:
+        return
+    if code == _FUNDING_SOURCE:
+        imm.setdefault("fundingSource", value)
+    elif value not in imm.setdefault("programEligibility", []):
+        imm["programEligibility"].append(value)
+
+
 def _administration_notes(ctx: Context, seg: Segment, res: Json) -> None:
     """RXA-9 (no IG row): an information-source code (CDC NIP001: 00 new record from the
     administering provider, 01-08 historical) says primarySource and, when not 00, the
@@ -2524,6 +2623,8 @@ def h_rx_order(ctx: Context, seg: Segment, st: State) -> None:
     if st.orc is not None:
         fm.apply(fm.ORC_MED, st.orc, res, ctx)
         _requester_facility(ctx, st.orc, res)
+        if st.orc.raw(7):
+            _medication_tq(ctx, st.orc, res)
         st.order_used = True
     pharmacy = (33, 36) if seg.name == "RXO" else (41, 45)
     if "dispenseRequest" in res and "performer" in res["dispenseRequest"]:
@@ -3174,14 +3275,22 @@ def h_rf1(ctx: Context, seg: Segment, st: State) -> None:
     """RF1 (no IG table) -> the referral as a ServiceRequest: status RF1-1 (table 0283),
     priority RF1-2, type RF1-3 as a category beside "patient referral", category RF1-5 as the
     location code, RF1-6/11 identifiers, RF1-7/8 effective/expiration as the occurrence period,
-    RF1-9 processed as authoredOn, RF1-10 reason, RF1-19/20 authorized provider/professional
-    as performers, RF1-24 comment as a note."""
+    RF1-9 processed as authoredOn, RF1-10 reason (RF1-14 description its text), RF1-19/20
+    authorized provider/professional as performers, RF1-24 comment as a note."""
     res = fm.apply(fm.RF1, seg, _new("ServiceRequest"), ctx)
     res["status"] = _REFERRAL_STATUS.get(seg.get(1).upper(), "unknown")
     if st.event == "I14":
         res["status"] = "revoked"  # REF^I14 cancels the referral
     res["intent"] = "order"
     res.setdefault("category", []).insert(0, _PATIENT_REFERRAL)
+    if seg.get(14):
+        # RF1-14 referral description: the text of the reason (RF1-10), else a reason of its own.
+        reasons = res.setdefault("reasonCode", [])
+        if reasons:
+            if "text" not in reasons[0]:
+                reasons[0] = {**reasons[0], "text": seg.get(14)}  # a copy: codings may be cached
+        else:
+            reasons.append({"text": seg.get(14)})
     prio = dt.lookup("ExtendedPriorityCodes", seg.get(2))
     if prio:
         res["priority"] = prio[0]
