@@ -2470,7 +2470,7 @@ def _apply_pending_timing(ctx: Context, st: State, target: Json) -> None:
 
 def _apply_timing(ctx: Context, seg: Segment, target: Json) -> None:
     timing = _tq1_timing(ctx, seg)
-    quantity = dt.cq_quantity_units(seg.value(2), ctx) if seg.raw(2) else None
+    quantity = dt.cq_quantity(seg.value(2), ctx) if seg.raw(2) else None
     text = seg.get(11)
     if target.get("resourceType") == "MedicationRequest":
         dosage = target.setdefault("dosageInstruction", [{}])[0]
@@ -2811,26 +2811,10 @@ _UCUM = "http://unitsofmeasure.org"
 _PER_DAY: Json = {"value": 1, "unit": "d", "system": _UCUM, "code": "d"}
 
 
-def _cq(v: Value, ctx: Context) -> Json | None:
-    """CQ -> Quantity, the units being a CWE in sub-components (code&text&system)."""
-    value = dt.number(v.get(1))
-    if value is None:
-        return None
-    q: Json = {"value": value}
-    code, text, system_name = v.get(2, 1), v.get(2, 2), v.get(2, 3)
-    if code or text:
-        q["unit"] = text or code
-        system = dt.code_system(system_name, ctx) if system_name and code else None
-        if system:
-            q["system"] = system
-            q["code"] = code
-    return q
-
-
 def _max_daily_dose(ctx: Context, v: Value, res: Json) -> None:
     """Total daily dose (RXO-23, RXE-19, RXD-12; CQ) -> dosage maxDosePerPeriod per 1 day
     (IG RXO[MedicationRequest])."""
-    numerator = _cq(v, ctx)
+    numerator = dt.cq_quantity(v, ctx)
     if numerator is not None:
         dosage = res.setdefault("dosageInstruction", [{}])[0]
         dosage.setdefault("maxDosePerPeriod", {"numerator": numerator, "denominator": dict(_PER_DAY)})

@@ -449,17 +449,6 @@ def cq_quantity(v: Value, ctx: Context, vocab: str | None = None) -> Json | None
     return q
 
 
-def cq_quantity_units(v: Value, ctx: Context, vocab: str | None = None) -> Json | None:
-    """CQ -> Quantity as :func:`cq_quantity`, also when the units (CQ.2, a CWE in
-    sub-components) carry only their text (``40^&lbs``): that text is the unit."""
-    q = cq_quantity(v, ctx, vocab)
-    if q is not None and "unit" not in q:
-        text = v.get(2, 2)
-        if text:
-            q["unit"] = text
-    return q
-
-
 def _unit(unit: Value, ctx: Context) -> Json:
     """CWE units (as a component Value) -> Quantity unit/system/code."""
     code = unit.get(1)
@@ -1139,9 +1128,6 @@ DATATYPES: dict[str, DatatypeMap] = {
 REPEATING: dict[str, DatatypeMap] = {
     "XPN[HumanName]": _copied(xpn_human_names),
 }
-
-#: CQ[Quantity] whose units may be given by their text alone.
-DATATYPES["CQ[Quantity-Units]"] = cq_quantity_units
 
 __all__ = [
     "CODE_SYSTEMS",

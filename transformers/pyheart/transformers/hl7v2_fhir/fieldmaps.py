@@ -831,7 +831,7 @@ OBR_SPECIMEN: tuple[FieldMap, ...] = (
         when=lambda s: not _empty("OBR", 8)(s),
     ),
     F("OBR", 8, "Specimen", "collection.collectedPeriod.end", "DTM[dateTime]"),
-    F("OBR", 9, "Specimen", "collection.quantity", "CQ[Quantity-Units]"),
+    F("OBR", 9, "Specimen", "collection.quantity", "CQ[Quantity]"),
     F("OBR", 10, "Specimen", "collection.collector", "XCN[Practitioner]"),
     F("OBR", 14, "Specimen", "receivedTime", "DTM[dateTime]"),
     F("OBR", 15, "Specimen", "type", "CWE[CodeableConcept]"),
@@ -867,7 +867,7 @@ SPM: tuple[FieldMap, ...] = (
     F("SPM", 4, "Specimen", "type", "CWE[CodeableConcept]", "SpecimenType"),
     F("SPM", 7, "Specimen", "collection.method", "CWE[CodeableConcept]", "SpecimenCollectionMethod"),
     F("SPM", 8, "Specimen", "collection.bodySite", "CWE[CodeableConcept]"),
-    F("SPM", 12, "Specimen", "collection.quantity", "CQ[Quantity-Units]"),
+    F("SPM", 12, "Specimen", "collection.quantity", "CQ[Quantity]"),
     F("SPM", 14, "Specimen", "note[]", "ST[string]", key="text"),
     # SPM-15 handling code: no IG row; FHIR's specimen-specialHandling extension (HL7 table 0376).
     F(
