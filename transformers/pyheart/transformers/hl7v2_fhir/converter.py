@@ -650,7 +650,7 @@ def h_pv1(ctx: Context, seg: Segment, st: State) -> None:
     if seg.get(37):
         # IG PV1-37 (DLD[Location-Discharge]): where the patient was discharged to, a Location
         # of that kind.
-        kind = dt.cwe_codeable_concept(_sub_cwe(ctx, seg.value(37).component(1)), ctx, "DischargedToLocation")
+        kind = dt.cwe_codeable_concept(seg.value(37).component(1), ctx, "DischargedToLocation")
         if kind:
             # A kind of place (home, nursing facility...), the same resource for every patient.
             place = {"resourceType": "Location", "mode": "kind", "type": [kind]}
@@ -676,13 +676,6 @@ def h_pv1(ctx: Context, seg: Segment, st: State) -> None:
     if st.patient is not None:
         fm.apply(fm.PV1_PATIENT, seg, st.patient, ctx)
     st.last = res
-
-
-def _sub_cwe(ctx: Context, comp: Value) -> Value:
-    """A CWE sent as one component (its parts in sub-components, ``22&Homes&FDK``) as a field
-    value, so the CWE maps read its parts as components."""
-    d = ctx.delimiters
-    return Value(comp.raw.replace(d.subcomponent, d.component), d, 0, ctx.charset)
 
 
 def _bed_status(ctx: Context, seg: Segment) -> None:

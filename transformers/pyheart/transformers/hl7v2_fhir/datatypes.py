@@ -226,11 +226,18 @@ _PAD = [""] * _WIDTH
 
 def comps(v: Value, ctx: Context) -> list[str]:
     """The components of a field repetition, decoded (first sub-component of each), 1-based and
-    padded: ``comps(v, ctx)[5]`` is component 5 or ``""``. One split instead of one per read."""
+    padded: ``comps(v, ctx)[5]`` is component 5 or ``""``. One split instead of one per read.
+    For a component (``v.level`` 1, e.g. a CWE sent inside one component) the parts are its
+    sub-components."""
     d = ctx.delimiters
     raw = v.raw
     esc = d.escape
-    if d.subcomponent not in raw and not (esc and esc in raw):
+    if v.level:
+        out = [
+            "",
+            *(unescape(p, d, ctx.charset) if esc and esc in p else p for p in raw.split(d.subcomponent)),
+        ]
+    elif d.subcomponent not in raw and not (esc and esc in raw):
         out = ["", *raw.split(d.component)]
     else:
         out = [""]
@@ -953,7 +960,7 @@ def _memo(fn: DatatypeMap) -> DatatypeMap:
     fields or segments (an ordering provider on every OBX) is built once."""
 
     def wrapper(v: Value, ctx: Context, vocab: str | None = None) -> Any:
-        key = (fn, v.raw)
+        key = (fn, v.raw, v.level)
         # A build being recorded (Context.replay) must add its resources itself: no memo then.
         hit = ctx.memo.get(key) if ctx.recording is None else None
         if hit is None:
@@ -991,7 +998,9 @@ def _shared(fn: DatatypeMap) -> DatatypeMap:
     base, so their results are also kept across messages (see :func:`coded_cache`)."""
 
     def wrapper(v: Value, ctx: Context, vocab: str | None = None) -> Any:
-        key = (fn, v.raw, vocab)
+        # The level is part of the key: the same text is one CWE as a field and another as a
+        # component (whose parts are sub-components; see comps).
+        key = (fn, v.raw, v.level, vocab)
         memo = ctx.memo
         if key in memo:
             return memo[key]
@@ -1015,7 +1024,7 @@ def _pure(fn: DatatypeMap) -> DatatypeMap:
     the result: each use gets its own copy."""
 
     def wrapper(v: Value, ctx: Context, vocab: str | None = None) -> Any:
-        key = (fn, v.raw, vocab)
+        key = (fn, v.raw, v.level, vocab)
         coded = ctx.coded
         if key in coded:
             kept = coded[key]
@@ -1059,7 +1068,7 @@ def shared_inner(fn: DatatypeMap) -> DatatypeMap | None:
 def shared_raw(fn: DatatypeMap, raw: str, ctx: Context, vocab: str | None) -> Any:
     """What ``_shared(fn)`` gives for a field repetition ``raw``, building the Value only when
     neither this message nor the cross-message cache has the result."""
-    key = (fn, raw, vocab)
+    key = (fn, raw, 0, vocab)  # a field repetition: level 0, as _shared keys it
     memo = ctx.memo
     if key in memo:
         return memo[key]
