@@ -37,6 +37,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar, Self, TypedDict
 
+from pyheart.broker.cachedir import cache_root as cache_root
 from pyheart.broker.errors import PyHeartError
 from pyheart.broker.logs import SafeBoundLogger
 
@@ -60,13 +61,6 @@ class Product:
 
 
 # ----------------------------------------------------------------------------------------- cache
-def cache_root(env: Mapping[str, str] | None = None) -> Path:
-    """``$PYHEART_CACHE_DIR``, or ``~/.cache/pyheart``."""
-    env = os.environ if env is None else env
-    configured = env.get("PYHEART_CACHE_DIR", "")
-    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "pyheart"
-
-
 def is_complete(folder: Path) -> bool:
     """Whether ``folder`` is a finished install (its ``.complete`` marker is written last)."""
     return (folder / _COMPLETE).is_file()

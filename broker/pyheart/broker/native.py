@@ -33,6 +33,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from pyheart.broker.cachedir import cache_root
+
 #: The modules compiled together (one mypyc group: calls between them are native calls).
 MODULES: tuple[str, ...] = (
     "pyheart.broker.hl7v2.parser",
@@ -63,9 +65,7 @@ def mode(env: Mapping[str, str] | None = None) -> str:
 
 def cache_dir(env: Mapping[str, str] | None = None) -> Path:
     """Where builds are kept: ``$PYHEART_CACHE_DIR/native`` or ``~/.cache/pyheart/native``."""
-    configured = (os.environ if env is None else env).get("PYHEART_CACHE_DIR", "")
-    root = Path(configured).expanduser() if configured else Path.home() / ".cache" / "pyheart"
-    return root / "native"
+    return cache_root(env) / "native"
 
 
 def _source_roots() -> list[Path]:

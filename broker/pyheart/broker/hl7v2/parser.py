@@ -352,10 +352,6 @@ class Segment:
         self.index = index
         self._charset = charset
 
-    @classmethod
-    def _lazy(cls, name: str, line: str, d: Delimiters, index: int, charset: str) -> Segment:
-        return cls(name, None, d, index, charset, line)
-
     def _split(self) -> list[str]:
         fields = self._fields
         if fields is None:
@@ -703,7 +699,7 @@ def _build(
     join_wrapped: bool = False,
 ) -> Hl7Message:
     """Segments from ``lines`` (the first is MSH); ``charset`` None means: read it from MSH-18."""
-    msh = Segment._lazy("MSH", lines[0], d, 0, charset or "utf-8")
+    msh = Segment("MSH", None, d, 0, charset or "utf-8", lines[0])
     if charset is None:
         charset = charset_codec(msh.get(18)) or "utf-8"
         msh._charset = charset
@@ -782,7 +778,7 @@ def parse_batch_file(
             d = _header_delimiters(line, tag) if tag in _HEADER_SEGMENTS else DEFAULT_DELIMITERS
             if tag in ("BTS", "FTS"):
                 d = next((s._d for s in headers.values()), d)
-            headers[tag] = Segment._lazy(tag, line, d, 0, charset or "utf-8")
+            headers[tag] = Segment(tag, None, d, 0, charset or "utf-8", line)
         elif tag == "MSH":
             groups.append((len(groups) + 1, [line]))
         elif groups:
