@@ -1524,6 +1524,29 @@ def _order_tq(ctx: Context, tq: Value, res: Json) -> None:
         quantity = dt.cq_quantity(tq.component(1), ctx)
         if quantity:
             res.setdefault("quantityQuantity", quantity)
+    timing, repeat = _ri_timing(tq)
+    bounds = _tq_bounds(ctx, tq)
+    if bounds:
+        repeat["boundsPeriod"] = bounds
+    else:
+        duration = _tq_duration(tq.get(3))
+        if duration is not None:
+            amount, unit = duration
+            repeat["boundsDuration"] = {"value": amount, "unit": unit, "system": _UCUM, "code": unit}
+    _tq_count(tq, repeat)
+    if repeat:
+        timing["repeat"] = repeat
+    if timing and "occurrenceTiming" not in res and "occurrencePeriod" not in res:
+        when = res.pop("occurrenceDateTime", None)
+        if when:
+            timing["event"] = [when]  # OBR-6 (requested time) kept as the timing's event
+        res["occurrenceTiming"] = timing
+    _tq_priority_and_note(tq, res)
+
+
+def _ri_timing(tq: Value) -> tuple[Json, Json]:
+    """TQ.2 interval (IG ``RI[Timing]``) -> a Timing with its code and the start of its repeat
+    (times of day); the callers add bounds, duration and count."""
     timing: Json = {}
     repeat: Json = {}
     interval = tq.component(2)
@@ -1535,25 +1558,35 @@ def _order_tq(ctx: Context, tq: Value, res: Json) -> None:
     times = [t for t in (_time_of_day(x) for x in interval.get(2).split(",")) if t]
     if times:
         repeat["timeOfDay"] = times
+    return timing, repeat
+
+
+def _tq_bounds(ctx: Context, tq: Value) -> Json | None:
+    """TQ.4 start / TQ.5 end -> a Period (None when neither is valued)."""
     start, end = dt.dtm(tq.get(4), ctx.default_tz), dt.dtm(tq.get(5), ctx.default_tz)
-    if start or end:
-        repeat["boundsPeriod"] = {k: v for k, v in (("start", start), ("end", end)) if v}
-    else:
-        duration = tq.get(3)
-        unit = _TQ_DURATION.get(duration[:1].upper()) if duration else None
-        amount = dt.number(duration[1:]) if unit else None
-        if unit and amount is not None and amount >= 0:
-            repeat["boundsDuration"] = {"value": amount, "unit": unit, "system": _UCUM, "code": unit}
+    if not (start or end):
+        return None
+    return {k: v for k, v in (("start", start), ("end", end)) if v}
+
+
+def _tq_duration(text: str) -> tuple[int | float, str] | None:
+    """TQ.3 duration (``M30``, ``D2``...) -> (amount, UCUM unit), or None."""
+    unit = _TQ_DURATION.get(text[:1].upper()) if text else None
+    amount = dt.number(text[1:]) if unit else None
+    if unit is None or amount is None or amount < 0:
+        return None
+    return amount, unit
+
+
+def _tq_count(tq: Value, repeat: Json) -> None:
+    """TQ.12 total occurrences -> the repeat's count."""
     count = dt.number(tq.get(12))
     if isinstance(count, int) and count > 0:
         repeat["count"] = count
-    if repeat:
-        timing["repeat"] = repeat
-    if timing and "occurrenceTiming" not in res and "occurrencePeriod" not in res:
-        when = res.pop("occurrenceDateTime", None)
-        if when:
-            timing["event"] = [when]  # OBR-6 (requested time) kept as the timing's event
-        res["occurrenceTiming"] = timing
+
+
+def _tq_priority_and_note(tq: Value, res: Json) -> None:
+    """TQ.6 priority and TQ.8 text (a note) belong to the request, whichever kind it is."""
     prio = dt.lookup("ExtendedPriorityCodes", tq.get(6))
     if prio:
         res.setdefault("priority", prio[0])
@@ -2390,29 +2423,14 @@ def _medication_tq(ctx: Context, orc: Segment, res: Json) -> None:
     TQ.3 duration, TQ.4/5 bounds and TQ.12 count; TQ.6 priority and TQ.8 text (a note) are the
     request's. The first repetition completes the dosage the RXO/RXE started."""
     for index, tq in enumerate(orc.reps(7)):
-        timing: Json = {}
-        repeat: Json = {}
-        interval = tq.component(2)
-        pattern = interval.get(1)
-        if pattern:
-            hit = dt.lookup("RepeatPattern", pattern)
-            coding = dt.coding(hit[0], hit[2], hit[1]) if hit else dt.coding(pattern, dt.V2_CS + "0335")
-            timing["code"] = {"coding": [coding]}
-        times = [t for t in (_time_of_day(x) for x in interval.get(2).split(",")) if t]
-        if times:
-            repeat["timeOfDay"] = times
-        duration = tq.get(3)
-        unit = _TQ_DURATION.get(duration[:1].upper()) if duration else None
-        amount = dt.number(duration[1:]) if unit else None
-        if unit and amount is not None and amount >= 0:
-            repeat["duration"] = amount
-            repeat["durationUnit"] = unit
-        start, end = dt.dtm(tq.get(4), ctx.default_tz), dt.dtm(tq.get(5), ctx.default_tz)
-        if start or end:
-            repeat["boundsPeriod"] = {k: v for k, v in (("start", start), ("end", end)) if v}
-        count = dt.number(tq.get(12))
-        if isinstance(count, int) and count > 0:
-            repeat["count"] = count
+        timing, repeat = _ri_timing(tq)
+        duration = _tq_duration(tq.get(3))
+        if duration is not None:
+            repeat["duration"], repeat["durationUnit"] = duration
+        bounds = _tq_bounds(ctx, tq)
+        if bounds:
+            repeat["boundsPeriod"] = bounds
+        _tq_count(tq, repeat)
         if repeat:
             timing["repeat"] = repeat
         dose = dt.cq_quantity(tq.component(1), ctx) if tq.get(1) else None
@@ -2429,11 +2447,7 @@ def _medication_tq(ctx: Context, orc: Segment, res: Json) -> None:
                 dosage["doseAndRate"] = [{"doseQuantity": dose}]
             if dosage:
                 res.setdefault("dosageInstruction", []).append(dosage)
-        prio = dt.lookup("ExtendedPriorityCodes", tq.get(6))
-        if prio:
-            res.setdefault("priority", prio[0])
-        if tq.get(8):
-            res.setdefault("note", []).append({"text": tq.get(8)})
+        _tq_priority_and_note(tq, res)
 
 
 def h_tq1(ctx: Context, seg: Segment, st: State) -> None:
