@@ -1620,16 +1620,7 @@ def _requester_facility(ctx: Context, orc: Segment, res: Json) -> None:
     if not orc.get(21):
         return
     org_ref = ctx.organization_from_xon(orc.value(21))
-    org = ctx.entries.get(_rid_in(org_ref["reference"])) if org_ref else None
-    if org is not None:
-        if orc.get(22):
-            address = dt.xad_address(orc.value(22), ctx)
-            if address and address not in org.resource.setdefault("address", []):
-                org.resource["address"].append(address)
-        telecom = [t for t in (dt.xtn_contact_point(r, ctx) for r in orc.reps(23)) if t]
-        for t in telecom:
-            if t not in org.resource.setdefault("telecom", []):
-                org.resource["telecom"].append(t)
+    _add_address_and_phones(ctx, orc, org_ref, 22, 23)
     person = res.get("requester")
     if person is None or org_ref is None or not person.get("reference"):
         return
@@ -2635,7 +2626,7 @@ def h_rx_order(ctx: Context, seg: Segment, st: State) -> None:
         st.order_used = True
     pharmacy = (33, 36) if seg.name == "RXO" else (41, 45)
     if "dispenseRequest" in res and "performer" in res["dispenseRequest"]:
-        _pharmacy_details(ctx, seg, res["dispenseRequest"]["performer"], *pharmacy)
+        _add_address_and_phones(ctx, seg, res["dispenseRequest"]["performer"], *pharmacy)
     res.setdefault("status", "unknown")
     res["intent"] = "original-order" if seg.name == "RXO" else "filler-order"  # IG RXO: original-order
     if "medicationCodeableConcept" not in res and "medicationReference" not in res:
@@ -2669,19 +2660,20 @@ def h_rx_order(ctx: Context, seg: Segment, st: State) -> None:
     st.focus.append(ref)
 
 
-def _pharmacy_details(ctx: Context, seg: Segment, org_ref: Json, address: int, phone: int) -> None:
-    """The dispensing pharmacy's address (RXO-33, RXE-41) and phones (RXO-36, RXE-45)."""
-    org = ctx.entries.get(_rid_in(org_ref["reference"]))
-    if org is None:
+def _add_address_and_phones(ctx: Context, seg: Segment, ref: Json | None, address: int, phone: int) -> None:
+    """Field ``address`` (XAD, first repetition) and every repetition of field ``phone`` (XTN)
+    added to the resource ``ref`` points to in this bundle, each once: the ordering facility
+    (ORC-22/23), the dispensing pharmacy (RXO-33/36, RXE-41/45), schedule contacts (SCH)."""
+    entry = ctx.entries.get(_rid_in(ref["reference"])) if ref else None
+    if entry is None:
         return
-    if seg.get(address):
-        found = dt.xad_address(seg.value(address), ctx)
-        if found and found not in org.resource.setdefault("address", []):
-            org.resource["address"].append(found)
-    if seg.raw(phone):
-        for t in (dt.xtn_contact_point(r, ctx) for r in seg.reps(phone)):
-            if t and t not in org.resource.setdefault("telecom", []):
-                org.resource["telecom"].append(t)
+    target = entry.resource
+    found = dt.xad_address(seg.value(address), ctx) if address and seg.get(address) else None
+    if found and found not in target.setdefault("address", []):
+        target["address"].append(found)
+    for t in (dt.xtn_contact_point(r, ctx) for r in seg.reps(phone)):
+        if t and t not in target.setdefault("telecom", []):
+            target["telecom"].append(t)
 
 
 def _original_order(st: State) -> Json | None:
@@ -2990,17 +2982,7 @@ def h_sch(ctx: Context, seg: Segment, st: State) -> None:
 def _contact_details(ctx: Context, seg: Segment, person: int, phone: int, address: int) -> None:
     """SCH-13/14, 17/18, 21 (no IG rows): the phone and address of the placer contact (SCH-12),
     filler contact (SCH-16) and enterer (SCH-20), on that Practitioner."""
-    ref = ctx.practitioner_from_xcn(seg.value(person))
-    found = ctx.entries.get(_rid_in(ref["reference"])) if ref else None
-    if found is None:
-        return
-    practitioner = found.resource
-    for t in (dt.xtn_contact_point(r, ctx) for r in seg.reps(phone)) if seg.raw(phone) else ():
-        if t and t not in practitioner.setdefault("telecom", []):
-            practitioner["telecom"].append(t)
-    where = dt.xad_address(seg.value(address), ctx) if address and seg.get(address) else None
-    if where and where not in practitioner.setdefault("address", []):
-        practitioner["address"].append(where)
+    _add_address_and_phones(ctx, seg, ctx.practitioner_from_xcn(seg.value(person)), address, phone)
 
 
 #: Table 0278 filler status -> ServiceRequest.status (the IG's SCH[ServiceRequest] row names the
