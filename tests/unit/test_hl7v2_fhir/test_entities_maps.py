@@ -272,3 +272,12 @@ def test_prt_organization_unit_type(h: ModuleType) -> None:
         "code": "1",
         "display": "Hospital",
     }
+
+
+def test_xcn_degree_is_also_a_name_suffix(h: ModuleType) -> None:
+    """XCN.7 is a name suffix after XCN.5 (IG XCN[PractitionerRole] and friends) while the
+    qualification stays (IG XCN[Practitioner]); a degree repeated as XCN.21 is kept once."""
+    rol = h.seg("ROL", {2: "AD", 3: "AT^Attending^HL70443", 4: "77^Role^Ron^^JR^^MD" + "^" * 14 + "MD"})
+    practitioner = h.one(h.run(ADT, PID, PV1, rol), "Practitioner")
+    assert practitioner["name"][0]["suffix"] == ["JR", "MD"]
+    assert practitioner["qualification"][0]["code"]["coding"][0]["code"] == "MD"

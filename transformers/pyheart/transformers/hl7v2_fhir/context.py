@@ -591,7 +591,12 @@ def _xcn_name(c: list[str], ctx: Context) -> Json | None:
     given = [g for g in (c[3], c[4]) if g]
     if given:
         out["given"] = given
-    suffix = [s for s in (c[5], c[21]) if s]
+    # XCN.5 suffix, XCN.7 degree and XCN.21 professional suffix, in that order: the IG's
+    # XCN[PractitionerRole], XCN[Patient], XCN[RelatedPerson] and XCN[Annotation-Author] maps put
+    # the degree into name.suffix; XCN[Practitioner] codes it as a qualification, which
+    # _practitioner_from_xcn adds as well, so the shared Practitioner is the same whichever
+    # field named it first.
+    suffix = [s for s in dict.fromkeys((c[5], c[7], c[21])) if s]
     if suffix:
         out["suffix"] = suffix
     if c[6]:
