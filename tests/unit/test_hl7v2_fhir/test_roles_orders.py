@@ -143,6 +143,20 @@ def test_tq1_medication_dosage_timing(h: ModuleType) -> None:
     assert (dosage["timing"]["code"]["coding"][0]["code"], dosage["text"]) == ("BID", "Take with food")
 
 
+def test_tq1_and_tq_repeat_patterns_share_the_ig_map(h: ModuleType) -> None:
+    """TQ1-3 RPT.1 and ORC-7 TQ.2 RI.1 both go through the IG's RepeatPattern map (both datatype
+    maps name it): the same code gives the same Timing.code; an unmapped one stays in 0335."""
+    codes = []
+    for segments in (("ORC|NW|P1", h.seg("TQ1", {1: "1", 3: "TID"})), ("ORC|NW|P1|||||^TID",)):
+        bundle = h.run("ORM^O01^ORM_O01", PID, *segments, "OBR|1|P1||X^Y^LN")
+        codes.append(h.one(bundle, "ServiceRequest")["occurrenceTiming"]["code"]["coding"][0])
+    assert codes[0] == codes[1]
+    assert codes[0]["system"] == "http://terminology.hl7.org/CodeSystem/v3-GTSAbbreviation"
+    bundle = h.run("ORM^O01^ORM_O01", PID, "ORC|NW|P1", h.seg("TQ1", {1: "1", 3: "XYZ"}), "OBR|1|P1||X^Y^LN")
+    coding = h.one(bundle, "ServiceRequest")["occurrenceTiming"]["code"]["coding"][0]
+    assert coding == {"system": "http://terminology.hl7.org/CodeSystem/v2-0335", "code": "XYZ"}
+
+
 def test_tq1_offset_from_repeat_pattern(h: ModuleType) -> None:
     """TQ1-3 RPT.9/RPT.10 (1 hour) -> repeat.offset in minutes."""
     tq1 = h.seg("TQ1", {1: "1", 3: "Once^^^^^^^AC^1^h"})

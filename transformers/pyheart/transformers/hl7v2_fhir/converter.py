@@ -1552,13 +1552,20 @@ def _ri_timing(tq: Value) -> tuple[Json, Json]:
     interval = tq.component(2)
     pattern = interval.get(1)
     if pattern:
-        hit = dt.lookup("RepeatPattern", pattern)
-        coding = dt.coding(hit[0], hit[2], hit[1]) if hit else dt.coding(pattern, dt.V2_CS + "0335")
-        timing["code"] = {"coding": [coding]}
+        timing["code"] = _repeat_pattern(pattern)
     times = [t for t in (_time_of_day(x) for x in interval.get(2).split(",")) if t]
     if times:
         repeat["timeOfDay"] = times
     return timing, repeat
+
+
+def _repeat_pattern(code: str) -> Json:
+    """A repeat pattern code (RI.1 of TQ.2, RPT.1 of TQ1-3) -> Timing.code: through the IG's
+    RepeatPattern map (both datatype maps name it), else as a table 0335 code."""
+    hit = dt.lookup("RepeatPattern", code)
+    if hit:
+        return {"coding": [dt.coding(hit[0], hit[2], hit[1])]}
+    return {"coding": [dt.coding(code, dt.V2_CS + "0335", dt.v2_display("0335", code) or None)]}
 
 
 def _tq_bounds(ctx: Context, tq: Value) -> Json | None:
@@ -2338,10 +2345,8 @@ def _tq1_timing(ctx: Context, seg: Segment) -> Json:
     repeat: Json = {}
     rpt = seg.value(3)
     if rpt.get(1):
-        # IG RPT[Timing]: RPT.1 the repeat pattern code (table 0335), RPT.5/6 the period.
-        code = rpt.get(1)
-        display = dt.v2_display("0335", code)
-        timing["code"] = {"coding": [dt.coding(code, dt.V2_CS + "0335", display or None)]}
+        # IG RPT[Timing]: RPT.1 the repeat pattern code, RPT.5/6 the period.
+        timing["code"] = _repeat_pattern(rpt.get(1))
     period = dt.number(rpt.get(5))
     unit = _time_unit(rpt.get(6))
     if period is not None and unit:
