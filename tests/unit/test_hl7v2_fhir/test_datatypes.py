@@ -53,6 +53,37 @@ def test_dtm_rejects_year_zero() -> None:
     assert dt.dtm("00000101") is None
 
 
+def test_dtm_rejects_days_the_month_lacks() -> None:
+    """Feb 30 and Feb 29 of a common year are no dates; Feb 29 of a leap year is."""
+    assert (dt.dtm("20240230"), dt.dtm("20230229"), dt.dtm("20240229")) == (None, None, "2024-02-29")
+
+
+def test_dtm_zone_beyond_fhir_range_keeps_day_precision() -> None:
+    """An offset past +14:00 (or with 60+ minutes) is no zone: the value keeps its day only."""
+    assert dt.dtm("202401011200+2500") == "2024-01-01"
+    assert dt.dtm("202401011200+0175") == "2024-01-01"
+    assert dt.dtm("202401011200-1400") == "2024-01-01T12:00:00-14:00"
+
+
+def test_dtm_leap_second_keeps_day_precision() -> None:
+    """Second 60 (FHIR-legal, but no datetime library holds it) gives the day, not a failure."""
+    assert dt.dtm("20240101120060+0000") == "2024-01-01"
+
+
+def test_integer_is_32_bit() -> None:
+    """FHIR integer/positiveInt/unsignedInt: 32-bit, with the type's minimum."""
+    assert dt.integer("2147483647") == 2**31 - 1
+    assert dt.integer("99999999999999") is None
+    assert (dt.integer("0", 1), dt.integer("0", 0), dt.integer("-3")) == (None, 0, -3)
+    assert dt.integer("1.5") is None
+
+
+def test_coding_code_without_outer_or_double_spaces() -> None:
+    """A code keeps single inner spaces only; a blank code is left out."""
+    assert dt.coding(" A  B ", "urn:x") == {"system": "urn:x", "code": "A B"}
+    assert dt.coding("  ", "urn:x") == {"system": "urn:x"}
+
+
 def test_instant_needs_time() -> None:
     """An instant needs a time: a bare date is not one."""
     assert dt.instant("20240102", "+00:00") is None

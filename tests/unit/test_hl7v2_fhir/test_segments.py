@@ -449,3 +449,36 @@ def test_prt_observation_device(h: ModuleType) -> None:
     prt = h.seg("PRT", {4: "EQUIP^Equipment^HL70912", 10: "DEV1^LAB"})
     bundle = h.run("ORU^R01^ORU_R01", PID, "OBR|1|P1|F1", "OBX|1|NM|X^Y^LN||5||||||F", prt)
     assert h.one(bundle, "Observation")["device"] == {"reference": h.entries(bundle, "Device")[0]["fullUrl"]}
+
+
+def test_blank_trigger_event_gives_no_event_code(h: ModuleType) -> None:
+    """MSH-9.2 of blanks is no code: the header's event falls back to the message type."""
+    text = h.er7("ADT^  ^ADT_A01", "PID|1||MRN1^^^HOSP^MR||Doe^Jane")
+    header = h.one(convert(text), "MessageHeader")
+    assert header["eventCoding"]["code"] == "ADT"
+
+
+def test_tm_value_with_fraction_and_zone(h: ModuleType) -> None:
+    """OBX TM 'HHMMSS.SSSS+ZZZZ' -> valueTime HH:MM:SS; an impossible time gives no value."""
+    obx = "OBX|1|TM|X^Y^LN||{}||||||F"
+    results = [
+        h.one(h.run("ORU^R01^ORU_R01", "PID|1||MRN1", "OBR|1|P1|F1|X^Y^LN", obx.format(t)), "Observation")
+        for t in ("123456.1234+0100", "9999")
+    ]
+    assert results[0]["valueTime"] == "12:34:56"
+    assert "valueTime" not in results[1]
+
+
+def test_schedule_without_patient_or_resource_has_a_participant(h: ModuleType) -> None:
+    """Appointment.participant is required: an SCH naming no one gets one 'unknown' participant,
+    also when a second SCH follows."""
+    bundle = h.run("SIU^S12^SIU_S12", "SCH|A1|F1", "SCH|A2|F2")
+    for appt in h.resources(bundle, "Appointment"):
+        assert appt["participant"] == [{"type": [{"text": "unknown"}], "status": "needs-action"}]
+
+
+def test_procedure_minutes_beyond_calendar_give_no_period(h: ModuleType) -> None:
+    """PR1-7 minutes too large for any date leave performedDateTime alone, not a failed message."""
+    pr1 = "PR1|1||P1^Proc^SCT||202401011200+0000||99999999999999"
+    proc = h.one(h.run("ADT^A01^ADT_A01", "PID|1||MRN1", "PV1|1|I", pr1), "Procedure")
+    assert proc["performedDateTime"] == "2024-01-01T12:00:00+00:00"

@@ -38,7 +38,15 @@ def convert(data: bytes | str, options: Options | None = None) -> dict[str, Any]
         return _convert_message(msg, options)
     except TransformError:
         raise
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError, UnicodeError) as exc:
+    except (
+        ValueError,
+        TypeError,
+        KeyError,
+        IndexError,
+        AttributeError,
+        UnicodeError,
+        ArithmeticError,
+    ) as exc:
         failure = type(exc).__name__
     raise TransformError(f"cannot map message ({failure})", locations=["message"]) from None
 

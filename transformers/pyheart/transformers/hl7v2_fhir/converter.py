@@ -899,8 +899,8 @@ def h_dg1(ctx: Context, seg: Segment, st: State) -> None:
 def _diagnosis_entry(ctx: Context, seg: Segment, ref: Json) -> Json:
     """IG DG1[Encounter]: the Encounter.diagnosis entry (condition, DG1-6 use, DG1-15 rank)."""
     diag: Json = {"condition": ref}
-    rank = dt.number(seg.get(15))
-    if isinstance(rank, int) and rank > 0:
+    rank = dt.integer(seg.get(15), 1)
+    if rank is not None:
         diag["rank"] = rank
     use = dt.cwe_codeable_concept(seg.value(6), ctx, "DiagnosisType") if seg.get(6) else None
     if use:
@@ -1127,7 +1127,10 @@ def _procedure_period(res: Json, minutes_text: str) -> None:
         return
     if begin.tzinfo is None:
         return  # FHIR needs a zone once a time is given; dtm always supplies one
-    end = (begin + timedelta(minutes=float(minutes))).isoformat()
+    try:
+        end = (begin + timedelta(minutes=float(minutes))).isoformat()
+    except OverflowError:
+        return  # minutes beyond the calendar: no period rather than a failed message
     res["performedPeriod"] = {"start": res.pop("performedDateTime"), "end": end}
 
 
@@ -1587,8 +1590,8 @@ def _tq_duration(text: str) -> tuple[int | float, str] | None:
 
 def _tq_count(tq: Value, repeat: Json) -> None:
     """TQ.12 total occurrences -> the repeat's count."""
-    count = dt.number(tq.get(12))
-    if isinstance(count, int) and count > 0:
+    count = dt.integer(tq.get(12), 1)
+    if count is not None:
         repeat["count"] = count
 
 
@@ -2077,9 +2080,10 @@ def _rep_value(ctx: Context, seg: Segment, vtype: str, v: Value, res: Json) -> b
             res["valueDateTime"] = d
             return True
     elif vtype == "TM":
-        t = v.get(1)
-        if len(t) >= 4 and t[:4].isdigit():
-            res["valueTime"] = f"{t[0:2]}:{t[2:4]}:{t[4:6] if len(t) >= 6 else '00'}"
+        # TM: HHMM[SS[.S...]][+/-ZZZZ]; FHIR time has neither fraction nor zone.
+        t = _time_of_day(re.split(r"[.+-]", v.get(1).strip(), maxsplit=1)[0])
+        if t:
+            res["valueTime"] = t
             return True
     elif vtype == "SN":
         return _structured_numeric(ctx, seg, v, res)
@@ -2377,8 +2381,8 @@ def _tq1_timing(ctx: Context, seg: Segment) -> Json:
     duration_unit = _time_unit(seg.get(13, 2))
     if duration is not None and duration >= 0 and duration_unit:
         repeat["duration"], repeat["durationUnit"] = duration, duration_unit
-    count = dt.number(seg.get(14))
-    if isinstance(count, int) and count > 0:
+    count = dt.integer(seg.get(14), 1)
+    if count is not None:
         repeat["countMax"] = count
     times = [t for t in (_time_of_day(r.get(1)) for r in seg.reps(4)) if t]
     if times:
@@ -2394,12 +2398,12 @@ _SECONDS = {"s": 1, "min": 60, "h": 3600, "d": 86400}
 def _offset_minutes(value: str, unit: str) -> int | None:
     """An RPT.9/RPT.10 or TQ1-5 offset as Timing.repeat.offset (whole minutes, unsignedInt);
     None when it is not a whole number of minutes (units default to minutes)."""
-    n = dt.number(value)
+    n = dt.integer(value, 0)
     seconds = _SECONDS.get(_time_unit(unit) or "min" if unit else "min")
-    if not isinstance(n, int) or n < 0 or seconds is None:
+    if n is None or seconds is None:
         return None
     minutes, rest = divmod(n * seconds, 60)
-    return None if rest else minutes
+    return None if rest or minutes > dt.INT_MAX else minutes
 
 
 def _time_of_day(text: str) -> str | None:
@@ -2949,8 +2953,16 @@ def h_txa(ctx: Context, seg: Segment, st: State) -> None:
     st.focus.append(ref)
 
 
+def _complete_appointment(st: State) -> None:
+    """Appointment.participant is required; a schedule naming neither a patient nor a resource
+    has none to give, so its one participant says so (app-1: a type or an actor)."""
+    if st.appointment is not None and not st.appointment.get("participant"):
+        st.appointment["participant"] = [{"type": [{"text": "unknown"}], "status": "needs-action"}]
+
+
 def h_sch(ctx: Context, seg: Segment, st: State) -> None:
     """SCH -> Appointment (status by SCH-25, else by the trigger event)."""
+    _complete_appointment(st)  # a second SCH: the first Appointment is done
     res = fm.apply(fm.SCH, seg, _new("Appointment"), ctx)
     res.setdefault("status", _APPOINTMENT_STATUS_BY_EVENT.get(st.event, "booked"))
     timing = seg.value(11)
@@ -3909,7 +3921,8 @@ def _message_header(ctx: Context) -> Json:
     msh = ctx.msg.msh
     res = fm.apply(fm.MSH, msh, _new("MessageHeader"), ctx)
     if "eventCoding" not in res:
-        res["eventCoding"] = {"system": dt.V2_CS + "0003", "code": msh.get(9, 1)}
+        # MessageHeader.event[x] is required: without a trigger event, the message type.
+        res["eventCoding"] = dt.coding(msh.get(9, 1), dt.V2_CS + "0003")
     # IG: MSH-24 (sending network address) is the source when valued, else MSH-3.
     src = msh.value(24) if msh.get(24) else msh.value(3)
     source: Json = {}
@@ -3946,9 +3959,10 @@ def _message_header(ctx: Context) -> Json:
         res["meta"] = {
             "tag": [dt.coding(processing, dt.V2_CS + "0103", dt.v2_display("0103", processing) or None)]
         }
-    if msh.get(8):
+    label = dt.coding(msh.get(8), None, msh.get(8).strip()) if msh.get(8) else None
+    if label and "code" in label:
         # IG MSH-8 (ST) -> meta.security: the text is both the label's code and its display.
-        res.setdefault("meta", {})["security"] = [{"code": msh.get(8), "display": msh.get(8)}]
+        res.setdefault("meta", {})["security"] = [label]
     for field, vocab in ((26, "ConfidentialityClassification"), (27, "SecurityLabelHandlingInstructions")):
         label = dt.cwe_coding(msh.value(field), ctx, vocab) if msh.get(field) else None
         if label:
@@ -4072,7 +4086,15 @@ def convert_message(msg: Hl7Message, options: Options | None = None) -> Json:
             failure = None
             try:
                 handler(ctx, seg, st)
-            except (ValueError, TypeError, KeyError, IndexError, AttributeError, UnicodeError) as exc:
+            except (
+                ValueError,
+                TypeError,
+                KeyError,
+                IndexError,
+                AttributeError,
+                UnicodeError,
+                ArithmeticError,
+            ) as exc:
                 failure = type(exc).__name__
             if failure is not None:
                 # Raised outside the except block: neither cause nor context carries the
@@ -4085,6 +4107,7 @@ def convert_message(msg: Hl7Message, options: Options | None = None) -> Json:
                 _appointment_patient(ctx, st)
     _close_order(ctx, st)
     _add_awaiting_patient(ctx, st)
+    _complete_appointment(st)
     for doc, txa in st.documents:
         _finish_document(doc, txa, ctx)
     if header is not None and st.focus:

@@ -10,6 +10,7 @@ bundle through ``ctx`` and return a Reference.
 from __future__ import annotations
 
 import re
+from calendar import monthrange
 from collections.abc import Callable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -37,16 +38,20 @@ _DTM = re.compile(
 
 
 def parse_tz(text: str) -> str | None:
-    """The ``+HH:MM`` offset of a DTM, or None when it has none."""
+    """The ``+HH:MM`` offset of a DTM, or None when it has none (or one no clock has)."""
     m = _DTM.match(text.strip())
     if not m or not m.group("tz"):
         return None
     return _fmt_tz(m.group("tz"))
 
 
-def _fmt_tz(tz: str) -> str:
+def _fmt_tz(tz: str) -> str | None:
+    """``+HHMM`` -> ``+HH:MM``; None beyond FHIR's range (-14:00..+14:00, minutes below 60)."""
     if tz == "Z":
         return "Z"
+    hours, minutes = int(tz[1:3]), int(tz[3:])
+    if minutes > 59 or hours > 14 or (hours == 14 and minutes):
+        return None
     return f"{tz[:3]}:{tz[3:]}"
 
 
@@ -70,8 +75,8 @@ def dtm(text: str, default_tz: str | None = None, *, date_only: bool = False) ->
         return None
     if mo and not 1 <= int(mo) <= 12:
         return None
-    if d and not 1 <= int(d) <= 31:
-        return None
+    if d and not 1 <= int(d) <= monthrange(int(y), int(mo))[1]:
+        return None  # not a day of that month (Feb 30): no date rather than an invalid one
     out = y
     if mo:
         out += f"-{mo}"
@@ -84,8 +89,8 @@ def dtm(text: str, default_tz: str | None = None, *, date_only: bool = False) ->
         return out
     mi = m.group("mi") or "00"
     s = m.group("s") or "00"
-    if int(h) > 23 or int(mi) > 59 or int(s) > 60:
-        return out
+    if int(h) > 23 or int(mi) > 59 or int(s) > 59:
+        return out  # a leap second (60) is FHIR-legal but no library can hold it: day precision
     frac = f".{m.group('f')}" if m.group("f") and m.group("s") else ""
     return f"{out}T{h}:{mi}:{s}{frac}{tz}"
 
@@ -201,14 +206,19 @@ def v2_display(table: str, code: str) -> str:
     return V2_TABLES.get(table, {}).get(code, "")
 
 
+def fhir_code(text: str) -> str:
+    """``text`` as a FHIR code: no leading or trailing whitespace, single inner spaces ('' when
+    nothing is left)."""
+    return " ".join(text.split())
+
+
 def coding(code: str, system: str | None = None, display: str | None = None) -> Json:
     """A Coding dict with only the parts that are valued."""
     out: Json = {}
     if system:
         out["system"] = system
     if code:
-        # FHIR codes: no leading/trailing whitespace, single inner spaces.
-        code = " ".join(code.split())
+        code = fhir_code(code)
         if code:
             out["code"] = code
     if display:
@@ -396,8 +406,7 @@ def nm_decimal(v: Value, ctx: Context, vocab: str | None = None) -> float | int 
 
 def nm_positive_int(v: Value, ctx: Context, vocab: str | None = None) -> int | None:
     """NM -> positiveInt (IG ``NM[positiveInt]``)."""
-    n = number(v.get(1))
-    return int(n) if isinstance(n, int) and n > 0 else None
+    return integer(v.get(1), 1)
 
 
 @lru_cache(maxsize=4096)
@@ -415,6 +424,17 @@ def number(text: str) -> float | int | None:
     if f != f or f in (float("inf"), float("-inf")):
         return None
     return f
+
+
+#: FHIR integer, positiveInt and unsignedInt are 32-bit signed.
+INT_MAX = 2**31 - 1
+
+
+def integer(text: str, minimum: int = -INT_MAX - 1) -> int | None:
+    """An NM that is a FHIR integer of at least ``minimum`` (1 for positiveInt, 0 for
+    unsignedInt) and within 32 bits, or None."""
+    n = number(text)
+    return n if isinstance(n, int) and minimum <= n <= INT_MAX else None
 
 
 def dtm_datetime(v: Value, ctx: Context, vocab: str | None = None) -> str | None:
@@ -458,8 +478,9 @@ def cq_quantity(v: Value, ctx: Context, vocab: str | None = None) -> Json | None
 
 def _unit(unit: Value, ctx: Context) -> Json:
     """CWE units (as a component Value) -> Quantity unit/system/code."""
-    code = unit.get(1)
-    out: Json = {"unit": unit.get(2) or code}
+    code = fhir_code(unit.get(1))
+    text = unit.get(2) or code
+    out: Json = {"unit": text} if text else {}
     sys_name = unit.get(3)
     if sys_name and code:
         system = code_system(sys_name, ctx)
@@ -483,7 +504,7 @@ def cwe_quantity_unit(v: Value, ctx: Context) -> Json:
 
 def _cwe_quantity_unit(v: Value, ctx: Context) -> Json:
     c = comps(v, ctx)
-    code = c[1]
+    code = fhir_code(c[1])
     if not code:
         return {"unit": c[2]} if c[2] else {}  # a unit given as text only
     out: Json = {"unit": c[2] or code}
@@ -650,8 +671,8 @@ def xtn_contact_point(v: Value, ctx: Context, vocab: str | None = None) -> Json 
     period = _period(c, 13, 14, ctx)
     if period:
         out["period"] = period
-    rank = number(c[18])
-    if isinstance(rank, int) and rank > 0:
+    rank = integer(c[18], 1)
+    if rank is not None:
         out["rank"] = rank
     return out
 
@@ -1146,7 +1167,9 @@ __all__ = [
     "cwe_codeable_concept",
     "cx_identifier",
     "dtm",
+    "fhir_code",
     "instant",
+    "integer",
     "lookup",
     "parse_tz",
     "xad_address",

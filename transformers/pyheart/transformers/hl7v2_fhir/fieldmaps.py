@@ -1419,15 +1419,15 @@ def _cwe_identifier(v: Any, ctx: Context, vocab: str | None) -> Any:
 
 
 def _nm_integer(v: Any, ctx: Context, vocab: str | None) -> Any:
-    from pyheart.transformers.hl7v2_fhir.datatypes import number
+    from pyheart.transformers.hl7v2_fhir.datatypes import integer
 
-    n = number(v.get(1))
-    return n if isinstance(n, int) else None
+    return integer(v.get(1))
 
 
 def _nm_unsigned(v: Any, ctx: Context, vocab: str | None) -> Any:
-    n = _nm_integer(v, ctx, vocab)
-    return n if n is not None and n >= 0 else None
+    from pyheart.transformers.hl7v2_fhir.datatypes import integer
+
+    return integer(v.get(1), 0)
 
 
 def _nm_los(v: Any, ctx: Context, vocab: str | None) -> Any:
@@ -1440,14 +1440,13 @@ def _nm_los(v: Any, ctx: Context, vocab: str | None) -> Any:
 
 
 def _msg_coding(v: Any, ctx: Context, vocab: str | None) -> Any:
+    from pyheart.transformers.hl7v2_fhir.datatypes import coding
+
     event = v.get(2)
     if not event:
         return None
-    return {
-        "system": V2_CS + "0003",
-        "code": event,
-        "display": "^".join(p for p in (v.get(1), event, v.get(3)) if p),
-    }
+    out = coding(event, V2_CS + "0003", "^".join(p for p in (v.get(1), event, v.get(3)) if p))
+    return out if "code" in out else None
 
 
 def _ndl_practitioner(v: Any, ctx: Context, vocab: str | None) -> Any:
