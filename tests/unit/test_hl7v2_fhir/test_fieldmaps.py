@@ -48,3 +48,29 @@ def test_condition_skips_row() -> None:
 def test_null_value_maps_nothing() -> None:
     """An HL7 null (``""``) maps nothing."""
     assert _apply(NULL) == {}
+
+
+def test_rxo32_read_as_its_version_defines_it() -> None:
+    """RXO-32 was an XON (name first) and is a CWE (code, text, system) from v2.8: the dispensing
+    pharmacy's name and identifier come from the components that version gives them."""
+    from pyheart.transformers.hl7v2_fhir import convert
+
+    def pharmacy(version: str, rxo32: str) -> dict[str, object]:
+        rxo = "RXO|1234^Drug^RXNORM" + "|" * 31 + rxo32
+        text = "\r".join(
+            [
+                f"MSH|^~\\&|APP|FAC|||20240102||RDE^O11^RDE_O11|C1|P|{version}",
+                "PID|1||MRN1^^^HOSP^MR||Doe^Jane",
+                "ORC|NW|P1",
+                rxo,
+            ]
+        )
+        entries = convert(text)["entry"]
+        request = next(e["resource"] for e in entries if e["resource"]["resourceType"] == "MedicationRequest")
+        ref = request["dispenseRequest"]["performer"]["reference"]
+        return next(e["resource"] for e in entries if e["fullUrl"] == ref)
+
+    old = pharmacy("2.5.1", "Corner Pharmacy^^PH77")
+    new = pharmacy("2.8", "PH77^Corner Pharmacy^NCPDP")
+    assert (old["name"], new["name"]) == ("Corner Pharmacy", "Corner Pharmacy")
+    assert new["identifier"][0]["value"] == "PH77"

@@ -979,7 +979,7 @@ RXO: tuple[FieldMap, ...] = (
     F("RXO", 14, "MedicationRequest", "requester", "XCN[Practitioner]"),
     F("RXO", 20, "MedicationRequest", "reasonCode[]", "CWE[CodeableConcept]"),
     # RXO-32 dispensing pharmacy (no IG row): who is asked to dispense.
-    F("RXO", 32, "MedicationRequest", "dispenseRequest.performer", "XON[Organization]"),
+    F("RXO", 32, "MedicationRequest", "dispenseRequest.performer", "XON|CWE[Organization]"),
 )
 
 RXE: tuple[FieldMap, ...] = (
@@ -1418,6 +1418,27 @@ def _cwe_identifier(v: Any, ctx: Context, vocab: str | None) -> Any:
     return out
 
 
+def _xon_or_cwe_organization(v: Any, ctx: Context, vocab: str | None) -> Any:
+    """A field that was an XON and became a CWE in v2.8 (RXO-32 dispensing pharmacy) ->
+    Reference(Organization), read as the message's version defines it (``XON[Organization]``
+    before 2.8, ``CWE[Organization]`` from it)."""
+    from pyheart.transformers.hl7v2_fhir.datatypes import cwe_organization, xon_organization
+
+    if _version_key(ctx.msg.version) >= (2, 8):
+        return cwe_organization(v, ctx, vocab)
+    return xon_organization(v, ctx, vocab)
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    """'2.8.2' -> (2, 8, 2); what does not read as a version sorts first."""
+    parts: list[int] = []
+    for part in version.strip().split("."):
+        if not part.isdigit():
+            break
+        parts.append(int(part))
+    return tuple(parts)
+
+
 def _nm_integer(v: Any, ctx: Context, vocab: str | None) -> Any:
     from pyheart.transformers.hl7v2_fhir.datatypes import integer
 
@@ -1524,6 +1545,7 @@ DATATYPES.update(
         "ST[Identifier]": _st_identifier,
         "CWE[Identifier]": _cwe_identifier,
         "NM[integer]": _nm_integer,
+        "XON|CWE[Organization]": _xon_or_cwe_organization,
         "NM[unsignedInt]": _nm_unsigned,
         "NM[Quantity-LengthOfStay]": _nm_los,
         "MSG[Coding]": _msg_coding,
