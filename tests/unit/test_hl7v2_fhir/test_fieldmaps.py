@@ -74,3 +74,28 @@ def test_rxo32_read_as_its_version_defines_it() -> None:
     new = pharmacy("2.8", "PH77^Corner Pharmacy^NCPDP")
     assert (old["name"], new["name"]) == ("Corner Pharmacy", "Corner Pharmacy")
     assert new["identifier"][0]["value"] == "PH77"
+
+
+def test_rxo_requested_strength_on_the_medication() -> None:
+    """IG RXO-18/19 per RXO-25/26 -> the Medication's ingredient strength (the drug itself as
+    the item); without RXO-25 the strength is per 1."""
+    from pyheart.transformers.hl7v2_fhir import convert
+
+    def medication(rxo_tail: str) -> dict[str, object]:
+        text = "\r".join(
+            [
+                "MSH|^~\\&|APP|FAC|||20240102||RDE^O11^RDE_O11|C1|P|2.5.1",
+                "PID|1||MRN1^^^HOSP^MR||Doe^Jane",
+                "ORC|NW|P1",
+                "RXO|1234^Drug^RXNORM" + "|" * 17 + rxo_tail,
+            ]
+        )
+        entries = convert(text)["entry"]
+        return next(e["resource"] for e in entries if e["resource"]["resourceType"] == "Medication")
+
+    ingredient = medication("250|mg^milligram^UCUM||||||5|mL^milliliter^UCUM")["ingredient"][0]
+    assert ingredient["itemCodeableConcept"]["coding"][0]["code"] == "1234"
+    strength = ingredient["strength"]
+    assert (strength["numerator"]["value"], strength["numerator"]["code"]) == (250, "mg")
+    assert (strength["denominator"]["value"], strength["denominator"]["code"]) == (5, "mL")
+    assert medication("250|mg")["ingredient"][0]["strength"]["denominator"] == {"value": 1}

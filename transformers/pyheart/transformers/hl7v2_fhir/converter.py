@@ -2767,7 +2767,28 @@ def _rxo_details(ctx: Context, seg: Segment, res: Json) -> None:
         form = dt.cwe_codeable_concept(seg.value(5), ctx, "RequestedDosageForm") if seg.get(5) else None
         if form:
             medication["form"] = form
+        strength = _strength(ctx, seg, 18, 25)
+        if strength is not None:
+            # IG RXO-18/19 and RXO-25/26: the requested strength of the drug itself (the
+            # ingredient names the drug's code: an ingredient needs an item).
+            medication["ingredient"] = [{"itemCodeableConcept": code, "strength": strength}]
         res["medicationReference"] = ctx.add(medication, key=("RXO", str(seg.index), "Medication"))
+
+
+def _strength(ctx: Context, seg: Segment, amount_at: int, volume_at: int) -> Json | None:
+    """A strength Ratio: the amount (NM at ``amount_at``, its units in the next field) per the
+    volume (NM at ``volume_at``, units next; 1 when not given); None without an amount."""
+    amount = dt.number(seg.get(amount_at))
+    if amount is None:
+        return None
+    volume = dt.number(seg.get(volume_at))
+    denominator: Json = {"value": 1 if volume is None else volume}
+    if volume is not None:
+        denominator.update(dt.cwe_quantity_unit(seg.value(volume_at + 1), ctx))
+    return {
+        "numerator": {"value": amount, **dt.cwe_quantity_unit(seg.value(amount_at + 1), ctx)},
+        "denominator": denominator,
+    }
 
 
 def _rxe_amounts(ctx: Context, seg: Segment, res: Json) -> None:
@@ -2865,16 +2886,9 @@ def h_rxc(ctx: Context, seg: Segment, st: State) -> None:
             "denominator": {"value": 1},
         }
     ingredient: Json = {"itemReference": ctx.add(component, key=("RXC", str(seg.index)))}
-    strength = dt.number(seg.get(5))
+    strength = _strength(ctx, seg, 5, 8)
     if strength is not None:
-        volume = dt.number(seg.get(8))
-        denominator: Json = {"value": 1 if volume is None else volume}
-        if volume is not None:
-            denominator.update(dt.cwe_quantity_unit(seg.value(9), ctx))
-        ingredient["strength"] = {
-            "numerator": {"value": strength, **dt.cwe_quantity_unit(seg.value(6), ctx)},
-            "denominator": denominator,
-        }
+        ingredient["strength"] = strength
     medication.setdefault("ingredient", []).append(ingredient)
 
 

@@ -1338,7 +1338,7 @@ CODE_MAPPED: dict[tuple[str, str], frozenset[int]] = {
     ("DG1", "EpisodeOfCare"): frozenset({3, 4, 5, 6, 15, 16, 19, 20, 21, 22}),
     ("DG1", "Encounter"): frozenset({3, 4, 5, 6, 15, 16, 19, 20, 21, 22}),
     ("PR1", "Procedure"): frozenset({4, 7, 16, 25}),
-    ("RXO", "MedicationRequest"): frozenset({2, 3, 4, 5, 7, 12, 21, 22, 23, 28, 33, 36}),
+    ("RXO", "MedicationRequest"): frozenset({2, 3, 4, 5, 7, 12, 18, 19, 21, 22, 23, 25, 26, 28, 33, 36}),
     ("RXE", "MedicationRequest"): frozenset({3, 5, 6, 7, 11, 19, 23, 24, 39, 41, 45}),
     ("RXD", "MedicationDispense"): frozenset({5, 6, 7, 12, 25}),
     ("RXC", "Medication"): frozenset({2, 3, 4, 5, 6, 8, 9}),
@@ -1364,7 +1364,9 @@ CODE_MAPPED: dict[tuple[str, str], frozenset[int]] = {
     ("SCH", "ServiceRequest"): frozenset({25}),
     ("AIS", "ServiceRequest"): frozenset({4, 5, 7}),
     ("TQ1", "ServiceRequest"): frozenset({2, 3, 4, 5, 6, 7, 8, 9, 11, 13, 14}),
-    ("TQ1", "MedicationRequest"): frozenset({2, 3, 5, 6, 7, 8, 9, 10, 11, 13, 14}),
+    # TQ1-4 (explicit time, TM) is the dosage timing's timeOfDay: the IG row's timing.event is a
+    # dateTime, which a time of day without a date cannot fill.
+    ("TQ1", "MedicationRequest"): frozenset({2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14}),
     ("ROL", "Patient-GeneralPractitioner"): frozenset({1, 3, 4, 5, 6, 11, 12, 13, 14}),
     ("ROL", "Encounter-PractitionerRole"): frozenset({11}),
     ("PRT", "PractitionerRole"): frozenset({14}),
