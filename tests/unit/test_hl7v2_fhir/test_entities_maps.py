@@ -1,5 +1,8 @@
-"""Entity resources built by the shared datatype maps and the provider segments: XON and XCN
-details, HD[Location], EI/PLN identifiers, PRT devices, PRD providers, ROL role ids."""
+"""Entity resources built by the shared datatype maps and the provider segments: CWE codings through
+the concept maps (alternate and local codes, versions), CWE[Organization], units given as text, XTN
+use, XPN called-by names, XCN/CNN/NDL people (type-only identifiers, degrees, check digits, name
+periods), XON and XAD details, HD[Location], EI/PLN identifiers, PL locations, OBX-18 and PRT
+devices, PRD providers, ROL role ids, SFT software (every value synthetic)."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from types import ModuleType
 from typing import Any
 
 from pyheart.broker.hl7v2 import Value
+from pyheart.broker.hl7v2.parser import DEFAULT_DELIMITERS
 from pyheart.transformers.hl7v2_fhir import datatypes as dt
 from pyheart.transformers.hl7v2_fhir.context import Context
 
@@ -21,6 +25,9 @@ PRD = (
     "^^^CLINIC A|^WPN^PH^^^^^^^^^(555)555-0101||LIC77^SL^^20301231|20200101|20301231|"
     "Clinic Org|2 Side Rd^^Town^ST^11111||^WPN^PH^^^^^^^^^(555)555-0202"
 )
+PID_OID = "PID|1||MRN1^^^HOSP&1.2.3&ISO^MR||Doe^Jane||19800203|F"
+V3_ROLE = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
+V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
 
 
 def _rep(ctx: Context, raw: str) -> Value:
@@ -281,3 +288,241 @@ def test_xcn_degree_is_also_a_name_suffix(h: ModuleType) -> None:
     practitioner = h.one(h.run(ADT, PID, PV1, rol), "Practitioner")
     assert practitioner["name"][0]["suffix"] == ["JR", "MD"]
     assert practitioner["qualification"][0]["code"]["coding"][0]["code"] == "MD"
+
+
+# ----------------------------- CWE concept maps, units, XTN use, XPN called-by, NDL, OBX-18 devices, XAD text
+
+
+def v(raw: str) -> Value:
+    """One field repetition."""
+    return Value(raw, DEFAULT_DELIMITERS)
+
+
+def _codes(cc: dict[str, object] | None) -> list[tuple[str | None, str | None]]:
+    assert cc is not None
+    codings = cc["coding"]
+    assert isinstance(codings, list)
+    return [(c.get("system"), c.get("code")) for c in codings]
+
+
+def test_cwe_alternate_code_translated(ctx: Context) -> None:
+    """The alternate code (CWE.4) is translated with the concept map, as CWE.1 is."""
+    cc = dt.cwe_codeable_concept(v("^^^CHD^Child"), ctx, "Relationship")
+    assert (V3_ROLE, "CHILD") in _codes(cc)
+
+
+def test_cwe_local_system_code_translated(ctx: Context) -> None:
+    """A table code sent under a local coding system name is translated too."""
+    cc = dt.cwe_codeable_concept(v("SPO^Spouse^L"), ctx, "Relationship")
+    assert _codes(cc)[0] == (V3_ROLE, "SPS")
+
+
+def test_cwe_local_system_coding_kept(ctx: Context) -> None:
+    """The sender's local coding follows the translated one."""
+    cc = dt.cwe_codeable_concept(v("SPO^Spouse^L"), ctx, "Relationship")
+    assert _codes(cc)[1] == ("urn:id:L", "SPO")
+
+
+def test_cwe_external_system_not_translated(ctx: Context) -> None:
+    """A code of a standard terminology (here SNOMED CT) is never read as a v2 table code."""
+    cc = dt.cwe_codeable_concept(v("SPO^Something^SCT"), ctx, "Relationship")
+    assert _codes(cc) == [("http://snomed.info/sct", "SPO")]
+
+
+def test_cwe_version_on_translated_coding(ctx: Context) -> None:
+    """CWE.7 (version) stays on coding[1] when the translation replaces the v2 coding."""
+    cc = dt.cwe_codeable_concept(v("2^^^^^^V1.2"), ctx, "EncounterPriority")
+    assert cc is not None
+    assert (cc["coding"][0]["code"], cc["coding"][0]["version"]) == ("UR", "V1.2")
+
+
+def test_cwe_same_translation_once(ctx: Context) -> None:
+    """Two codings that translate to the same FHIR code give it once."""
+    cc = dt.cwe_codeable_concept(v("SPO^^^SPO"), ctx, "Relationship")
+    assert _codes(cc) == [(V3_ROLE, "SPS")]
+
+
+def test_cq_unit_text_only(ctx: Context) -> None:
+    """CQ units given as text only (CWE.1 empty: '54^&lbs') are still the Quantity's unit."""
+    assert dt.cq_quantity(v("54^&lbs"), ctx) == {"value": 54, "unit": "lbs"}
+
+
+def test_cwe_quantity_unit_text_only(ctx: Context) -> None:
+    """A CWE unit field with text but no code gives the unit text."""
+    assert dt.cwe_quantity_unit(v("^cap"), ctx) == {"unit": "cap"}
+
+
+def test_xtn_cell_phone_keeps_use_code(ctx: Context) -> None:
+    """A cell phone (XTN.3 CP) with XTN.2 PRN is a home phone: XTN.2 is the IG's use."""
+    cp = dt.xtn_contact_point(v("5551234^PRN^CP"), ctx)
+    assert cp == {"system": "phone", "value": "5551234", "use": "home"}
+
+
+def test_xtn_cell_phone_without_use_code_is_mobile(ctx: Context) -> None:
+    """A cell phone without XTN.2 has use mobile (the IG's CP translation)."""
+    cp = dt.xtn_contact_point(v("5551234^^CP"), ctx)
+    assert cp == {"use": "mobile", "system": "phone", "value": "5551234"}
+
+
+def test_nk1_alternate_relationship_translated(h: ModuleType) -> None:
+    """NK1-3's alternate code becomes a translated relationship coding of the RelatedPerson."""
+    bundle = h.run(ADT, PID_OID, "NK1|1|Roe^Ann|EMC^Emergency^L^CHD")
+    rel = h.one(bundle, "RelatedPerson")["relationship"][0]
+    assert (V3_ROLE, "CHILD") in _codes(rel)
+
+
+def test_xpn_called_by_is_nickname(h: ModuleType) -> None:
+    """XPN.15 (called by) is a second Patient name with use nickname (IG XPN[HumanName])."""
+    pid = "PID|1||MRN1^^^HOSP&1.2.3&ISO^MR||Doe^Jane^^^^^L^^^^^^^^Janie"
+    names = h.one(h.run(ADT, pid), "Patient")["name"]
+    assert names[1] == {"given": ["Janie"], "use": "nickname"}
+
+
+def test_xpn_without_called_by_one_name(h: ModuleType) -> None:
+    """Without XPN.15 the Patient has the one name."""
+    assert len(h.one(h.run(ADT, PID_OID), "Patient")["name"]) == 1
+
+
+def test_xpn_called_by_not_on_single_name(h: ModuleType) -> None:
+    """A single HumanName element (Patient.contact.name) keeps the name without the nickname."""
+    nk1 = "NK1|1|Roe^Ann^^^^^L^^^^^^^^Annie|SPO^Spouse^HL70063"
+    contact = h.one(h.run(ADT, PID_OID, nk1), "Patient")["contact"][0]
+    assert contact["name"]["given"] == ["Ann"]
+
+
+OBR_NDL = "OBR|1|PL1|FL1|1234-5^Panel^LN|||20240101||||||||||||||||||F|||||||{ndl}"
+
+
+def _report(h: ModuleType, ndl: str) -> tuple[dict[str, object], dict[str, object]]:
+    bundle = h.run(ORU, PID_OID, OBR_NDL.format(ndl=ndl))
+    return bundle, h.one(bundle, "DiagnosticReport")
+
+
+def test_ndl_is_practitioner_role(h: ModuleType) -> None:
+    """OBR-32 (NDL) is a PractitionerRole whose practitioner is NDL.1 (IG NDL[PractitionerRole])."""
+    bundle, _ = _report(h, "77&Kim&Lee")
+    role = h.one(bundle, "PractitionerRole")
+    person = h.one(bundle, "Practitioner")
+    assert (person["identifier"][0]["value"], person["name"][0]) == (
+        "77",
+        {"family": "Kim", "given": ["Lee"]},
+    )
+    assert role["practitioner"]["reference"] == next(
+        e["fullUrl"] for e in bundle["entry"] if e["resource"] is person
+    )
+
+
+def test_ndl_period(h: ModuleType) -> None:
+    """NDL.2/NDL.3 are the PractitionerRole's period."""
+    bundle, _ = _report(h, "77&Kim^20240101^20240102")
+    assert h.one(bundle, "PractitionerRole")["period"] == {"start": "2024-01-01", "end": "2024-01-02"}
+
+
+def test_ndl_locations(h: ModuleType) -> None:
+    """NDL.4-NDL.7 (point of care, room, bed, facility) are the PractitionerRole's Locations."""
+    bundle, _ = _report(h, "77&Kim^^^Unit1^Room1^^Site1")
+    names = sorted(loc["name"] for loc in h.resources(bundle, "Location"))
+    assert names == ["Room1", "Site1", "Unit1"]
+
+
+def test_ndl_cnn_degree_is_suffix(h: ModuleType) -> None:
+    """CNN.7 (degree) is a name suffix (IG CNN[Practitioner])."""
+    bundle, _ = _report(h, "77&Kim&Lee&&&Dr&MD")
+    name = h.one(bundle, "Practitioner")["name"][0]
+    assert (name["suffix"], name["prefix"]) == (["MD"], ["Dr"])
+
+
+def test_ndl_report_refers_to_role(h: ModuleType) -> None:
+    """The report's resultsInterpreter is the NDL's PractitionerRole."""
+    bundle, report = _report(h, "77&Kim")
+    role_url = h.entries(bundle, "PractitionerRole")[0]["fullUrl"]
+    assert report["resultsInterpreter"] == [{"reference": role_url}]
+
+
+def _obx18(h: ModuleType, equipment: str) -> dict[str, object]:
+    obx = str(h.seg("OBX", {1: "1", 2: "NM", 3: "8867-4^Heart rate^LN", 5: "60", 11: "F", 18: equipment}))
+    return dict(h.run(ORU, PID_OID, OBR_NDL.format(ndl=""), obx))
+
+
+def test_obx18_repetitions_one_device(h: ModuleType) -> None:
+    """OBX-18's repetitions are the identifiers of one Device (IG device(Device.identifier))."""
+    bundle = _obx18(h, "DEV1^^1.2.3^ISO~DEV2^^1.2.4^ISO")
+    values = [i["value"] for i in h.one(bundle, "Device")["identifier"]]
+    assert values == ["DEV1", "DEV2"]
+
+
+def test_obx18_authority_only_is_system(h: ModuleType) -> None:
+    """An OBX-18 repetition with an assigning authority but no EI.1 keeps it as a system."""
+    bundle = _obx18(h, "^^1.2.3^ISO")
+    ident = h.one(bundle, "Device")["identifier"][0]
+    assert (ident["system"], ident["type"]["coding"][0]["code"]) == ("urn:oid:1.2.3", "ISO")
+
+
+def test_obx18_device_referenced(h: ModuleType) -> None:
+    """The Observation's device is that Device."""
+    bundle = _obx18(h, "^^1.2.3^ISO~DEV2")
+    url = h.entries(bundle, "Device")[0]["fullUrl"]
+    assert h.one(bundle, "Observation")["device"] == {"reference": url}
+
+
+def test_xad_county_text_only_is_district(ctx: Context) -> None:
+    """XAD.9 given as text without a code ('&W') is the address's district (IG CWE[string])."""
+    address = dt.xad_address(v("1 Main St^^Town^ST^12345^USA^H^^&West"), ctx)
+    assert address is not None
+    assert address["district"] == "West"
+
+
+def test_xad_census_tract_text_only(ctx: Context) -> None:
+    """XAD.10 given as text without a code is the census-tract extension."""
+    address = dt.xad_address(v("1 Main St^^Town^^^^^^^&T42"), ctx)
+    assert address is not None
+    assert address["extension"][0]["valueString"] == "T42"
+
+
+# --------------------------------------------------------------------------- Type-only XCN, CWE[Organization]
+
+
+def _added(ctx: Context, ref: dict[str, Any]) -> dict[str, Any]:
+    """The resource ``ref`` points at in the context's bundle."""
+    rid = ref["reference"].removeprefix("urn:uuid:")
+    found = [e["resource"] for e in ctx.bundle("b")["entry"] if e["fullUrl"] == f"urn:uuid:{rid}"]
+    assert len(found) == 1
+    return found[0]
+
+
+def test_xcn_identifier_type_only_makes_practitioner(h: ModuleType) -> None:
+    """An XCN with only XCN.13 valued is a Practitioner whose identifier has that type."""
+    bundle = h.run(ADT, PID_OID, "PD1||||^^^^^^^^^^^^MR")
+    ident = h.one(bundle, "Practitioner")["identifier"]
+    assert ident == [
+        {"type": {"coding": [{"system": V2_0203, "code": "MR", "display": "Medical record number"}]}}
+    ]
+
+
+def test_xcn_identifier_type_only_referenced(h: ModuleType) -> None:
+    """The type-only Practitioner is the Patient's general practitioner (PD1-4)."""
+    bundle = h.run(ADT, PID_OID, "PD1||||^^^^^^^^^^^^MR")
+    entry = h.entries(bundle, "Practitioner")[0]
+    gp = h.one(bundle, "Patient")["generalPractitioner"]
+    assert gp == [{"reference": entry["fullUrl"]}]
+
+
+def test_xcn_empty_makes_no_practitioner(h: ModuleType) -> None:
+    """An XCN with neither identifier, name nor identifier type makes no Practitioner."""
+    bundle = h.run(ADT, PID_OID, "PD1||||^^^^^^^^^^^^")
+    assert h.resources(bundle, "Practitioner") == []
+
+
+def test_cwe_organization_system_from_coding_system(ctx: Context) -> None:
+    """CWE.3 names the system of the Organization's identifier (IG CWE[Organization])."""
+    ref = dt.cwe_organization(v("PMC^Vaccine Maker^MVX"), ctx)
+    assert ref is not None
+    org = _added(ctx, ref)
+    assert org["identifier"] == [{"system": "http://hl7.org/fhir/sid/mvx", "value": "PMC"}]
+
+
+def test_cwe_organization_name_from_original_text(ctx: Context) -> None:
+    """Without CWE.2 the original text (CWE.9) is the Organization's name."""
+    ref = dt.cwe_organization(v("ORG9^^^^^^^^Maker as sent"), ctx)
+    assert ref is not None
+    assert _added(ctx, ref)["name"] == "Maker as sent"
