@@ -45,6 +45,27 @@ def test_invalid_element_is_reported_by_path(fx: ModuleType) -> None:
     assert info.value.locations == ["Bundle.entry[0].resource.birthDate"]
 
 
+def test_unvalidated_input_of_the_wrong_shape_is_a_transform_error(fx: ModuleType) -> None:
+    """With validate_input off, an element of a shape FHIR does not allow (a string where a
+    HumanName belongs) is a TransformError naming the failure's class, not a crash or a value."""
+    p = fx.patient()
+    doctor = fx.practitioner()
+    doctor["name"] = [CANARY]
+    inputs = fx.bundle(p, doctor, fx.encounter(p))
+    with pytest.raises(TransformError, match=r"cannot map the FHIR input \(AttributeError\)") as info:
+        fhir_to_hl7v2(json.dumps(inputs), {"validate_input": False})
+    assert info.value.locations == ["input"]
+    assert CANARY not in error_texts(info.value)
+
+
+def test_unvalidated_bundle_entry_not_a_list_is_rejected() -> None:
+    """With validate_input off, a Bundle whose entry is not a list is a clear input error."""
+    with pytest.raises(FhirInputError, match=r"Bundle\.entry is not a list"):
+        fhir_to_hl7v2(
+            {"resourceType": "Bundle", "type": "collection", "entry": 1.5}, {"validate_input": False}
+        )
+
+
 def test_validation_error_maps_to_an_operation_outcome(fx: ModuleType) -> None:
     """The error's report is an OperationOutcome with one error issue per bad element."""
     p = fx.patient()

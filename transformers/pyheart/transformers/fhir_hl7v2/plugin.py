@@ -189,7 +189,14 @@ def load_input(data: bytes | str | Mapping[str, Any], validate: bool = True) -> 
     resources: list[Mapping[str, Any]] = []
     urls: list[str | None] = []
     if doc.get("resourceType") == "Bundle":
-        for entry in doc.get("entry") or []:
+        entries = doc.get("entry") or []
+        if not isinstance(entries, list):
+            raise _fail(
+                "Bundle.entry is not a list",
+                "fhir-invalid",
+                [Issue(Severity.ERROR, "structure", "Bundle.entry", "a list is expected", "structure")],
+            )
+        for entry in entries:
             if isinstance(entry, Mapping) and isinstance(entry.get("resource"), Mapping):
                 resources.append(entry["resource"])
                 urls.append(entry.get("fullUrl") if isinstance(entry.get("fullUrl"), str) else None)
@@ -229,7 +236,24 @@ def fhir_to_hl7v2(
     validate = bool(cfg.pop("validate_input", True))
     settings = settings_from(cfg)
     ctx = load_input(data, validate=validate)
-    return MessageBuilder(settings, clock, control_id).build(ctx)
+    return build_messages(MessageBuilder(settings, clock, control_id), ctx)
+
+
+def build_messages(builder: MessageBuilder, ctx: Context) -> list[str]:
+    """``builder.build(ctx)``; input whose shape the builder cannot read (possible only with
+    ``validate_input: false``, e.g. a string where a Reference belongs) is a TransformError
+    that names the failure's class, never the input's values."""
+    failure = None
+    try:
+        return builder.build(ctx)
+    except (TypeError, AttributeError, KeyError, IndexError, ValueError, ArithmeticError) as exc:
+        failure = type(exc).__name__
+    # Raised outside the except block: no exception context (which may quote values) rides along.
+    raise TransformError(
+        f"cannot map the FHIR input ({failure}): an element has a shape FHIR R4 does not allow"
+        " (validate_input: true locates it)",
+        locations=["input"],
+    ) from None
 
 
 class FhirToHl7v2(TransformerPlugin):
@@ -267,7 +291,7 @@ class FhirToHl7v2(TransformerPlugin):
         builder, validate = self._current()
         ctx = load_input(message.payload, validate=validate)
         outputs = []
-        for er7 in builder.build(ctx):
+        for er7 in build_messages(builder, ctx):
             mtype, trigger = trigger_of(er7)
             control = er7.split("\r", 1)[0].split("|")[9]
             headers = {
