@@ -482,3 +482,31 @@ def test_procedure_minutes_beyond_calendar_give_no_period(h: ModuleType) -> None
     pr1 = "PR1|1||P1^Proc^SCT||202401011200+0000||99999999999999"
     proc = h.one(h.run("ADT^A01^ADT_A01", "PID|1||MRN1", "PV1|1|I", pr1), "Procedure")
     assert proc["performedDateTime"] == "2024-01-01T12:00:00+00:00"
+
+
+def test_appointment_status_from_sch25_then_ais10_then_event(h: ModuleType) -> None:
+    """Appointment.status: SCH-25 wins, else the first AIS-10 (IG FillerStatusCodes map), else
+    what the trigger event implies (S15 cancelled)."""
+    pid = "PID|1||MRN1^^^HOSP^MR||Doe^Jane"
+    ais = "AIS|1||X1^Exam^L" + "|" * 7 + "Complete"
+
+    def status(event: str, *segments: str) -> str:
+        return str(h.one(h.run(f"SIU^{event}^SIU_S12", *segments), "Appointment")["status"])
+
+    sch25 = "SCH|A1|F1" + "|" * 23 + "Booked"
+    assert status("S12", sch25, pid, ais) == "booked"
+    assert status("S12", "SCH|A1|F1", pid, ais) == "fulfilled"
+    assert status("S15", "SCH|A1|F1", pid) == "cancelled"
+
+
+def test_msa_is_the_header_response(h: ModuleType) -> None:
+    """IG MSA[MessageHeader]: MSA-1 (table 0008) -> response.code, MSA-2 -> response.identifier;
+    a control id that is no FHIR id leaves the response out (both parts are required)."""
+
+    def response(msa: str) -> object:
+        return h.one(convert(h.er7("ACK^A01^ACK", msa)), "MessageHeader").get("response")
+
+    assert response("MSA|AE|CTRL-1.5") == {"identifier": "CTRL-1.5", "code": "fatal-error"}
+    assert response("MSA|AR|C1")["code"] == "transient-error"  # type: ignore[index]
+    assert response("MSA|CA|C1")["code"] == "ok"  # type: ignore[index]
+    assert response("MSA|AA|C 1/2") is None

@@ -2968,17 +2968,23 @@ def h_txa(ctx: Context, seg: Segment, st: State) -> None:
 
 
 def _complete_appointment(st: State) -> None:
-    """Appointment.participant is required; a schedule naming neither a patient nor a resource
-    has none to give, so its one participant says so (app-1: a type or an actor)."""
-    if st.appointment is not None and not st.appointment.get("participant"):
-        st.appointment["participant"] = [{"type": [{"text": "unknown"}], "status": "needs-action"}]
+    """The required elements of the Appointment, once its segments are read: the status the
+    trigger event implies when neither SCH-25 nor an AIS-10 gave one, and a participant.
+    A schedule naming neither a patient nor a resource has none to give, so its one
+    participant says so (app-1: a type or an actor)."""
+    appt = st.appointment
+    if appt is None:
+        return
+    appt.setdefault("status", _APPOINTMENT_STATUS_BY_EVENT.get(st.event, "booked"))
+    if not appt.get("participant"):
+        appt["participant"] = [{"type": [{"text": "unknown"}], "status": "needs-action"}]
 
 
 def h_sch(ctx: Context, seg: Segment, st: State) -> None:
-    """SCH -> Appointment (status by SCH-25, else by the trigger event)."""
+    """SCH -> Appointment (status by SCH-25, else by the first AIS-10, else by the trigger
+    event: see :func:`_complete_appointment`)."""
     _complete_appointment(st)  # a second SCH: the first Appointment is done
     res = fm.apply(fm.SCH, seg, _new("Appointment"), ctx)
-    res.setdefault("status", _APPOINTMENT_STATUS_BY_EVENT.get(st.event, "booked"))
     timing = seg.value(11)
     start = dt.instant(timing.component(4).get(1), ctx.default_tz)
     end = dt.instant(timing.component(5).get(1), ctx.default_tz)
@@ -3928,7 +3934,34 @@ def message_header(ctx: Context, st: State) -> Json:
     fields = ctx.msg.msh.raw_fields()
     software = ctx.msg.segment("SFT")
     key = ("MSH", *fields[:7], *fields[8:10], *fields[11:], software.to_er7() if software else None)
-    return cast(Json, ctx.replay(key, lambda: _message_header(ctx)))
+    header = cast(Json, ctx.replay(key, lambda: _message_header(ctx)))
+    msa = ctx.msg.segment("MSA")
+    if msa is not None:
+        _msa_response(msa, header)
+    return header
+
+
+#: Table 0008 -> FHIR response-code: an error in the content is not worth resending unchanged
+#: (fatal-error); a reject (unsupported message, system down) may pass later (transient-error).
+_RESPONSE_CODES = {
+    "AA": "ok",
+    "CA": "ok",
+    "AE": "fatal-error",
+    "CE": "fatal-error",
+    "AR": "transient-error",
+    "CR": "transient-error",
+}
+_FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+
+
+def _msa_response(msa: Segment, header: Json) -> None:
+    """IG MSA[MessageHeader]: MSA-1 -> response.code, MSA-2 (the acknowledged message's control
+    id) -> response.identifier. Both are required there, and the identifier is a FHIR ``id``: a
+    control id outside [A-Za-z0-9-.]{1,64} leaves the response out."""
+    code = _RESPONSE_CODES.get(msa.get(1).strip().upper())
+    ident = msa.get(2).strip()
+    if code and _FHIR_ID.fullmatch(ident):
+        header["response"] = {"identifier": ident, "code": code}
 
 
 def _message_header(ctx: Context) -> Json:

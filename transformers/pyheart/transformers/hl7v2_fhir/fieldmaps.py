@@ -1076,7 +1076,11 @@ AIS_SR: tuple[FieldMap, ...] = (
     F("AIS", 12, "ServiceRequest", "identifier[]", "CWE[Identifier]"),
 )
 
-AIS: tuple[FieldMap, ...] = (F("AIS", 3, "Appointment", "serviceType[]", "CWE[CodeableConcept]"),)
+AIS: tuple[FieldMap, ...] = (
+    F("AIS", 3, "Appointment", "serviceType[]", "CWE[CodeableConcept]"),
+    # IG AIS-10: the service's filler status is the Appointment's when SCH-25 gave none.
+    F("AIS", 10, "Appointment", "status", "CWE[code]", "FillerStatusCodes[Appointment]"),
+)
 AIG: tuple[FieldMap, ...] = (
     F(
         "AIG",
@@ -1316,6 +1320,10 @@ CODE_MAPPED: dict[tuple[str, str], frozenset[int]] = {
     ("MSH", "MessageHeader"): frozenset({3, 5, 6, 8, 11, 17, 23, 24, 25, 26, 27}),
     ("MSH", "Provenance-Source"): frozenset({3, 4, 7, 9, 22}),
     ("MSH", "Bundle"): frozenset({7, 10}),
+    ("MSA", "MessageHeader"): frozenset({1, 2}),
+    # The Patient PID-2/3/4 identify is the Appointment's patient participant (one actor; the
+    # IG's R5 extension-Appointment.subject has no R4 element).
+    ("PID", "Appointment"): frozenset({2, 3, 4}),
     ("EVN", "Provenance"): frozenset({1}),
     ("PID", "Patient"): frozenset({7, 10, 12, 21, 22, 36, 39}),
     ("PID", "Account"): frozenset({18}),
