@@ -510,3 +510,52 @@ def test_msa_is_the_header_response(h: ModuleType) -> None:
     assert response("MSA|AR|C1")["code"] == "transient-error"  # type: ignore[index]
     assert response("MSA|CA|C1")["code"] == "ok"  # type: ignore[index]
     assert response("MSA|AA|C 1/2") is None
+
+
+def test_patient_rol_other_than_pp_is_a_care_team_member(h: ModuleType) -> None:
+    """IG ADT_A01 PID.ROL / ROL[CareTeam]: a ROL after PID that is not PP joins the patient's
+    CareTeam (role, member, organisation, period, reason, telecom); PP stays the patient's
+    general practitioner; a ROL after PV1 stays an Encounter participant."""
+    pid = "PID|1||MRN1^^^HOSP^MR||Doe^Jane"
+    rol = h.seg(
+        "ROL",
+        {
+            2: "AD",
+            3: "CP^Consulting Provider^HL70443",
+            4: "77^Kay^Ann",
+            5: "20240101",
+            6: "20241231",
+            8: "R1^Follow-up",
+            12: "^WPN^PH^^^^^^^^^555-0101",
+            14: "Clinic A",
+        },
+    )
+    pp = h.seg("ROL", {2: "AD", 3: "PP^Primary Care Provider^HL70443", 4: "88^Lee^Bo"})
+    bundle = h.run(
+        "ADT^A01^ADT_A01", pid, rol, pp, "PV1|1|I", h.seg("ROL", {2: "AD", 3: "AT", 4: "99^Ng^Al"})
+    )
+    team = h.one(bundle, "CareTeam")
+    (part,) = team["participant"]
+    assert "CP" in [c["code"] for c in part["role"][0]["coding"]]
+    assert (part["period"], team["reasonCode"][0]["coding"][0]["code"]) == (
+        {"start": "2024-01-01", "end": "2024-12-31"},
+        "R1",
+    )
+    assert team["telecom"][0]["value"] == "555-0101"
+    assert team["subject"]["reference"] == h.entries(bundle, "Patient")[0]["fullUrl"]
+    members = {e["fullUrl"]: e["resource"] for e in h.entries(bundle, "Practitioner")}
+    assert members[part["member"]["reference"]]["name"][0]["family"] == "Kay"
+    assert "onBehalfOf" in part
+    assert len(h.one(bundle, "Patient")["generalPractitioner"]) == 1
+    assert len(h.one(bundle, "Encounter")["participant"]) == 1
+
+
+def test_patient_prt_is_a_care_team_member_in_adt_not_oru(h: ModuleType) -> None:
+    """IG PRT[CareTeam]: a PRT after PID with a role of the IG's list (AT) joins the CareTeam in
+    ADT; the IG's ORU_R01 map reads that PRT otherwise, so an ORU gets no CareTeam."""
+    pid = "PID|1||MRN1^^^HOSP^MR||Doe^Jane"
+    prt = h.seg("PRT", {2: "AD", 4: "AT^Attending^HL70912", 5: "77^Kay^Ann"})
+    adt = h.run("ADT^A01^ADT_A01", pid, prt, "PV1|1|I")
+    assert h.one(adt, "CareTeam")["participant"][0]["role"][0]["coding"][0]["code"] == "AT"
+    oru = h.run("ORU^R01^ORU_R01", pid, prt, "OBR|1|P1|F1|X^Y^LN")
+    assert h.resources(oru, "CareTeam") == []

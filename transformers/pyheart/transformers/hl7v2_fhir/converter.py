@@ -115,6 +115,8 @@ class State:
         self.specimen: Json | None = None
         #: DG1 Conditions sent before the PV1 whose Encounter lists them: (Condition, diagnosis).
         self.pending_diagnoses: list[tuple[Json, Json]] = []
+        #: The patient's CareTeam (ROL/PRT after PID), made by its first member.
+        self.care_team: Json | None = None
 
     def segment_names(self, ctx: Context) -> list[str]:
         """The message's segment ids in order (by ``Segment.index``), listed once."""
@@ -3694,6 +3696,20 @@ def h_rol(ctx: Context, seg: Segment, st: State) -> None:
     primary care provider."""
     role = fm.apply(fm.ROL, seg, _new("PractitionerRole"), ctx)
     practitioner = role.get("practitioner")
+    if _patient_level(st) and not (seg.get(3) == "PP" and seg.get(3, 3).upper() in ("HL70443", "")):
+        # IG ADT_A01 PID.ROL: a role other than PP (table 0443) is a member of the patient's
+        # CareTeam (IG ROL[CareTeam]): ROL-3 and ROL-9 its roles, ROL-4 the member (else the
+        # ROL-14 organisation), ROL-5/6 its period, ROL-8 the team's reason, ROL-12 its telecom.
+        reason = dt.cwe_codeable_concept(seg.value(8), ctx) if seg.get(8) else None
+        _care_team_member(ctx, st, role, practitioner, [*role.get("code", []), *role.get("specialty", [])])
+        team = st.care_team
+        if team is not None:
+            if reason and reason not in team.get("reasonCode", []):
+                team.setdefault("reasonCode", []).append(reason)
+            for telecom in role.get("telecom", []):
+                if telecom not in team.get("telecom", []):
+                    team.setdefault("telecom", []).append(telecom)
+        return
     if practitioner is None:
         return
     codes = role.get("code") or [{}]
@@ -3716,6 +3732,44 @@ def h_rol(ctx: Context, seg: Segment, st: State) -> None:
         st.encounter.setdefault("participant", []).append(part)
     elif st.patient is not None and seg.get(3) == "PP":
         st.patient.setdefault("generalPractitioner", []).append(ref)
+
+
+def _patient_level(st: State) -> bool:
+    """True while the segments read belong to the patient (after PID/PD1, before a visit,
+    order or other group): where ROL and PRT name the patient's care team."""
+    return st.patient is not None and st.encounter is None and st.last is st.patient
+
+
+def _care_team_member(ctx: Context, st: State, role: Json, member: Json | None, roles: list[Json]) -> None:
+    """Add a participant to the patient's CareTeam (made by its first member, subject the
+    patient): ``member`` (else the role's organisation) in ``roles``, on behalf of the role's
+    organisation, for the role's period."""
+    org = role.get("organization")
+    who = member or org
+    if who is None or ctx.patient_ref is None:
+        return
+    part: Json = {}
+    if roles:
+        part["role"] = roles
+    part["member"] = who
+    if member is not None and org is not None:
+        part["onBehalfOf"] = org
+    if role.get("period"):
+        part["period"] = role["period"]
+    if st.care_team is None:
+        team: Json = {"resourceType": "CareTeam", "subject": ctx.patient_ref, "participant": []}
+        ctx.add(team, key=("CareTeam",))
+        st.care_team = team
+    if part not in st.care_team["participant"]:
+        st.care_team["participant"].append(part)
+
+
+#: IG ADT_A01 PID.PRT: the participation roles that make a PRT after PID a CareTeam member.
+#: (The IG's ORU_R01 and OML_O21 maps read that PRT as a RelatedPerson instead, which is not
+#: mapped: there it stays a PractitionerRole.)
+_CARE_TEAM_ROLES = frozenset(
+    {"AD", "AP", "ARI", "AT", "CP", "FHCP", "OP", "PH", "PP", "PRI", "RP", "RT", "VP", "PO"}
+)
 
 
 def _role_taken(ctx: Context, ident: Json, practitioner: Json) -> bool:
@@ -3782,8 +3836,14 @@ def h_prt(ctx: Context, seg: Segment, st: State) -> None:
         if role.get("code"):
             part["type"] = role["code"]
         st.encounter.setdefault("participant", []).append(part)
-    elif st.patient is not None and rtype == "Patient" and seg.get(4) == "PP" and who is not None:
-        st.patient.setdefault("generalPractitioner", []).append(who)
+    elif st.patient is not None and rtype == "Patient" and who is not None:
+        if seg.get(4) == "PP":
+            st.patient.setdefault("generalPractitioner", []).append(who)
+        if seg.get(4).upper() in _CARE_TEAM_ROLES and _patient_level(st) and st.family not in ("ORU", "OML"):
+            # IG PRT[CareTeam]: PRT-4 the role; the person (a PractitionerRole when PRT-6 gives
+            # the provider type, else the Practitioner), else the PRT-8 organisation.
+            member = person if seg.get(6) else role.get("practitioner")
+            _care_team_member(ctx, st, role, member, list(role.get("code", [])))
 
 
 def h_prd(ctx: Context, seg: Segment, st: State) -> None:
