@@ -559,3 +559,31 @@ def test_patient_prt_is_a_care_team_member_in_adt_not_oru(h: ModuleType) -> None
     assert h.one(adt, "CareTeam")["participant"][0]["role"][0]["coding"][0]["code"] == "AT"
     oru = h.run("ORU^R01^ORU_R01", pid, prt, "OBR|1|P1|F1|X^Y^LN")
     assert h.resources(oru, "CareTeam") == []
+
+
+def test_oru_patient_prt_is_a_related_person(h: ModuleType) -> None:
+    """IG ORU_R01 PATIENT.PRT (not PP) / PRT[RelatedPerson]: the person related to the patient,
+    with PRT-4 as relationship, PRT-5's identifier (authority as system) and name, PRT-11/12
+    period, PRT-14 address and PRT-15 telecom; no Practitioner is made of it."""
+    pid = "PID|1||MRN1^^^HOSP^MR||Doe^Jane"
+    prt = h.seg(
+        "PRT",
+        {
+            2: "AD",
+            4: "EP^Emergency contact^HL70912",
+            5: "55^Roe^Rita^^^^^^HOSP&1.2.3&ISO",
+            11: "20240101",
+            14: "1 Main St^^Town^ST^11111",
+            15: "^PRN^PH^^^^^^^^^555-0199",
+        },
+    )
+    bundle = h.run("ORU^R01^ORU_R01", pid, prt, "OBR|1|P1|F1|X^Y^LN")
+    person = h.one(bundle, "RelatedPerson")
+    ident = person["identifier"][0]
+    assert (ident["system"], ident["value"]) == ("urn:oid:1.2.3", "55")
+    assert person["relationship"][0]["coding"][0]["code"] == "EP"
+    assert (person["name"][0]["family"], person["period"]) == ("Roe", {"start": "2024-01-01"})
+    assert person["address"][0]["city"] == "Town"
+    assert person["telecom"][0]["value"] == "555-0199"
+    assert person["patient"]["reference"] == h.entries(bundle, "Patient")[0]["fullUrl"]
+    assert h.resources(bundle, "Practitioner") == []

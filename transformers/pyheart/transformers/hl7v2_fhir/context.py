@@ -242,28 +242,14 @@ class Context:
     def _practitioner_from_xcn(self, v: Value) -> Json | None:
         c = dt.comps(v, self)
         ident_value = c[1]
-        name = _xcn_name(c, self)
+        name = xcn_name(c, self)
         if not ident_value and not name:
             if c[13]:
                 return self._typed_practitioner(c[13])
             return None
         res: Json = {"resourceType": "Practitioner"}
-        ident: Json | None = None
-        if ident_value:
-            ident = {}
-            authority = v.component(9) if c[9] or v.get(9, 2) else None
-            system = dt.hd_system_of(authority, self) if authority is not None else None
-            if system:
-                ident["system"] = system
-            ident["value"] = ident_value
-            if authority is not None:
-                assigner = self.assigner(authority)
-                if assigner:
-                    ident["assigner"] = assigner
-            if c[11]:
-                ident["extension"] = [{"url": _CHECK_DIGIT, "valueString": c[11]}]  # IG XCN.11
-            if c[13]:
-                ident["type"] = _identifier_type(c[13])
+        ident = self.xcn_identifier(v, c)
+        if ident is not None:
             res["identifier"] = [ident]
         if name:
             if c[17] and "period" not in name:
@@ -289,6 +275,27 @@ class Context:
         family = name.get("family", "") if name else ""
         rid = resource_id("Practitioner", self.scope, *given, family)
         return self._put("Practitioner", rid, res, None)
+
+    def xcn_identifier(self, v: Value, c: list[str]) -> Json | None:
+        """The Identifier of an XCN (``c`` its components, ``dt.comps``): XCN.1 the value, XCN.9
+        the assigning authority (system and assigner), XCN.11 check digit, XCN.13 type."""
+        if not c[1]:
+            return None
+        ident: Json = {}
+        authority = v.component(9) if c[9] or v.get(9, 2) else None
+        system = dt.hd_system_of(authority, self) if authority is not None else None
+        if system:
+            ident["system"] = system
+        ident["value"] = c[1]
+        if authority is not None:
+            assigner = self.assigner(authority)
+            if assigner:
+                ident["assigner"] = assigner
+        if c[11]:
+            ident["extension"] = [{"url": _CHECK_DIGIT, "valueString": c[11]}]  # IG XCN.11
+        if c[13]:
+            ident["type"] = _identifier_type(c[13])
+        return ident
 
     def _typed_practitioner(self, id_type: str) -> Json:
         """A Practitioner known only by the type of its identifier (IG XCN.13 when XCN.1 and the
@@ -582,7 +589,7 @@ def _identifier_type(id_type: str) -> Json:
     return {"coding": [cd]}
 
 
-def _xcn_name(c: list[str], ctx: Context) -> Json | None:
+def xcn_name(c: list[str], ctx: Context) -> Json | None:
     """The HumanName of an XCN, from its components (``dt.comps``)."""
     out: Json = {}
     family = c[2]
@@ -621,4 +628,4 @@ def segment_key(seg: Segment) -> tuple[str, str]:
     return (seg.name, str(seg.index))
 
 
-__all__ = ["Context", "Entry", "Options", "segment_key"]
+__all__ = ["Context", "Entry", "Options", "segment_key", "xcn_name"]

@@ -22,7 +22,7 @@ from pyheart.broker.errors import TransformError
 from pyheart.broker.hl7v2 import Hl7Message, Segment, Value
 from pyheart.transformers.hl7v2_fhir import datatypes as dt
 from pyheart.transformers.hl7v2_fhir import fieldmaps as fm
-from pyheart.transformers.hl7v2_fhir.context import Context, Options
+from pyheart.transformers.hl7v2_fhir.context import Context, Options, xcn_name
 from pyheart.transformers.hl7v2_fhir.ids import message_resource_id, resource_id
 
 Json = dict[str, Any]
@@ -3764,12 +3764,51 @@ def _care_team_member(ctx: Context, st: State, role: Json, member: Json | None, 
         st.care_team["participant"].append(part)
 
 
-#: IG ADT_A01 PID.PRT: the participation roles that make a PRT after PID a CareTeam member.
-#: (The IG's ORU_R01 and OML_O21 maps read that PRT as a RelatedPerson instead, which is not
-#: mapped: there it stays a PractitionerRole.)
+#: IG ADT_A01 PID.PRT: the participation roles that make a PRT after PID a CareTeam member
+#: (the IG's ORU_R01 and OML_O21 maps read that PRT as a RelatedPerson instead).
 _CARE_TEAM_ROLES = frozenset(
     {"AD", "AP", "ARI", "AT", "CP", "FHCP", "OP", "PH", "PP", "PRI", "RP", "RT", "VP", "PO"}
 )
+
+
+def _prt_related_person(ctx: Context, seg: Segment) -> None:
+    """IG ORU_R01 / OML_O21 PATIENT.PRT that is not PP -> RelatedPerson (IG PRT[RelatedPerson]):
+    PRT-4 the relationship, PRT-5 the person (identifier and name), PRT-11/12 the period,
+    PRT-14 address, PRT-15 telecom, PRT-24 a further identifier."""
+    if ctx.patient_ref is None or not seg.get(5):
+        return
+    c = dt.comps(seg.value(5), ctx)
+    name = xcn_name(c, ctx)
+    if name is None and not c[1]:
+        return
+    res: Json = {"resourceType": "RelatedPerson", "patient": ctx.patient_ref}
+    person = ctx.xcn_identifier(seg.value(5), c)
+    idents: list[Json] = [person] if person is not None else []
+    for rep in seg.reps(24) if seg.raw(24) else ():
+        licence = dt.pln_identifier(rep, ctx)
+        if licence:
+            idents.append(licence)
+    if idents:
+        res["identifier"] = idents
+    relationship = dt.cwe_codeable_concept(seg.value(4), ctx, "Participation")
+    if relationship:
+        res["relationship"] = [relationship]
+    if name is not None:
+        res["name"] = [name]
+    telecom = [t for t in (dt.xtn_contact_point(r, ctx) for r in seg.reps(15)) if t] if seg.raw(15) else []
+    if telecom:
+        res["telecom"] = telecom
+    addresses = [a for a in (dt.xad_address(r, ctx) for r in seg.reps(14)) if a] if seg.raw(14) else []
+    if addresses:
+        res["address"] = addresses
+    start, end = dt.dtm(seg.get(11), ctx.default_tz), dt.dtm(seg.get(12), ctx.default_tz)
+    if start or end:
+        res["period"] = {k: v for k, v in (("start", start), ("end", end)) if v}
+    given = tuple(name.get("given") or ()) if name else ()
+    family = name.get("family", "") if name else ""
+    ctx.add_shared(
+        res, resource_id("RelatedPerson", ctx.patient_ref["reference"], "PRT", c[1], family, *given)
+    )
 
 
 def _role_taken(ctx: Context, ident: Json, practitioner: Json) -> bool:
@@ -3788,6 +3827,9 @@ def h_prt(ctx: Context, seg: Segment, st: State) -> None:
     performer or device, order/report performer, Encounter participant, or the patient's primary
     care provider (PRT-4 'PP' after PID). A person becomes a PractitionerRole (IG
     ``PRT[PractitionerRole]``), a device a Device (IG ``PRT[Device]``)."""
+    if _patient_level(st) and st.family in ("ORU", "OML") and seg.get(4) != "PP":
+        _prt_related_person(ctx, seg)
+        return
     role = fm.apply(fm.PRT_ROLE, seg, _new("PractitionerRole"), ctx)
     person: Json | None = None
     if "practitioner" in role:
@@ -3839,7 +3881,7 @@ def h_prt(ctx: Context, seg: Segment, st: State) -> None:
     elif st.patient is not None and rtype == "Patient" and who is not None:
         if seg.get(4) == "PP":
             st.patient.setdefault("generalPractitioner", []).append(who)
-        if seg.get(4).upper() in _CARE_TEAM_ROLES and _patient_level(st) and st.family not in ("ORU", "OML"):
+        if seg.get(4).upper() in _CARE_TEAM_ROLES and _patient_level(st):
             # IG PRT[CareTeam]: PRT-4 the role; the person (a PractitionerRole when PRT-6 gives
             # the provider type, else the Practitioner), else the PRT-8 organisation.
             member = person if seg.get(6) else role.get("practitioner")
