@@ -554,9 +554,14 @@ def test_patient_prt_is_a_care_team_member_in_adt_not_oru(h: ModuleType) -> None
     """IG PRT[CareTeam]: a PRT after PID with a role of the IG's list (AT) joins the CareTeam in
     ADT; the IG's ORU_R01 map reads that PRT otherwise, so an ORU gets no CareTeam."""
     pid = "PID|1||MRN1^^^HOSP^MR||Doe^Jane"
-    prt = h.seg("PRT", {2: "AD", 4: "AT^Attending^HL70912", 5: "77^Kay^Ann"})
+    prt = h.seg("PRT", {2: "AD", 4: "AT^Attending^HL70912", 5: "77^Kay^Ann", 15: "^WPN^PH^^^^^^^^^555-0102"})
     adt = h.run("ADT^A01^ADT_A01", pid, prt, "PV1|1|I")
-    assert h.one(adt, "CareTeam")["participant"][0]["role"][0]["coding"][0]["code"] == "AT"
+    part = h.one(adt, "CareTeam")["participant"][0]
+    assert part["role"][0]["coding"][0]["code"] == "AT"
+    member = next(
+        e["resource"] for e in h.entries(adt, "Practitioner") if e["fullUrl"] == part["member"]["reference"]
+    )
+    assert member["telecom"][0]["value"] == "555-0102"
     oru = h.run("ORU^R01^ORU_R01", pid, prt, "OBR|1|P1|F1|X^Y^LN")
     assert h.resources(oru, "CareTeam") == []
 
@@ -587,3 +592,18 @@ def test_oru_patient_prt_is_a_related_person(h: ModuleType) -> None:
     assert person["telecom"][0]["value"] == "555-0199"
     assert person["patient"]["reference"] == h.entries(bundle, "Patient")[0]["fullUrl"]
     assert h.resources(bundle, "Practitioner") == []
+
+
+def test_pv1_financial_class_types_the_coverage(h: ModuleType) -> None:
+    """IG PV1[Coverage]: PV1-20 is the type of the IN1 Coverage (table 0064) unless IN1-15 (plan
+    type) gives one."""
+    pid = "PID|1||MRN1^^^HOSP^MR||Doe^Jane"
+    pv1 = h.seg("PV1", {1: "1", 2: "I", 20: "MC"})
+    in1 = h.seg("IN1", {1: "1", 2: "PLAN1", 3: "PAYER1^^^HOSP", 4: "Acme Insurance"})
+    coverage = h.one(h.run("ADT^A01^ADT_A01", pid, pv1, in1), "Coverage")
+    assert coverage["type"]["coding"] == [
+        {"system": "http://terminology.hl7.org/CodeSystem/v2-0064", "code": "MC"}
+    ]
+    typed = h.seg("IN1", {1: "1", 2: "PLAN1", 3: "PAYER1^^^HOSP", 4: "Acme Insurance", 15: "HMO"})
+    coverage = h.one(h.run("ADT^A01^ADT_A01", pid, pv1, typed), "Coverage")
+    assert coverage["type"]["coding"][0]["code"] != "MC"

@@ -117,6 +117,8 @@ class State:
         self.pending_diagnoses: list[tuple[Json, Json]] = []
         #: The patient's CareTeam (ROL/PRT after PID), made by its first member.
         self.care_team: Json | None = None
+        #: PV1-20 financial class (table 0064), the type of the IN1 Coverage that follows.
+        self.financial_class = ""
 
     def segment_names(self, ctx: Context) -> list[str]:
         """The message's segment ids in order (by ``Segment.index``), listed once."""
@@ -617,6 +619,7 @@ def h_ctd(ctx: Context, seg: Segment, st: State) -> None:
 def h_pv1(ctx: Context, seg: Segment, st: State) -> None:
     """PV1 -> Encounter (identified by PV1-19 visit number)."""
     res = fm.apply(fm.PV1, seg, _new("Encounter"), ctx)
+    st.financial_class = seg.get(20).strip()
     klass = seg.get(2)
     # IG MSH[Encounter]: the trigger event gives the status (Event[EncounterStatus]); an event
     # that does not tell it (A08 "unknown") leaves it to PV1-45 / PV1-2 (IG PV1[Encounter]).
@@ -1266,6 +1269,10 @@ def h_in1(ctx: Context, seg: Segment, st: State) -> None:
     if res is None or ctx.patient_ref is None:
         return
     res["status"] = "active"
+    if st.financial_class and "type" not in res:
+        # IG PV1[Coverage]: PV1-20 financial class is the Coverage's type (IN1-15 plan type
+        # first). Without an IN1 there is no Coverage to type: the PV1 names no payor.
+        res["type"] = {"coding": [dt.coding(st.financial_class, dt.V2_CS + "0064")]}
     if "payor" not in res:
         res["payor"] = [ctx.patient_ref]
     else:
@@ -3884,8 +3891,14 @@ def h_prt(ctx: Context, seg: Segment, st: State) -> None:
         if seg.get(4).upper() in _CARE_TEAM_ROLES and _patient_level(st):
             # IG PRT[CareTeam]: PRT-4 the role; the person (a PractitionerRole when PRT-6 gives
             # the provider type, else the Practitioner), else the PRT-8 organisation.
-            member = person if seg.get(6) else role.get("practitioner")
-            _care_team_member(ctx, st, role, member, list(role.get("code", [])))
+            doctor: Json | None = role.get("practitioner")
+            _care_team_member(ctx, st, role, person if seg.get(6) else doctor, list(role.get("code", [])))
+            if doctor is not None and not seg.get(6) and role.get("telecom"):
+                # IG PRT[CareTeam] PRT-15: the member Practitioner's telecom (PRT-14 its address,
+                # added above); a PractitionerRole member has it already.
+                entry = ctx.entries.get(_rid_in(doctor["reference"]))
+                if entry is not None and "telecom" not in entry.resource:
+                    entry.resource["telecom"] = role["telecom"]
 
 
 def h_prd(ctx: Context, seg: Segment, st: State) -> None:

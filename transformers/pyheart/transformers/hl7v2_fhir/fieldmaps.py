@@ -1322,8 +1322,9 @@ CODE_MAPPED: dict[tuple[str, str], frozenset[int]] = {
     ("MSH", "Bundle"): frozenset({7, 10}),
     ("MSA", "MessageHeader"): frozenset({1, 2}),
     ("ROL", "CareTeam"): frozenset({3, 4, 5, 6, 8, 9, 12, 14}),
-    ("PRT", "CareTeam"): frozenset({4, 5, 6, 8, 11, 12}),
+    ("PRT", "CareTeam"): frozenset({4, 5, 6, 8, 11, 12, 14, 15}),
     ("PRT", "RelatedPerson"): frozenset({4, 5, 11, 12, 14, 15, 24}),
+    ("PV1", "Coverage"): frozenset({20}),
     # The Patient PID-2/3/4 identify is the Appointment's patient participant (one actor; the
     # IG's R5 extension-Appointment.subject has no R4 element).
     ("PID", "Appointment"): frozenset({2, 3, 4}),
