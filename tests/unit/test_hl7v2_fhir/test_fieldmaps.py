@@ -99,3 +99,27 @@ def test_rxo_requested_strength_on_the_medication() -> None:
     assert (strength["numerator"]["value"], strength["numerator"]["code"]) == (250, "mg")
     assert (strength["denominator"]["value"], strength["denominator"]["code"]) == (5, "mL")
     assert medication("250|mg")["ingredient"][0]["strength"]["denominator"] == {"value": 1}
+
+
+def test_orc4_group_numbers_on_the_report() -> None:
+    """IG ORC[DiagnosticReport] ORC-4: the placer group number as an identifier typed PGN (an EI
+    before v2.8.2); as an EIP, its placer (PGN) and filler (FGN) parts."""
+    from pyheart.transformers.hl7v2_fhir import convert
+
+    def identifiers(orc4: str) -> list[tuple[str, str]]:
+        text = "\r".join(
+            [
+                "MSH|^~\\&|APP|FAC|||20240102||ORU^R01^ORU_R01|C1|P|2.5.1",
+                "PID|1||MRN1^^^HOSP^MR||Doe^Jane",
+                f"ORC|RE|P1|F1|{orc4}",
+                "OBR|1|P1|F1|X^Y^LN",
+            ]
+        )
+        entries = convert(text)["entry"]
+        report = next(e["resource"] for e in entries if e["resource"]["resourceType"] == "DiagnosticReport")
+        return [(i["type"]["coding"][0]["code"], i["value"]) for i in report["identifier"] if "value" in i]
+
+    assert ("PGN", "G1") in identifiers("G1^LAB")
+    found = identifiers("G1&LAB^G2&LIS")
+    assert ("PGN", "G1") in found
+    assert ("FGN", "G2") in found

@@ -782,6 +782,8 @@ ORC_DR: tuple[FieldMap, ...] = (
         fixed=_ext(_SD + "event-statusReason"),
     ),
     F("ORC", 28, "DiagnosticReport", "meta.security[]", "CWE[Coding]", "ConfidentialityCode"),
+    F("ORC", 4, "DiagnosticReport", "identifier[]", "EIP[Identifier-PlacerGroup]"),
+    F("ORC", 4, "DiagnosticReport", "identifier[]", "EIP[Identifier-FillerGroup]"),
 )
 
 OBR_SR: tuple[FieldMap, ...] = (
@@ -927,6 +929,8 @@ ORC_IMM: tuple[FieldMap, ...] = (
     F("ORC", 2, "Immunization", "identifier[]", "EI[Identifier-Extension]", fixed=_PLAC),
     F("ORC", 3, "Immunization", "identifier[]", "EI[Identifier-Extension]", fixed=_FILL),
     F("ORC", 28, "Immunization", "meta.security[]", "CWE[Coding]", "ConfidentialityCode"),
+    F("ORC", 4, "Immunization", "identifier[]", "EIP[Identifier-PlacerGroup]"),
+    F("ORC", 4, "Immunization", "identifier[]", "EIP[Identifier-FillerGroup]"),
     F("ORC", 9, "Immunization", "recorded", "DTM[dateTime]"),
     F(
         "ORC",
@@ -1373,7 +1377,7 @@ CODE_MAPPED: dict[tuple[str, str], frozenset[int]] = {
     ("AIG", "Appointment"): frozenset({3, 8, 9, 10, 11, 12, 14}),
     ("AIL", "Appointment"): frozenset({4, 6, 7, 8, 9, 10, 12}),
     ("AIP", "Appointment"): frozenset({4, 6, 7, 8, 9, 10, 12}),
-    ("SCH", "ServiceRequest"): frozenset({25}),
+    ("SCH", "ServiceRequest"): frozenset({6, 25}),  # SCH-6: the order's intent is "order"
     ("AIS", "ServiceRequest"): frozenset({4, 5, 7}),
     ("TQ1", "ServiceRequest"): frozenset({2, 3, 4, 5, 6, 7, 8, 9, 11, 13, 14}),
     # TQ1-4 (explicit time, TM) is the dosage timing's timeOfDay: the IG row's timing.event is a
@@ -1385,7 +1389,7 @@ CODE_MAPPED: dict[tuple[str, str], frozenset[int]] = {
     ("PRT", "Patient-GeneralPractitioner-PractitionerRole"): frozenset({4, 5, 8, 9, 11, 12, 14, 15}),
     ("NTE", "Observation"): frozenset({3, 5, 6}),
     ("NTE", "ServiceRequest"): frozenset({3, 5, 6}),
-    ("SFT", "Device"): frozenset({1, 2, 3, 4, 5}),
+    ("SFT", "Device"): frozenset({1, 2, 3, 4, 5, 6}),
     ("SFT", "MessageHeader"): frozenset({2, 3}),
     ("TXA", "DocumentReference"): frozenset({3, 4, 13, 17, 19}),
     ("RXR", "MedicationRequest"): frozenset({1, 2, 4, 5}),
@@ -1451,6 +1455,24 @@ def _version_key(version: str) -> tuple[int, ...]:
             break
         parts.append(int(part))
     return tuple(parts)
+
+
+def _group_number(kind: str) -> Callable[[Any, Context, str | None], Any]:
+    """ORC-4 placer group number -> the Identifier of its placer ('PGN') or filler ('FGN') part
+    (IG ``EIP[Identifier-PlacerAssignedIdentifier]`` / ``-FillerAssignedIdentifier``). Before
+    v2.8.2 ORC-4 is an EI (the placer's group number, its authority in components 2-4); an EIP
+    sends each part as one component with sub-components."""
+    from pyheart.transformers.hl7v2_fhir.datatypes import ei_identifier, eip_identifiers
+
+    def read(v: Any, ctx: Context, vocab: str | None) -> Any:
+        if ctx.delimiters.subcomponent in v.raw:
+            return next((i for i in eip_identifiers(v, ctx) if i["type"]["coding"][0]["code"] == kind), None)
+        ident = ei_identifier(v, ctx) if kind == "PGN" else None
+        if ident is not None:
+            ident["type"] = {"coding": [{"system": V2_CS + "0203", "code": "PGN"}]}
+        return ident
+
+    return read
 
 
 def _nm_integer(v: Any, ctx: Context, vocab: str | None) -> Any:
@@ -1559,6 +1581,8 @@ DATATYPES.update(
         "ST[Identifier]": _st_identifier,
         "CWE[Identifier]": _cwe_identifier,
         "NM[integer]": _nm_integer,
+        "EIP[Identifier-PlacerGroup]": _group_number("PGN"),
+        "EIP[Identifier-FillerGroup]": _group_number("FGN"),
         "XON|CWE[Organization]": _xon_or_cwe_organization,
         "NM[unsignedInt]": _nm_unsigned,
         "NM[Quantity-LengthOfStay]": _nm_los,
