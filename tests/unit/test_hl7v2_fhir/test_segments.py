@@ -607,3 +607,32 @@ def test_pv1_financial_class_types_the_coverage(h: ModuleType) -> None:
     typed = h.seg("IN1", {1: "1", 2: "PLAN1", 3: "PAYER1^^^HOSP", 4: "Acme Insurance", 15: "HMO"})
     coverage = h.one(h.run("ADT^A01^ADT_A01", pid, pv1, typed), "Coverage")
     assert coverage["type"]["coding"][0]["code"] != "MC"
+
+
+def test_appointment_nte_is_comment_and_whole_note(h: ModuleType) -> None:
+    """IG NTE[Appointment-Comment]: every NTE is a line of Appointment.comment, and each stays
+    whole (NTE-5 author, NTE-6 time, NTE-4 type) as an R5 Appointment.note extension."""
+    pid = "PID|1||MRN1^^^HOSP^MR||Doe^Jane"
+    nte = h.seg(
+        "NTE", {1: "1", 3: "Fasting", 4: "PI^Patient Instructions", 5: "77^Kay^Ann", 6: "20240105080000+0000"}
+    )
+    appt = h.one(h.run("SIU^S12^SIU_S12", "SCH|A1|F1", nte, "NTE|2||Bring list", pid), "Appointment")
+    assert appt["comment"] == "Fasting\nBring list"
+    notes = [
+        e["valueAnnotation"] for e in appt["extension"] if e["url"].endswith("extension-Appointment.note")
+    ]
+    assert [n["text"] for n in notes] == ["Fasting", "Bring list"]
+    assert notes[0]["time"] == "2024-01-05T08:00:00+00:00"
+    assert "authorReference" in notes[0]
+    assert notes[0]["extension"][0]["valueCodeableConcept"]["coding"][0]["code"] == "PI"
+
+
+def test_in3_case_manager_joins_the_care_team(h: ModuleType) -> None:
+    """IG IN3[CareTeam]: IN3-21 (the case manager's name) is a CareTeam participant in the SNOMED
+    case-manager role."""
+    pid = "PID|1||MRN1^^^HOSP^MR||Doe^Jane"
+    in1 = h.seg("IN1", {1: "1", 2: "PLAN1", 3: "PAYER1^^^HOSP", 4: "Acme Insurance"})
+    bundle = h.run("ADT^A01^ADT_A01", pid, "PV1|1|I", in1, h.seg("IN3", {1: "1", 21: "Pat Case"}))
+    (part,) = h.one(bundle, "CareTeam")["participant"]
+    assert part["member"] == {"display": "Pat Case"}
+    assert part["role"][0]["coding"][0]["code"] == "768832004"

@@ -2246,18 +2246,30 @@ def h_nte(ctx: Context, seg: Segment, st: State) -> None:
     if target is None:
         return
     rtype = target.get("resourceType")
-    if rtype in _HAS_NOTE:
-        # IG NTE[Observation]/NTE[ServiceRequest]: NTE-3 text, NTE-5 author, NTE-6 time.
-        note: Json = {"text": text}
-        author = ctx.practitioner_from_xcn(seg.value(5)) if seg.get(5) else None
-        if author is not None:
-            note["authorReference"] = author
-        when = dt.dtm(seg.get(6), ctx.default_tz)
-        if when and "T" in when:
-            note["time"] = when
+    if rtype not in _HAS_NOTE and rtype != "Appointment":
+        return
+    # IG NTE[Observation]/NTE[ServiceRequest]/NTE[Appointment-Comment]: NTE-3 text, NTE-5
+    # author, NTE-6 time.
+    note: Json = {"text": text}
+    author = ctx.practitioner_from_xcn(seg.value(5)) if seg.get(5) else None
+    if author is not None:
+        note["authorReference"] = author
+    when = dt.dtm(seg.get(6), ctx.default_tz)
+    if when and "T" in when:
+        note["time"] = when
+    if rtype != "Appointment":
         target.setdefault("note", []).append(note)
-    elif rtype == "Appointment":
-        target["comment"] = (target.get("comment", "") + "\n" + text).strip()
+        return
+    # An R4 Appointment has one comment string (all NTEs, a line each); the IG also keeps each
+    # note whole, with its author, time and NTE-4 type, as the R5 Appointment.note extension.
+    target["comment"] = (target.get("comment", "") + "\n" + text).strip()
+    kind = dt.cwe_codeable_concept(seg.value(4), ctx) if seg.get(4) else None
+    if kind:
+        note["extension"] = [{"url": _SD + "annotationType", "valueCodeableConcept": kind}]
+    target.setdefault("extension", []).append({"url": _APPOINTMENT_NOTE, "valueAnnotation": note})
+
+
+_APPOINTMENT_NOTE = "http://hl7.org/fhir/5.0/StructureDefinition/extension-Appointment.note"
 
 
 def h_spm(ctx: Context, seg: Segment, st: State) -> None:
@@ -3763,12 +3775,34 @@ def _care_team_member(ctx: Context, st: State, role: Json, member: Json | None, 
         part["onBehalfOf"] = org
     if role.get("period"):
         part["period"] = role["period"]
+    _join_care_team(ctx, st, part)
+
+
+def _join_care_team(ctx: Context, st: State, part: Json) -> None:
+    """Add ``part`` to the patient's CareTeam (made by its first participant, subject the
+    patient), once."""
+    if ctx.patient_ref is None:
+        return
     if st.care_team is None:
         team: Json = {"resourceType": "CareTeam", "subject": ctx.patient_ref, "participant": []}
         ctx.add(team, key=("CareTeam",))
         st.care_team = team
     if part not in st.care_team["participant"]:
         st.care_team["participant"].append(part)
+
+
+_CASE_MANAGER: Json = {
+    "coding": [{"system": "http://snomed.info/sct", "code": "768832004"}],
+    "text": "case manager",
+}
+
+
+def h_in3(ctx: Context, seg: Segment, st: State) -> None:
+    """IN3 (insurance certification) -> IG IN3[CareTeam]: the IN3-21 case manager (a name, ST)
+    is a participant of the patient's CareTeam in the case-manager role."""
+    name = seg.get(21).strip()
+    if name:
+        _join_care_team(ctx, st, {"role": [dict(_CASE_MANAGER)], "member": {"display": name}})
 
 
 #: IG ADT_A01 PID.PRT: the participation roles that make a PRT after PID a CareTeam member
@@ -4008,6 +4042,7 @@ HANDLERS: dict[str, Handler] = {
     "GT1": h_gt1,
     "IN1": h_in1,
     "IN2": h_in2,
+    "IN3": h_in3,
     "RF1": h_rf1,
     "AUT": h_aut,
     "INV": h_inv,

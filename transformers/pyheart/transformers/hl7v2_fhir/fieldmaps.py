@@ -1390,6 +1390,8 @@ CODE_MAPPED: dict[tuple[str, str], frozenset[int]] = {
     ("NTE", "Observation"): frozenset({3, 5, 6}),
     ("NTE", "ServiceRequest"): frozenset({3, 5, 6}),
     ("SFT", "Device"): frozenset({1, 2, 3, 4, 5, 6}),
+    ("NTE", "Appointment-Comment"): frozenset({3, 4, 5, 6}),
+    ("IN3", "CareTeam"): frozenset({21}),
     ("SFT", "MessageHeader"): frozenset({2, 3}),
     ("TXA", "DocumentReference"): frozenset({3, 4, 13, 17, 19}),
     ("RXR", "MedicationRequest"): frozenset({1, 2, 4, 5}),
