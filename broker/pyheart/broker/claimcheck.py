@@ -15,12 +15,15 @@ engine dead-letters the record); its text names no value and no path.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import hashlib
 import os
 import re
+import time
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -30,6 +33,10 @@ from pyheart.broker.errors import ConfigError, MessageError, Stage
 
 _NAME = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.bin$")
 _SHA = re.compile(r"^[0-9a-f]{64}$")
+#: A write that never reached its rename (the writer died between open and rename).
+_TMP = re.compile(r"^\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.bin\.tmp$")
+_AGE = re.compile(r"^(\d+)([smhd])$")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 #: Bytes of a claim-checked record's value: a fixed marker (the headers hold the claim).
 CLAIM_PAYLOAD = b"pyheart-claim-check"
 #: Headers a claim-checked record carries about its claim.
@@ -42,6 +49,14 @@ class ClaimCheckError(MessageError):
 
     code = "claim-check-failed"
     stage = Stage.INTAKE
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    """What :meth:`ClaimCheckStore.prune` removed (or, in a dry run, would remove)."""
+
+    files: int
+    bytes: int
 
 
 class ClaimCheckStore:
@@ -136,6 +151,36 @@ class ClaimCheckStore:
             )
         return data
 
+    def prune(self, older_than: float, *, dry_run: bool = False, now: float | None = None) -> PruneResult:
+        """Delete the claims (and writes that never finished) last modified more than
+        ``older_than`` seconds ago. Only files this store names (uuid ``.bin`` and their
+        temporary twins) are touched. A claim still referenced by a record, a dead letter or a
+        replay window must outlive them: choose ``older_than`` above the topics' retention."""
+        if older_than <= 0:
+            raise ConfigError("claim check prune: the age must be positive")
+        cutoff = (time.time() if now is None else now) - older_than
+        files = size = 0
+        try:
+            entries = list(os.scandir(self.directory))
+        except FileNotFoundError:
+            return PruneResult(0, 0)
+        for entry in entries:
+            if not (_NAME.match(entry.name) or _TMP.match(entry.name)):
+                continue
+            try:
+                info = entry.stat(follow_symlinks=False)
+                if not entry.is_file(follow_symlinks=False) or info.st_mtime >= cutoff:
+                    continue
+                if not dry_run:
+                    os.unlink(entry.path)
+            except FileNotFoundError:
+                continue  # pruned concurrently
+            files += 1
+            size += info.st_size
+        if files and not dry_run:
+            self._sync_directory()
+        return PruneResult(files, size)
+
     # ----------------------------------------------------------------------------------- records
     def offload(self, payload: bytes, headers: Mapping[str, str]) -> tuple[bytes, dict[str, str]]:
         """``(payload, headers)`` for a record: above the threshold, a claim in place of the payload.
@@ -184,12 +229,22 @@ def offload(
     return store.offload(payload, headers)
 
 
+def parse_age(text: str) -> int:
+    """``30d``, ``12h``, ``90m`` or ``3600s`` -> seconds."""
+    m = _AGE.match(text.strip())
+    if not m or int(m.group(1)) == 0:
+        raise argparse.ArgumentTypeError("an age like 30d, 12h, 90m or 3600s is expected")
+    return int(m.group(1)) * _SECONDS[m.group(2)]
+
+
 __all__ = [
     "CLAIM_HEADERS",
     "CLAIM_PAYLOAD",
     "ClaimCheckError",
     "ClaimCheckStore",
+    "PruneResult",
     "is_claim_checked",
     "offload",
+    "parse_age",
     "resolve",
 ]

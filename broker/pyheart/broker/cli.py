@@ -177,7 +177,34 @@ def build_parser() -> argparse.ArgumentParser:
     from pyheart.broker.native import add_subcommands as add_native_commands
 
     add_native_commands(sub)
+    _add_claim_check_parser(sub)
     return parser
+
+
+def _cmd_claim_check_prune(args: argparse.Namespace) -> int:
+    from pyheart.broker.claimcheck import ClaimCheckStore
+
+    result = ClaimCheckStore(args.dir).prune(args.older_than, dry_run=args.dry_run)
+    verb = "would prune" if args.dry_run else "pruned"
+    print(f"{verb} {result.files} claim check files ({result.bytes} bytes)")
+    return 0
+
+
+def _add_claim_check_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from pyheart.broker.claimcheck import parse_age
+
+    claim = sub.add_parser("claim-check", help="the claim check store of large payloads")
+    claim.set_defaults(func=functools.partial(_print_help, claim))
+    commands = claim.add_subparsers(dest="claim_command", metavar="SUBCOMMAND")
+    prune = commands.add_parser(
+        "prune", help="delete claim files older than an age (choose one above the topics' retention)"
+    )
+    prune.add_argument("dir", help="the claim_check.dir of the listeners, engine and senders")
+    prune.add_argument(
+        "--older-than", type=parse_age, required=True, metavar="AGE", help="e.g. 30d, 12h, 90m, 3600s"
+    )
+    prune.add_argument("--dry-run", action="store_true", help="report what would be deleted; delete nothing")
+    prune.set_defaults(func=_cmd_claim_check_prune)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -157,3 +157,54 @@ def test_from_config_requires_dir() -> None:
     """A claim_check config without dir is a configuration error naming the field."""
     with pytest.raises(ConfigError, match=r"claim_check\.dir: is required"):
         ClaimCheckStore.from_config({"threshold_bytes": 10})
+
+
+def _age(store: ClaimCheckStore, uri: str, days: float) -> Path:
+    path = store.path_of(uri)
+    when = path.stat().st_mtime - days * 86400
+    os.utime(path, (when, when))
+    return path
+
+
+def test_prune_deletes_only_old_claims_of_the_store(tmp_path: Path) -> None:
+    """prune removes claim files (and unfinished writes) older than the age; fresh claims and
+    files the store did not name stay, whatever their age."""
+    store = _store(tmp_path)
+    old = [_age(store, store.put(_payload(2_000))[0], 40) for _ in range(2)]
+    fresh = store.path_of(store.put(_payload(2_000))[0])
+    foreign = tmp_path / "claims" / "notes.txt"
+    foreign.write_text("keep")
+    os.utime(foreign, (0, 0))
+    stale_tmp = tmp_path / "claims" / ("." + "1" * 8 + "-2222-3333-4444-" + "5" * 12 + ".bin.tmp")
+    stale_tmp.write_bytes(b"partial")
+    os.utime(stale_tmp, (0, 0))
+    expected = sum(p.stat().st_size for p in old) + len(b"partial")
+    result = store.prune(30 * 86400)
+    assert (result.files, result.bytes) == (3, expected)
+    assert not any(p.exists() for p in (*old, stale_tmp))
+    assert fresh.exists()
+    assert foreign.exists()
+
+
+def test_prune_dry_run_deletes_nothing(tmp_path: Path) -> None:
+    """A dry run reports what it would delete and deletes nothing."""
+    store = _store(tmp_path)
+    path = _age(store, store.put(_payload(2_000))[0], 40)
+    result = store.prune(30 * 86400, dry_run=True)
+    assert (result.files, result.bytes) == (1, path.stat().st_size)
+    assert path.exists()
+
+
+def test_prune_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`pyheart claim-check prune DIR --older-than 30d` prunes and says how much; an age without a
+    unit is refused."""
+    from pyheart.broker.cli import main
+
+    store = _store(tmp_path)
+    path = _age(store, store.put(_payload(2_000))[0], 40)
+    size = path.stat().st_size
+    assert main(["claim-check", "prune", str(store.directory), "--older-than", "30d"]) == 0
+    assert capsys.readouterr().out.strip() == f"pruned 1 claim check files ({size} bytes)"
+    assert not path.exists()
+    with pytest.raises(SystemExit):
+        main(["claim-check", "prune", str(store.directory), "--older-than", "30"])
