@@ -306,6 +306,47 @@ async def test_two_bundles_about_one_patient_leave_one_patient(
 
 
 @pytest.mark.kafka
+async def test_partitions_delivered_concurrently_to_hapi_all_committed(
+    fhir_server: str, kafka_bootstrap: str, unique_name: Callable[[str], str], create_topics: CreateTopics
+) -> None:
+    """partition_concurrency 2 over a two-partition topic and the real HAPI server: every patient's
+    Bundle lands once and both partitions are committed to their end."""
+    topic, group = unique_name("fhir-out"), unique_name("fhir-sender")
+    await create_topics(topic, partitions=2)
+    mrns = [canary(f"MRN{i}") for i in range(4)]
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        for i, mrn in enumerate(mrns):
+            bundle = dumps(transaction_bundle(mrn, visit=f"V-{mrn}", observation=f"O-{mrn}"))
+            await producer.send_and_wait(topic, bundle, key=mrn.encode(), partition=i % 2)
+    finally:
+        await producer.stop()
+    sender = FhirRestSender(
+        config(
+            fhir_server,
+            topic=topic,
+            group_id=group,
+            bootstrap_servers=kafka_bootstrap,
+            partition_concurrency=2,
+        )
+    )
+    await sender.initialize()
+    try:
+        await until(lambda: sender.stats.committed == 4)
+    finally:
+        await sender.cleanup()
+    found = [await total(fhir_server, "Patient", identifier=f"{SYSTEM}|{mrn}") for mrn in mrns]
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        offsets = [await consumer.committed(TopicPartition(topic, p)) for p in (0, 1)]
+    finally:
+        await consumer.stop()
+    assert (found, offsets) == ([1, 1, 1, 1], [2, 2])
+
+
+@pytest.mark.kafka
 async def test_rejected_bundle_is_dead_lettered_with_codes_and_no_phi(
     fhir_server: str,
     kafka_bootstrap: str,

@@ -394,6 +394,8 @@ class KafkaDelivery:
         self._stopping = False
         self._wake: asyncio.Event | None = None
         self.claims: ClaimCheckStore | None = None
+        #: Partitions delivered at once (each in offset order); 1 = one record at a time.
+        self._parallel = 1
 
     def configure(self, settings: dict[str, Any], *, retry_after_max_s: float = 120.0) -> None:
         """Take the checked settings (``consumer_fields`` and ``retry_fields`` among them)."""
@@ -405,6 +407,7 @@ class KafkaDelivery:
             retry_after_max_s=retry_after_max_s,
         )
         self._wake = self._wake or asyncio.Event()
+        self._parallel = int(settings.get("partition_concurrency", 1))
         claims = settings.get("claim_check")
         self.claims = ClaimCheckStore.from_config(claims) if claims else None
 
@@ -539,26 +542,44 @@ class KafkaDelivery:
                 await self.pause(backoff_delay(failures, 0.5, 10.0))
                 continue
             failures = 0
+            if self._parallel > 1 and len(batches) > 1:
+                # Partitions are independent (records are keyed by patient), so several are
+                # delivered at once, each still in offset order with a commit after each record.
+                gate = asyncio.Semaphore(self._parallel)
+                drains = (self._gated(gate, consumer, tp, records) for tp, records in batches.items())
+                if any(await asyncio.gather(*drains)):
+                    return
+                continue
             for tp, records in batches.items():
-                for record in records:
-                    if self._stopping:
-                        return
-                    try:
-                        await self._process(record)
-                    except Stopping:
-                        return
-                    try:
-                        await consumer.commit({tp: record.offset + 1})
-                        self.stats.committed += 1
-                    except Exception as exc:  # e.g. a rebalance took the partition: redelivered later
-                        self.log.warning(
-                            self._event("commit"),
-                            outcome="failure",
-                            topic=record.topic,
-                            partition=record.partition,
-                            offset=record.offset,
-                            error_type=type(exc).__name__,
-                        )
+                if await self._drain(consumer, tp, records):
+                    return
+
+    async def _gated(self, gate: asyncio.Semaphore, consumer: Consumer, tp: Any, records: list[Any]) -> bool:
+        async with gate:
+            return await self._drain(consumer, tp, records)
+
+    async def _drain(self, consumer: Consumer, tp: Any, records: list[Any]) -> bool:
+        """Deliver a partition's records in order, committing after each; True when stopping."""
+        for record in records:
+            if self._stopping:
+                return True
+            try:
+                await self._process(record)
+            except Stopping:
+                return True
+            try:
+                await consumer.commit({tp: record.offset + 1})
+                self.stats.committed += 1
+            except Exception as exc:  # e.g. a rebalance took the partition: redelivered later
+                self.log.warning(
+                    self._event("commit"),
+                    outcome="failure",
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                    error_type=type(exc).__name__,
+                )
+        return False
 
     async def _process(self, record: ConsumerRecord) -> None:
         """Deliver one record, or dead-letter it. Returns when the offset may be committed."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -327,3 +328,58 @@ async def test_authenticator_plugin_given_in_code_is_used_and_left_running() -> 
     await sender.deliver(dumps(transaction_bundle("M1")))
     await sender.close()
     assert (fhir.seen[0].headers["authorization"].startswith("Basic "), basic.initialized) == (True, True)
+
+
+async def _max_in_flight(concurrency: int) -> tuple[int, list[tuple[int, int]]]:
+    """Deliver two records on each of partitions 0 and 1 through a server that holds each request
+    until a second one arrives (or 0.3 s pass); the most requests it ever held at once, and the
+    commits as (partition, offset)."""
+    in_flight = 0
+    most = 0
+    arrived = asyncio.Event()
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        if in_flight > 1:
+            arrived.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(arrived.wait(), 0.3)
+        in_flight -= 1
+        return httpx.Response(200, json={"resourceType": "Bundle", "type": "transaction-response"})
+
+    records = [
+        FakeRecord(
+            "fhir.out", partition, offset, b"k", dumps(transaction_bundle(f"M{partition}{offset}")), []
+        )
+        for offset in (0, 1)
+        for partition in (0, 1)
+    ]
+    consumer = FakeConsumer(records)
+    sender = FhirRestSender(
+        {**BASE, "partition_concurrency": concurrency},
+        client_factory=lambda _s: (consumer, FakeProducer(FakeKafka())),
+        transport=httpx.MockTransport(handler),
+    )
+    await sender.initialize()
+    try:
+        await asyncio.wait_for(consumer.wait_for_commits(4), 10)
+    finally:
+        await sender.cleanup()
+    return most, [(tp.partition, offset) for tp, offset in consumer.commits]
+
+
+async def test_partitions_are_delivered_concurrently_each_in_order() -> None:
+    """partition_concurrency 2: two partitions' records are in flight at once, and each
+    partition's offsets are still committed in order."""
+    most, commits = await _max_in_flight(2)
+    assert most == 2
+    for partition in (0, 1):
+        assert [offset for p, offset in commits if p == partition] == [1, 2]
+
+
+async def test_default_delivers_one_record_at_a_time() -> None:
+    """By default (partition_concurrency 1) never more than one request is in flight."""
+    most, commits = await _max_in_flight(1)
+    assert (most, len(commits)) == (1, 4)

@@ -81,6 +81,15 @@ SENDER_SCHEMA: dict[str, Any] = {
     "connect_timeout_s": {"type": "number", "default": 10, "minimum": 0.1},
     "read_timeout_s": {"type": "number", "default": 60, "minimum": 0.1},
     "max_connections": {"type": "integer", "default": 10, "minimum": 1, "maximum": 1000},
+    "partition_concurrency": {
+        "type": "integer",
+        "default": 1,
+        "minimum": 1,
+        "maximum": 64,
+        "description": "partitions delivered at once, each in order (records are keyed by patient); "
+        "above 1, concurrent transactions may create the same shared resource twice on servers "
+        "whose conditional updates race",
+    },
     **retry_fields(backoff_s=0.5),
     "retry_after_max_s": {
         "type": "number",
