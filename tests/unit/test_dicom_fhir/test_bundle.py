@@ -426,3 +426,20 @@ def test_part10_bytes_of_a_built_dataset(dx: ModuleType) -> None:
     assert dx.resources(dicom_to_fhir(dx.part10(ds)), "ImagingStudy") == dx.resources(
         dicom_to_fhir(dx.dataset()), "ImagingStudy"
     )
+
+
+def test_offset_no_clock_has_is_treated_as_absent(dx: ModuleType) -> None:
+    """TimezoneOffsetFromUTC +2500 is no zone: the configured offset (or the date alone) is used."""
+    ds = dx.dataset(TimezoneOffsetFromUTC="+2500")
+    (study,) = dx.resources(dicom_to_fhir(ds, {"default_utc_offset": "+01:00"}), "ImagingStudy")
+    assert study["started"] == "2024-01-02T10:11:12+01:00"
+
+
+@pytest.mark.parametrize("number", ["-1", "99999999999999"])
+def test_numbers_outside_unsigned_int_are_left_out(dx: ModuleType, number: str) -> None:
+    """Series and instance numbers FHIR's unsignedInt cannot hold are left out; the Bundle stays valid."""
+    bundle = dicom_to_fhir(dx.dataset(SeriesNumber=number, InstanceNumber=number))
+    dx.validate_bundle(bundle)
+    (study,) = dx.resources(bundle, "ImagingStudy")
+    assert "number" not in study["series"][0]
+    assert "number" not in study["series"][0]["instance"][0]

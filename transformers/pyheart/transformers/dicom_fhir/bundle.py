@@ -117,6 +117,10 @@ def fhir_datetime(da: str, tm: str, tz: str, default_offset: str | None) -> str:
     m = _TM.match(tm.replace(":", "").strip())
     zone = ""
     tzm = _TZ.match(tz.strip())
+    if tzm and (
+        int(tzm.group(2)) > 14 or int(tzm.group(3)) > 59 or (tzm.group(2) == "14" and tzm.group(3) != "00")
+    ):
+        tzm = None  # no clock has that offset (FHIR allows -14:00..+14:00): as if none were given
     if tzm:
         zone = f"{tzm.group(1)}{tzm.group(2)}:{tzm.group(3)}"
     elif default_offset:
@@ -128,6 +132,17 @@ def fhir_datetime(da: str, tm: str, tz: str, default_offset: str | None) -> str:
         return day
     ss = "59" if ss == "60" else ss  # FHIR time has no leap second
     return f"{day}T{hh}:{mm}:{ss}{'.' + frac if frac else ''}{zone}"
+
+
+def unsigned_int(value: Any) -> int | None:
+    """An IS value (series or instance number) as a FHIR unsignedInt: 0..2^31-1, else None."""
+    if value is None or value == "":
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if 0 <= number <= 2**31 - 1 else None
 
 
 def coding(code: Code, system_base: str) -> dict[str, str]:
@@ -246,9 +261,9 @@ def _series(insts: list[Instance], s: BundleSettings, endpoint_ref: dict[str, st
     head = insts[0]
     modality = _first(insts, "modality") or "OT"
     series: dict[str, Any] = {"uid": head.series_uid}
-    number = _first(insts, "series_number")
-    if number is not None and number != "":
-        series["number"] = int(number)
+    number = unsigned_int(_first(insts, "series_number"))
+    if number is not None:
+        series["number"] = number
     series["modality"] = {"system": DCM, "code": modality}
     description = _first(insts, "series_description")
     if description:
@@ -288,8 +303,9 @@ def _series(insts: list[Instance], s: BundleSettings, endpoint_ref: dict[str, st
             "uid": inst.sop_uid,
             "sopClass": {"system": "urn:ietf:rfc:3986", "code": f"urn:oid:{inst.sop_class_uid}"},
         }
-        if inst.instance_number is not None:
-            item["number"] = inst.instance_number
+        instance_number = unsigned_int(inst.instance_number)
+        if instance_number is not None:
+            item["number"] = instance_number
         instances.append(item)
     series["instance"] = instances
     return series
