@@ -473,7 +473,9 @@ def test_schedule_without_patient_or_resource_has_a_participant(h: ModuleType) -
     """Appointment.participant is required: an SCH naming no one gets one 'unknown' participant,
     also when a second SCH follows."""
     bundle = h.run("SIU^S12^SIU_S12", "SCH|A1|F1", "SCH|A2|F2")
-    for appt in h.resources(bundle, "Appointment"):
+    appointments = h.resources(bundle, "Appointment")
+    assert len(appointments) == 2
+    for appt in appointments:
         assert appt["participant"] == [{"type": [{"text": "unknown"}], "status": "needs-action"}]
 
 
