@@ -546,8 +546,14 @@ class KafkaDelivery:
                 # Partitions are independent (records are keyed by patient), so several are
                 # delivered at once, each still in offset order with a commit after each record.
                 gate = asyncio.Semaphore(self._parallel)
-                drains = (self._gated(gate, consumer, tp, records) for tp, records in batches.items())
-                if any(await asyncio.gather(*drains)):
+                # A TaskGroup: a drain that fails cancels its siblings, so no partition goes on
+                # delivering and committing after the loop died.
+                async with asyncio.TaskGroup() as group:
+                    drains = [
+                        group.create_task(self._gated(gate, consumer, tp, records))
+                        for tp, records in batches.items()
+                    ]
+                if any(d.result() for d in drains):
                     return
                 continue
             for tp, records in batches.items():

@@ -118,13 +118,18 @@ class ClaimCheckStore:
 
     def path_of(self, uri: str) -> Path:
         """The file a claim URI names; only uuid-named files directly in this store are accepted."""
-        parts = urlsplit(uri)
-        path = Path(unquote(parts.path))
-        if parts.scheme != "file" or parts.netloc not in ("", "localhost") or not _NAME.match(path.name):
+        try:
+            parts = urlsplit(uri)
+            path = Path(unquote(parts.path))
+            named = parts.scheme == "file" and parts.netloc in ("", "localhost") and _NAME.match(path.name)
+            inside = bool(named) and path.parent.resolve() == self.directory
+        except (ValueError, OSError):  # a header any producer wrote: NUL bytes, a bad netloc
+            named = inside = False
+        if not named:
             raise ClaimCheckError(
                 "claim check reference is not a file URI of this store", code="claim-check-invalid"
             )
-        if path.parent.resolve() != self.directory:
+        if not inside:
             raise ClaimCheckError(
                 "claim check reference is outside the claim check store", code="claim-check-invalid"
             )

@@ -208,3 +208,14 @@ def test_prune_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert not path.exists()
     with pytest.raises(SystemExit):
         main(["claim-check", "prune", str(store.directory), "--older-than", "30"])
+
+
+@pytest.mark.parametrize(
+    "uri", ["file:///tmp/%00x/0a0a0a0a-0a0a-0a0a-0a0a-0a0a0a0a0a0a.bin", "file://[::1/x.bin"]
+)
+def test_reference_no_path_can_hold_is_invalid_not_a_crash(tmp_path: Path, uri: str) -> None:
+    """A claim header any producer could write (a NUL byte, a broken host) is claim-check-invalid,
+    so the record is dead-lettered rather than the consumer loop failing."""
+    with pytest.raises(ClaimCheckError) as info:
+        _store(tmp_path).path_of(uri)
+    assert info.value.code == "claim-check-invalid"

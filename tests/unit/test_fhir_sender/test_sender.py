@@ -383,3 +383,44 @@ async def test_default_delivers_one_record_at_a_time() -> None:
     """By default (partition_concurrency 1) never more than one request is in flight."""
     most, commits = await _max_in_flight(1)
     assert (most, len(commits)) == (1, 4)
+
+
+async def test_a_failing_partition_stops_its_siblings() -> None:
+    """With partitions drained at once, an unexpected failure in one cancels the others: nothing
+    delivers or commits after the loop died."""
+    from pyheart.adapters._delivery import Delivered, KafkaDelivery
+    from pyheart.broker.logs import get_logger
+
+    release = asyncio.Event()
+
+    async def handler(record: Any) -> Delivered:
+        if record.partition == 0:
+            raise RuntimeError("handler bug")
+        await release.wait()  # partition 1 is mid-delivery when partition 0 fails
+        return Delivered(1)
+
+    records = [FakeRecord("fhir.out", p, o, b"k", b"{}", []) for o in (0, 1, 2) for p in (0, 1)]
+    consumer = FakeConsumer(records)
+    delivery = KafkaDelivery(
+        "test", "test.delivery", get_logger("test"), handler, lambda _s: (consumer, FakeProducer(FakeKafka()))
+    )
+    delivery.configure(
+        {
+            **BASE,
+            "dlq_topic": "fhir.out.dlq",
+            "max_retries": 0,
+            "retry_backoff_max_s": 0.01,
+            "partition_concurrency": 2,
+        }
+    )
+    await delivery.start(wait_s=5)
+    task = delivery._task
+    assert task is not None
+    with contextlib.suppress(BaseException):
+        await asyncio.wait_for(asyncio.shield(task), 5)
+    release.set()
+    await asyncio.sleep(0.1)
+    assert task.done()
+    assert consumer.commits == []
+    await delivery.finish(1)
+    await delivery.stop_clients()

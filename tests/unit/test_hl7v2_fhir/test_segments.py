@@ -638,3 +638,71 @@ def test_in3_case_manager_joins_the_care_team(h: ModuleType) -> None:
     (part,) = h.one(bundle, "CareTeam")["participant"]
     assert part["member"] == {"display": "Pat Case"}
     assert part["role"][0]["coding"][0]["code"] == "768832004"
+
+
+def test_care_team_per_patient_in_a_two_patient_message(h: ModuleType) -> None:
+    """An A17 (swap) carries two patients: each patient's ROLs make that patient's CareTeam."""
+    bundle = h.run(
+        "ADT^A17^ADT_A17",
+        "PID|1||111^^^HOSP^MR||One^Ann",
+        h.seg("ROL", {2: "AD", 3: "FHCP^Family Health Care Professional^HL70443", 4: "71^DocA^Al"}),
+        "PV1|1|I",
+        "PID|2||222^^^HOSP^MR||Two^Bo",
+        h.seg("ROL", {2: "AD", 3: "FHCP^Family Health Care Professional^HL70443", 4: "72^DocB^Bea"}),
+        "PV1|2|I",
+    )
+    teams = h.resources(bundle, "CareTeam")
+    assert len(teams) == 2
+    assert len({t["subject"]["reference"] for t in teams}) == 2
+    assert all(len(t["participant"]) == 1 for t in teams)
+
+
+def test_care_team_role_member_has_no_on_behalf_of(h: ModuleType) -> None:
+    """R4 ctm-1: onBehalfOf only with a Practitioner member; a PRT with PRT-6 makes the member a
+    PractitionerRole, which carries the organisation itself."""
+    prt = h.seg(
+        "PRT",
+        {2: "AD", 4: "CP^Consulting^HL70912", 5: "1234^Smith^Ann", 6: "PRV^Provider^HL70406", 8: "Org One"},
+    )
+    bundle = h.run("ADT^A01^ADT_A01", "PID|1||MRN1^^^HOSP^MR||Doe^Jane", prt, "PV1|1|I")
+    part = h.one(bundle, "CareTeam")["participant"][0]
+    assert "onBehalfOf" not in part
+    assert part["member"]["reference"] in [e["fullUrl"] for e in h.entries(bundle, "PractitionerRole")]
+
+
+def test_oru_patient_prt_with_a_name_only_is_a_related_person(h: ModuleType) -> None:
+    """A patient PRT naming a person without an id still makes the RelatedPerson; 'pp' in any
+    case is the general practitioner, not a relative."""
+    pid = "PID|1||MRN1^^^HOSP^MR||Doe^Jane"
+    named = h.seg("PRT", {2: "AD", 4: "MTH^Mother^HL70063", 5: "^Doe^Janet"})
+    bundle = h.run("ORU^R01^ORU_R01", pid, named, "OBR|1|P1|F1|X^Y^LN")
+    assert h.one(bundle, "RelatedPerson")["name"][0]["given"] == ["Janet"]
+    gp = h.seg("PRT", {2: "AD", 4: "pp", 5: "9^Lee^Bo"})
+    bundle = h.run("ORU^R01^ORU_R01", pid, gp, "OBR|1|P1|F1|X^Y^LN")
+    assert h.resources(bundle, "RelatedPerson") == []
+    assert len(h.one(bundle, "Patient")["generalPractitioner"]) == 1
+
+
+def test_cancel_event_outranks_ais10_but_not_sch25(h: ModuleType) -> None:
+    """An S15 (cancel) whose AIS-10 still says Booked is cancelled; SCH-25 still wins."""
+    pid = "PID|1||MRN1^^^HOSP^MR||Doe^Jane"
+    ais = "AIS|1||X1^Exam^L" + "|" * 7 + "Booked"
+
+    def status(*segments: str) -> str:
+        return str(h.one(h.run("SIU^S15^SIU_S12", *segments), "Appointment")["status"])
+
+    assert status("SCH|A1|F1", pid, ais) == "cancelled"
+    assert status("SCH|A1|F1" + "|" * 23 + "Complete", pid, ais) == "fulfilled"
+
+
+def test_compound_components_replace_the_drug_as_its_own_ingredient(h: ModuleType) -> None:
+    """RXO-18/19 make the drug its own ingredient; an order with RXC components lists those
+    components instead (a mixture's strength names no one ingredient)."""
+    rxo = "RXO|IVMIX^IV mix^L" + "|" * 17 + "5|mg"
+    rxc = ["RXC|B|NACL^Saline^L|100|mL", "RXC|A|KCL^Potassium^L|20|meq"]
+    bundle = h.run("OMP^O09^OMP_O09", "PID|1||MRN1^^^HOSP^MR||Doe^Jane", "ORC|NW|P1", rxo, *rxc)
+    medication = next(
+        m for m in h.resources(bundle, "Medication") if m["code"]["coding"][0]["code"] == "IVMIX"
+    )
+    assert [i.get("itemCodeableConcept") for i in medication["ingredient"]] == [None, None]
+    assert len(medication["ingredient"]) == 2

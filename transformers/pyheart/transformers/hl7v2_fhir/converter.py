@@ -115,8 +115,10 @@ class State:
         self.specimen: Json | None = None
         #: DG1 Conditions sent before the PV1 whose Encounter lists them: (Condition, diagnosis).
         self.pending_diagnoses: list[tuple[Json, Json]] = []
-        #: The patient's CareTeam (ROL/PRT after PID), made by its first member.
+        #: The current patient's CareTeam (ROL/PRT/IN3 after PID), made by its first member.
         self.care_team: Json | None = None
+        #: Whether the current SCH gave the Appointment's status (SCH-25).
+        self.sch_status = False
         #: PV1-20 financial class (table 0064), the type of the IN1 Coverage that follows.
         self.financial_class = ""
 
@@ -158,6 +160,7 @@ def _first_ident(res: Json, prefer: tuple[str, ...] = ("FILL", "PLAC")) -> Json 
 def h_pid(ctx: Context, seg: Segment, st: State) -> None:
     """PID -> Patient (+ Account from PID-18); later segments refer to this patient."""
     res = fm.apply(fm.PID, seg, _new("Patient"), ctx)
+    st.care_team = None  # a new patient (A17 swaps carry two): its own care team
     # The id comes from the medical record number when PID-3 has one (stable whatever order the
     # sender lists identifiers in), else from the first PID-3 identifier.
     ident = None
@@ -2906,6 +2909,12 @@ def h_rxc(ctx: Context, seg: Segment, st: State) -> None:
             "numerator": {"value": amount, **dt.cwe_quantity_unit(seg.value(4), ctx)},
             "denominator": {"value": 1},
         }
+    # A compound's components replace the drug-as-its-own-ingredient that RXO-18/19 made: the
+    # requested strength of a mixture names no one ingredient.
+    own = medication.get("code")
+    medication["ingredient"] = [
+        i for i in medication.get("ingredient", []) if i.get("itemCodeableConcept") != own
+    ]
     ingredient: Json = {"itemReference": ctx.add(component, key=("RXC", str(seg.index)))}
     strength = _strength(ctx, seg, 5, 8)
     if strength is not None:
@@ -2989,23 +2998,29 @@ def h_txa(ctx: Context, seg: Segment, st: State) -> None:
 
 
 def _complete_appointment(st: State) -> None:
-    """The required elements of the Appointment, once its segments are read: the status the
-    trigger event implies when neither SCH-25 nor an AIS-10 gave one, and a participant.
+    """The required elements of the Appointment, once its segments are read: the status (SCH-25,
+    else what a cancel/delete/no-show event implies, else the first AIS-10, else booked) and a
+    participant.
     A schedule naming neither a patient nor a resource has none to give, so its one
     participant says so (app-1: a type or an actor)."""
     appt = st.appointment
     if appt is None:
         return
-    appt.setdefault("status", _APPOINTMENT_STATUS_BY_EVENT.get(st.event, "booked"))
+    by_event = _APPOINTMENT_STATUS_BY_EVENT.get(st.event)
+    if by_event and not st.sch_status:
+        appt["status"] = by_event  # a cancel, delete or no-show event outranks AIS-10
+    else:
+        appt.setdefault("status", "booked")
     if not appt.get("participant"):
         appt["participant"] = [{"type": [{"text": "unknown"}], "status": "needs-action"}]
 
 
 def h_sch(ctx: Context, seg: Segment, st: State) -> None:
-    """SCH -> Appointment (status by SCH-25, else by the first AIS-10, else by the trigger
-    event: see :func:`_complete_appointment`)."""
+    """SCH -> Appointment (status by SCH-25, else by a cancel/delete/no-show trigger event,
+    else by the first AIS-10, else booked: see :func:`_complete_appointment`)."""
     _complete_appointment(st)  # a second SCH: the first Appointment is done
     res = fm.apply(fm.SCH, seg, _new("Appointment"), ctx)
+    st.sch_status = "status" in res
     timing = seg.value(11)
     start = dt.instant(timing.component(4).get(1), ctx.default_tz)
     end = dt.instant(timing.component(5).get(1), ctx.default_tz)
@@ -3759,10 +3774,13 @@ def _patient_level(st: State) -> bool:
     return st.patient is not None and st.encounter is None and st.last is st.patient
 
 
-def _care_team_member(ctx: Context, st: State, role: Json, member: Json | None, roles: list[Json]) -> None:
+def _care_team_member(
+    ctx: Context, st: State, role: Json, member: Json | None, roles: list[Json], *, practitioner: bool = True
+) -> None:
     """Add a participant to the patient's CareTeam (made by its first member, subject the
-    patient): ``member`` (else the role's organisation) in ``roles``, on behalf of the role's
-    organisation, for the role's period."""
+    patient): ``member`` (else the role's organisation) in ``roles``, for the role's period, on
+    behalf of the role's organisation when the member is a Practitioner (R4 ctm-1: a
+    PractitionerRole names its organisation itself)."""
     org = role.get("organization")
     who = member or org
     if who is None or ctx.patient_ref is None:
@@ -3771,7 +3789,7 @@ def _care_team_member(ctx: Context, st: State, role: Json, member: Json | None, 
     if roles:
         part["role"] = roles
     part["member"] = who
-    if member is not None and org is not None:
+    if member is not None and org is not None and practitioner:
         part["onBehalfOf"] = org
     if role.get("period"):
         part["period"] = role["period"]
@@ -3785,7 +3803,7 @@ def _join_care_team(ctx: Context, st: State, part: Json) -> None:
         return
     if st.care_team is None:
         team: Json = {"resourceType": "CareTeam", "subject": ctx.patient_ref, "participant": []}
-        ctx.add(team, key=("CareTeam",))
+        ctx.add(team, key=("CareTeam", ctx.patient_ref["reference"]))
         st.care_team = team
     if part not in st.care_team["participant"]:
         st.care_team["participant"].append(part)
@@ -3816,7 +3834,7 @@ def _prt_related_person(ctx: Context, seg: Segment) -> None:
     """IG ORU_R01 / OML_O21 PATIENT.PRT that is not PP -> RelatedPerson (IG PRT[RelatedPerson]):
     PRT-4 the relationship, PRT-5 the person (identifier and name), PRT-11/12 the period,
     PRT-14 address, PRT-15 telecom, PRT-24 a further identifier."""
-    if ctx.patient_ref is None or not seg.get(5):
+    if ctx.patient_ref is None or not seg.raw(5):
         return
     c = dt.comps(seg.value(5), ctx)
     name = xcn_name(c, ctx)
@@ -3868,7 +3886,7 @@ def h_prt(ctx: Context, seg: Segment, st: State) -> None:
     performer or device, order/report performer, Encounter participant, or the patient's primary
     care provider (PRT-4 'PP' after PID). A person becomes a PractitionerRole (IG
     ``PRT[PractitionerRole]``), a device a Device (IG ``PRT[Device]``)."""
-    if _patient_level(st) and st.family in ("ORU", "OML") and seg.get(4) != "PP":
+    if _patient_level(st) and st.family in ("ORU", "OML") and seg.get(4).upper() != "PP":
         _prt_related_person(ctx, seg)
         return
     role = fm.apply(fm.PRT_ROLE, seg, _new("PractitionerRole"), ctx)
@@ -3920,13 +3938,15 @@ def h_prt(ctx: Context, seg: Segment, st: State) -> None:
             part["type"] = role["code"]
         st.encounter.setdefault("participant", []).append(part)
     elif st.patient is not None and rtype == "Patient" and who is not None:
-        if seg.get(4) == "PP":
+        if seg.get(4).upper() == "PP":
             st.patient.setdefault("generalPractitioner", []).append(who)
         if seg.get(4).upper() in _CARE_TEAM_ROLES and _patient_level(st):
             # IG PRT[CareTeam]: PRT-4 the role; the person (a PractitionerRole when PRT-6 gives
             # the provider type, else the Practitioner), else the PRT-8 organisation.
             doctor: Json | None = role.get("practitioner")
-            _care_team_member(ctx, st, role, person if seg.get(6) else doctor, list(role.get("code", [])))
+            as_role = bool(seg.get(6))
+            member = person if as_role else doctor
+            _care_team_member(ctx, st, role, member, list(role.get("code", [])), practitioner=not as_role)
             if doctor is not None and not seg.get(6) and role.get("telecom"):
                 # IG PRT[CareTeam] PRT-15: the member Practitioner's telecom (PRT-14 its address,
                 # added above); a PractitionerRole member has it already.
