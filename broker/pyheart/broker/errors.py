@@ -214,6 +214,19 @@ class TransformError(MessageError):
     stage = Stage.TRANSFORM
 
 
+#: What mapping code raises when the data has a shape it did not expect (a component read where a
+#: repetition was, a number beyond range). The transformers catch these at their edges and raise a
+#: TransformError that names the class only (UnicodeError is a ValueError).
+DATA_SHAPE_ERRORS: tuple[type[Exception], ...] = (
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    ArithmeticError,
+)
+
+
 # --------------------------------------------------------------------------------------- transport
 class TransportError(PyHeartError):
     """An I/O failure talking to Kafka, an MLLP peer, a FHIR server or a DICOM peer."""
@@ -267,6 +280,7 @@ def action_for(exc: BaseException) -> Action:
 
 
 __all__ = [
+    "DATA_SHAPE_ERRORS",
     "POLICY",
     "Action",
     "ConfigError",

@@ -26,7 +26,7 @@ from pyheart.broker.contracts import (
     TransformerPlugin,
     ValidationReport,
 )
-from pyheart.broker.errors import PluginConfigError, TransformError
+from pyheart.broker.errors import DATA_SHAPE_ERRORS, PluginConfigError, TransformError
 from pyheart.broker.logs import get_logger
 from pyheart.broker.plugin import PluginMetadata, PluginType
 from pyheart.transformers.fhir_hl7v2.messages import (
@@ -246,7 +246,7 @@ def build_messages(builder: MessageBuilder, ctx: Context) -> list[str]:
     failure = None
     try:
         return builder.build(ctx)
-    except (TypeError, AttributeError, KeyError, IndexError, ValueError, ArithmeticError) as exc:
+    except DATA_SHAPE_ERRORS as exc:
         failure = type(exc).__name__
     # Raised outside the except block: no exception context (which may quote values) rides along.
     raise TransformError(

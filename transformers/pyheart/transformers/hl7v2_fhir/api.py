@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pyheart.broker.errors import ParseError, TransformError
+from pyheart.broker.errors import DATA_SHAPE_ERRORS, ParseError, TransformError
 from pyheart.broker.hl7v2 import Hl7Message, parse_message
 from pyheart.transformers.hl7v2_fhir.context import Options
 from pyheart.transformers.hl7v2_fhir.converter import convert_message as _convert_message
@@ -38,15 +38,7 @@ def convert(data: bytes | str, options: Options | None = None) -> dict[str, Any]
         return _convert_message(msg, options)
     except TransformError:
         raise
-    except (
-        ValueError,
-        TypeError,
-        KeyError,
-        IndexError,
-        AttributeError,
-        UnicodeError,
-        ArithmeticError,
-    ) as exc:
+    except DATA_SHAPE_ERRORS as exc:
         failure = type(exc).__name__
     raise TransformError(f"cannot map message ({failure})", locations=["message"]) from None
 

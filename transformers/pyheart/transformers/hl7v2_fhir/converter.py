@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from pyheart.broker.errors import TransformError
+from pyheart.broker.errors import DATA_SHAPE_ERRORS, TransformError
 from pyheart.broker.hl7v2 import Hl7Message, Segment, Value
 from pyheart.transformers.hl7v2_fhir import datatypes as dt
 from pyheart.transformers.hl7v2_fhir import fieldmaps as fm
@@ -4303,15 +4303,7 @@ def convert_message(msg: Hl7Message, options: Options | None = None) -> Json:
             failure = None
             try:
                 handler(ctx, seg, st)
-            except (
-                ValueError,
-                TypeError,
-                KeyError,
-                IndexError,
-                AttributeError,
-                UnicodeError,
-                ArithmeticError,
-            ) as exc:
+            except DATA_SHAPE_ERRORS as exc:
                 failure = type(exc).__name__
             if failure is not None:
                 # Raised outside the except block: neither cause nor context carries the
