@@ -3831,38 +3831,21 @@ _CARE_TEAM_ROLES = frozenset(
 
 
 def _prt_related_person(ctx: Context, seg: Segment) -> None:
-    """IG ORU_R01 / OML_O21 PATIENT.PRT that is not PP -> RelatedPerson (IG PRT[RelatedPerson]):
-    PRT-4 the relationship, PRT-5 the person (identifier and name), PRT-11/12 the period,
-    PRT-14 address, PRT-15 telecom, PRT-24 a further identifier."""
+    """IG ORU_R01 / OML_O21 PATIENT.PRT that is not PP -> RelatedPerson (IG PRT[RelatedPerson],
+    ``fm.PRT_RELATED``), with PRT-5's identifier first and its name."""
     if ctx.patient_ref is None or not seg.raw(5):
         return
     c = dt.comps(seg.value(5), ctx)
     name = xcn_name(c, ctx)
     if name is None and not c[1]:
         return
-    res: Json = {"resourceType": "RelatedPerson", "patient": ctx.patient_ref}
+    res = fm.apply(fm.PRT_RELATED, seg, _new("RelatedPerson"), ctx)
+    res["patient"] = ctx.patient_ref
     person = ctx.xcn_identifier(seg.value(5), c)
-    idents: list[Json] = [person] if person is not None else []
-    for rep in seg.reps(24) if seg.raw(24) else ():
-        licence = dt.pln_identifier(rep, ctx)
-        if licence:
-            idents.append(licence)
-    if idents:
-        res["identifier"] = idents
-    relationship = dt.cwe_codeable_concept(seg.value(4), ctx, "Participation")
-    if relationship:
-        res["relationship"] = [relationship]
+    if person is not None:
+        res["identifier"] = [person, *res.get("identifier", [])]
     if name is not None:
         res["name"] = [name]
-    telecom = [t for t in (dt.xtn_contact_point(r, ctx) for r in seg.reps(15)) if t] if seg.raw(15) else []
-    if telecom:
-        res["telecom"] = telecom
-    addresses = [a for a in (dt.xad_address(r, ctx) for r in seg.reps(14)) if a] if seg.raw(14) else []
-    if addresses:
-        res["address"] = addresses
-    start, end = dt.dtm(seg.get(11), ctx.default_tz), dt.dtm(seg.get(12), ctx.default_tz)
-    if start or end:
-        res["period"] = {k: v for k, v in (("start", start), ("end", end)) if v}
     given = tuple(name.get("given") or ()) if name else ()
     family = name.get("family", "") if name else ""
     ctx.add_shared(

@@ -1189,6 +1189,17 @@ PRT_ROLE: tuple[FieldMap, ...] = (
     F("PRT", 24, "PractitionerRole", "identifier[]", "PLN[Identifier]"),
 )
 
+#: IG ``PRT[RelatedPerson]`` (ORU_R01/OML_O21 PATIENT.PRT that is not PP): the person related to
+#: the patient; PRT-5 (identifier and name of the person) is added in code.
+PRT_RELATED: tuple[FieldMap, ...] = (
+    F("PRT", 4, "RelatedPerson", "relationship[]", "CWE[CodeableConcept]", "Participation"),
+    F("PRT", 11, "RelatedPerson", "period.start", "DTM[dateTime]"),
+    F("PRT", 12, "RelatedPerson", "period.end", "DTM[dateTime]"),
+    F("PRT", 14, "RelatedPerson", "address[]", "XAD[Address]"),
+    F("PRT", 15, "RelatedPerson", "telecom[]", "XTN[ContactPoint]"),
+    F("PRT", 24, "RelatedPerson", "identifier[]", "PLN[Identifier]"),
+)
+
 #: IG ``PRT[Device]``: the participating device (PRT-10 identifier, PRT-16 UDI, PRT-17..22
 #: details). PRT-10's assigning authority is kept as system and type (IG ``EI[Identifier-System]``)
 #: because the ``EI[Identifier-Extension]`` extensions are not defined yet.
@@ -1303,6 +1314,7 @@ for _rows in (
     FT1,
     ROL,
     PRT_ROLE,
+    PRT_RELATED,
     PRT_DEVICE,
     PRD_PRACTITIONER,
     PRD_ROLE,
@@ -1327,7 +1339,7 @@ CODE_MAPPED: dict[tuple[str, str], frozenset[int]] = {
     ("MSA", "MessageHeader"): frozenset({1, 2}),
     ("ROL", "CareTeam"): frozenset({3, 4, 5, 6, 8, 9, 12, 14}),
     ("PRT", "CareTeam"): frozenset({4, 5, 6, 8, 11, 12, 14, 15}),
-    ("PRT", "RelatedPerson"): frozenset({4, 5, 11, 12, 14, 15, 24}),
+    ("PRT", "RelatedPerson"): frozenset({5}),
     ("PV1", "Coverage"): frozenset({20}),
     # The Patient PID-2/3/4 identify is the Appointment's patient participant (one actor; the
     # IG's R5 extension-Appointment.subject has no R4 element).
