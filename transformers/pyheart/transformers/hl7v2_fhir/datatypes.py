@@ -409,6 +409,16 @@ def nm_positive_int(v: Value, ctx: Context, vocab: str | None = None) -> int | N
     return integer(v.get(1), 1)
 
 
+def nm_unsigned_int(v: Value, ctx: Context, vocab: str | None = None) -> int | None:
+    """NM -> unsignedInt."""
+    return integer(v.get(1), 0)
+
+
+def nm_integer(v: Value, ctx: Context, vocab: str | None = None) -> int | None:
+    """NM -> integer."""
+    return integer(v.get(1))
+
+
 @lru_cache(maxsize=4096)
 def number(text: str) -> float | int | None:
     """A decimal from an NM value, or None."""
@@ -1127,6 +1137,8 @@ DATATYPES: dict[str, DatatypeMap] = {
     "CWE[string]": st_string,
     "NM[decimal]": nm_decimal,
     "NM[positiveInt]": nm_positive_int,
+    "NM[unsignedInt]": nm_unsigned_int,
+    "NM[integer]": nm_integer,
     "DTM[dateTime]": dtm_datetime,
     "TS[dateTime]": dtm_datetime,
     "DTM[date]": dtm_date,

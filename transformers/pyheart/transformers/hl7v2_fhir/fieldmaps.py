@@ -1489,18 +1489,6 @@ def _group_number(kind: str) -> Callable[[Any, Context, str | None], Any]:
     return read
 
 
-def _nm_integer(v: Any, ctx: Context, vocab: str | None) -> Any:
-    from pyheart.transformers.hl7v2_fhir.datatypes import integer
-
-    return integer(v.get(1))
-
-
-def _nm_unsigned(v: Any, ctx: Context, vocab: str | None) -> Any:
-    from pyheart.transformers.hl7v2_fhir.datatypes import integer
-
-    return integer(v.get(1), 0)
-
-
 def _nm_los(v: Any, ctx: Context, vocab: str | None) -> Any:
     from pyheart.transformers.hl7v2_fhir.datatypes import number
 
@@ -1594,11 +1582,9 @@ DATATYPES.update(
         "ST[Address]": _st_address,
         "ST[Identifier]": _st_identifier,
         "CWE[Identifier]": _cwe_identifier,
-        "NM[integer]": _nm_integer,
         "EIP[Identifier-PlacerGroup]": _group_number("PGN"),
         "EIP[Identifier-FillerGroup]": _group_number("FGN"),
         "XON|CWE[Organization]": _xon_or_cwe_organization,
-        "NM[unsignedInt]": _nm_unsigned,
         "NM[Quantity-LengthOfStay]": _nm_los,
         "MSG[Coding]": _msg_coding,
         "NDL[Practitioner]": _ndl_practitioner,
