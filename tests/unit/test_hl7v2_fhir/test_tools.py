@@ -8,7 +8,7 @@ import pytest
 
 from pyheart.transformers import fhir_ids
 from pyheart.transformers.hl7v2_fhir import _vocab, ids
-from pyheart.transformers.hl7v2_fhir.conformance import leaves
+from pyheart.transformers.hl7v2_fhir.conformance import gaps, leaves
 from pyheart.transformers.hl7v2_fhir.corpus import split_messages
 from pyheart.transformers.hl7v2_fhir.coverage import main, report
 from pyheart.transformers.hl7v2_fhir.gen_vocab import build, read_map
@@ -51,6 +51,53 @@ def test_leaves_compare_instants_in_utc() -> None:
         ]
     }
     assert leaves(bundle) == {("Encounter", "period.start", "2024-01-02T17:30:00Z")}
+
+
+def _bundle(*resources: dict[str, object]) -> dict[str, object]:
+    return {"entry": [{"resource": r} for r in resources]}
+
+
+def test_gaps_sort_missed_values_by_cause() -> None:
+    """Each missed value lands in exactly one cause; carried values are not counted."""
+    theirs = _bundle(
+        {
+            "resourceType": "Patient",
+            "text": {"status": "generated"},
+            "identifier": [{"system": "http://example.com/v2-to-fhir-converter/Identifier/X", "value": "1"}],
+            "maritalStatus": {"coding": [{"code": "M", "display": "Married (v2 text)"}], "text": "Married"},
+            "gender": "female",
+            "birthDate": "2000-01-01",
+        },
+        {"resourceType": "Location", "description": "Ward 3--Bed 2--Z"},
+    )
+    ours = _bundle(
+        {
+            "resourceType": "Patient",
+            "identifier": [{"system": "urn:id:X", "value": "1"}],
+            "maritalStatus": {"coding": [{"code": "M", "display": "Married"}]},
+            "gender": "female",
+        },
+        {"resourceType": "Location", "name": "Ward 3", "alias": ["Bed 2"]},
+    )
+    assert gaps(theirs, ours) == {
+        "converter-naming": 1,  # the example.com system (the value "1" is carried)
+        "narrative": 1,
+        "display-text": 1,  # same code M, another display
+        "elsewhere": 1,  # "Married" as text: we carry it as the display
+        "joined-text": 1,  # two of three parts carried
+        "other": 1,  # birthDate
+    }
+
+
+def test_gaps_command_prints_causes(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--gaps`` prints every cause and the ceiling without FHIR-Converter's artefacts."""
+    from pyheart.transformers.hl7v2_fhir import conformance
+
+    assert conformance.main(["--gaps"]) == 0
+    out = capsys.readouterr().out
+    for kind in conformance.GAP_CATEGORIES:
+        assert f"  {kind} " in out
+    assert "ceiling without FHIR-Converter's artefacts" in out
 
 
 def test_split_continuations_and_assertions() -> None:
