@@ -18,7 +18,7 @@ differences a receiver sees). FHIR-Converter names local identifier and code sys
 ``http://example.com/v2-to-fhir-converter/``; we keep the configured ``system_base`` instead
 and ``--ms-bases`` shows what that naming alone is worth (about 1.5 points). Its displays come
 from the v2 tables where ours come from the IG concept maps, and it maps some fields the IG
-maps elsewhere (CWE.2 as ``text``, XCN.7 as a name suffix, '--' joined descriptions): those
+maps elsewhere (CWE.2 as ``text``, OBX-16 role codes from v2-0443, '--' joined descriptions): those
 values stay in the denominator and count as missed, so the figure understates IG conformance
 rather than overstating it.
 
