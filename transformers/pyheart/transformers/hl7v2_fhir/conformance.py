@@ -16,7 +16,7 @@ repetitions does not count; values are compared exactly per resource type and pa
 credits neither a value in the wrong element nor a differently-cased text (both are real
 differences a receiver sees). FHIR-Converter names local identifier and code systems under
 ``http://example.com/v2-to-fhir-converter/``; we keep the configured ``system_base`` instead
-and ``--ms-bases`` shows what that naming alone is worth (about 1.5 points). Its displays come
+and ``--ms-bases`` shows what that naming alone is worth (about 1.9 points). Its displays come
 from the v2 tables where ours come from the IG concept maps, and it maps some fields the IG
 maps elsewhere (CWE.2 as ``text``, OBX-16 role codes from v2-0443, '--' joined descriptions): those
 values stay in the denominator and count as missed, so the figure understates IG conformance
