@@ -9,6 +9,8 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
+import pytest
+
 PID = "PID|1||MRN1^^^HOSP&1.2.3&ISO^MR||Doe^Jane||19800203|F"
 ORM = "ORM^O01^ORM_O01"
 ORC = "ORC|NW|PL1^PLACER|FL1^FILLER"
@@ -492,6 +494,30 @@ def test_aip_notes_not_on_earlier_resource(h: ModuleType) -> None:
     dg1 = "DG1|1||K63.3^Ulcer^I10"
     bundle = h.run(SIU, "SCH|A1|A2", PID, dg1, "RGS|1", "AIP|1||1234^Careful^Carl", "NTE|1||Ready")
     assert "note" not in h.one(bundle, "Condition")
+
+
+@pytest.mark.parametrize(
+    "resource", ["AIP|1||1234^Careful^Carl", "AIL|1||Room1^^^Clinic", "AIG|1||5001^Scope^L|101^Equipment"]
+)
+def test_resource_notes_kept_outside_the_comment(h: ModuleType, resource: str) -> None:
+    """NTEs after AIG/AIL/AIP (no IG target) are not lost: each stays whole as an R5
+    Appointment.note, while Appointment.comment keeps only the SCH and AIS notes (IG)."""
+    bundle = h.run(
+        SIU,
+        "SCH|A1|A2",
+        "NTE|1||Booked",
+        PID,
+        "RGS|1",
+        AIS_1,
+        "NTE|1||Fast",
+        resource,
+        "NTE|1||Ready",
+        AIS_1,
+        "NTE|1||Again",
+    )
+    appt = h.one(bundle, "Appointment")
+    notes = [e["valueAnnotation"]["text"] for e in appt["extension"] if e["url"].endswith("Appointment.note")]
+    assert (appt["comment"], notes) == ("Booked\nFast\nAgain", ["Booked", "Fast", "Ready", "Again"])
 
 
 # ------------------------------------------ DB1 disability, RF1 description, ORC-7 on the dosage, VXU funding

@@ -121,6 +121,8 @@ class State:
         self.sch_status = False
         #: PV1-20 financial class (table 0064), the type of the IN1 Coverage that follows.
         self.financial_class = ""
+        #: The Appointment whose AIG/AIL/AIP came last: its NTEs are notes, not the comment.
+        self.resource_notes: Json | None = None
 
     def segment_names(self, ctx: Context) -> list[str]:
         """The message's segment ids in order (by ``Segment.index``), listed once."""
@@ -2265,7 +2267,8 @@ def h_nte(ctx: Context, seg: Segment, st: State) -> None:
         return
     # An R4 Appointment has one comment string (all NTEs, a line each); the IG also keeps each
     # note whole, with its author, time and NTE-4 type, as the R5 Appointment.note extension.
-    target["comment"] = (target.get("comment", "") + "\n" + text).strip()
+    if target is not st.resource_notes:
+        target["comment"] = (target.get("comment", "") + "\n" + text).strip()
     kind = dt.cwe_codeable_concept(seg.value(4), ctx) if seg.get(4) else None
     if kind:
         note["extension"] = [{"url": _SD + "annotationType", "valueCodeableConcept": kind}]
@@ -3146,9 +3149,11 @@ def h_ais(ctx: Context, seg: Segment, st: State) -> None:
     """AIS/AIG/AIL/AIP -> Appointment service type and participants."""
     if st.appointment is None:
         return
-    # IG SIU_S12: the NTEs of a SERVICE group (after its AIS) are appointment comments; those
-    # after AIG/AIL/AIP have no IG target (and must not land on the resource before the AIx).
-    st.last = st.appointment if seg.name == "AIS" else None
+    # IG SIU_S12: the NTEs of a SERVICE group (after its AIS) are appointment comments. Those
+    # after AIG/AIL/AIP have no IG target; rather than drop them (or put them on the resource
+    # before the AIx) they are kept whole as the appointment's R5 notes, outside its comment.
+    st.last = st.appointment
+    st.resource_notes = None if seg.name == "AIS" else st.appointment
     rows = {"AIS": fm.AIS, "AIG": fm.AIG, "AIL": fm.AIL, "AIP": fm.AIP}[seg.name]
     parts = st.appointment.get("participant") or []
     before = len(parts)
