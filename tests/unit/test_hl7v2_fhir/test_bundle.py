@@ -135,6 +135,40 @@ def test_report_status_update_same_report(h: ModuleType) -> None:
     assert (p_entry["resource"]["status"], f_entry["resource"]["status"]) == ("preliminary", "final")
 
 
+def test_segments_after_a_merged_duplicate_complete_the_stored_resource(h: ModuleType) -> None:
+    """Two order groups with the same order numbers are one DiagnosticReport and one
+    ServiceRequest (same identifiers, same resource): the second group's results, notes and
+    performers complete that resource instead of a discarded copy."""
+    obx_1 = "OBX|1|NM|2345-7^Glucose^LN||182||||||F"
+    obx_2 = "OBX|2|NM|2951-2^Sodium^LN||140||||||F"
+    bundle = h.run(
+        "ORU^R01^ORU_R01",
+        PID,
+        ORC,
+        _obr(h, "F"),
+        obx_1,
+        ORC,
+        _obr(h, "F"),
+        "NTE|1||Second group note",
+        obx_2,
+        "NTE|1||Sodium note",
+    )
+    report = h.one(bundle, "DiagnosticReport")
+    assert len(report["result"]) == 2
+    assert [n["text"] for n in h.one(bundle, "ServiceRequest")["note"]] == ["Second group note"]
+    sodium = next(o for o in h.resources(bundle, "Observation") if o["code"]["coding"][0]["code"] == "2951-2")
+    assert sodium["note"] == [{"text": "Sodium note"}]
+
+
+def test_a_repeated_segment_adds_no_repeated_items(h: ModuleType) -> None:
+    """An OBX sent twice (same identifiers) with its NTE each time: one Observation, one note."""
+    obx = "OBX|1|NM|2345-7^Glucose^LN||182||||||F"
+    bundle = h.run("ORU^R01^ORU_R01", PID, ORC, _obr(h, "F"), obx, "NTE|1||Fasting", obx, "NTE|1||Fasting")
+    (observation,) = h.resources(bundle, "Observation")
+    assert observation["note"] == [{"text": "Fasting"}]
+    assert len(h.one(bundle, "DiagnosticReport")["result"]) == 1
+
+
 def test_batch_bundle_uses_ids(h: ModuleType) -> None:
     """bundle_type batch: PUT Type/id everywhere and references of the form Type/id."""
     bundle = h.run("ADT^A01^ADT_A01", PID, "PV1|1|I", bundle_type="batch")

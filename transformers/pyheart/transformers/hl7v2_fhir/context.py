@@ -51,13 +51,15 @@ class Options:
 class Entry:
     """One bundle entry being built."""
 
-    __slots__ = ("ident", "resource", "rid", "rtype")
+    __slots__ = ("ident", "merged", "resource", "rid", "rtype")
 
     def __init__(self, rtype: str, rid: str, resource: Json, ident: tuple[str, str] | None) -> None:
         self.rtype = rtype
         self.rid = rid
         self.resource = resource
         self.ident = ident
+        #: Another resource with this id was merged in: segments may have repeated list items.
+        self.merged = False
 
 
 class Context:
@@ -143,6 +145,7 @@ class Context:
             entries[rid] = Entry(rtype, rid, resource, ident)
         elif found.resource is not resource:
             target = found.resource
+            found.merged = True
             for k, v in resource.items():
                 if k not in target and not _choice_taken(target, k):
                     target[k] = v
@@ -159,6 +162,8 @@ class Context:
             res = e.resource
             rid = e.rid
             ident = e.ident
+            if e.merged:
+                _drop_repeats(res)
             if transaction and ident is not None and ident[0]:
                 url = f"{e.rtype}?identifier={_q(ident[0])}|{_q(ident[1])}"
                 res.pop("id", None)
@@ -554,6 +559,25 @@ _CHOICES = (
     "collected",
     "serviced",
 )
+
+
+def _drop_repeats(resource: Json) -> None:
+    """Drop the repeated items of ``resource``'s lists (a performer, result or note a later
+    segment added again to a resource it had already completed), keeping the first of each."""
+    changed: list[tuple[str, list[Any]]] = []
+    for key, value in resource.items():
+        if isinstance(value, list) and len(value) > 1:
+            seen: set[bytes] = set()
+            kept: list[Any] = []
+            for item in value:
+                mark = orjson.dumps(item)
+                if mark not in seen:
+                    seen.add(mark)
+                    kept.append(item)
+            if len(kept) < len(value):
+                changed.append((key, kept))
+    for key, kept in changed:
+        resource[key] = kept
 
 
 def _choice_taken(res: Json, key: str) -> bool:

@@ -174,11 +174,11 @@ def h_pid(ctx: Context, seg: Segment, st: State) -> None:
     if ident is None and res.get("identifier"):
         ident = res["identifier"][0]
     ctx.patient_ref = ctx.add(res, ident=ident, key=("PID", str(seg.index)))
-    ctx.patient = res
-    st.patient = res
+    # Later segments (PD1, NK1, OBX...) complete the stored Patient; this PID's own elements
+    # below go to ``res``, which a Patient already in the bundle absorbed (its elements win).
+    ctx.patient = st.patient = st.last = _stored(ctx, ctx.patient_ref, res)
     st.focus.append(ctx.patient_ref)
     st.encounter = st.encounter_ref = st.episode = None
-    st.last = res
     _us_core_race_ethnicity(seg, res)
     if seg.get(12):
         _county(seg, res)
@@ -653,8 +653,9 @@ def h_pv1(ctx: Context, seg: Segment, st: State) -> None:
         if seg.get(53):
             # IG PV1-53: the service episode's description.
             eoc["extension"] = [{"url": _SD + "resource-instance-description", "valueString": seg.get(53)}]
-        res["episodeOfCare"] = [ctx.add(eoc, ident=episode)]
-        st.episode = eoc
+        eoc_ref = ctx.add(eoc, ident=episode)
+        res["episodeOfCare"] = [eoc_ref]
+        st.episode = _stored(ctx, eoc_ref, eoc)
     if seg.get(40) and (seg.get(3, 2) or seg.get(3, 3)):
         _bed_status(ctx, seg)
     if seg.get(37):
@@ -678,6 +679,7 @@ def h_pv1(ctx: Context, seg: Segment, st: State) -> None:
         # IG PV1-19 assigns the type VN (visit number) whatever CX.5 says.
         ident["type"] = {"coding": [{"system": dt.V2_CS + "0203", "code": "VN"}], "text": "visit number"}
     ref = ctx.add(res, ident=ident if seg.get(19) else None, key=("PV1", str(seg.index)))
+    res = _stored(ctx, ref, res)
     st.encounter, st.encounter_ref = res, ref
     ctx.encounter_ref = ref
     if st.pending_diagnoses:
@@ -751,7 +753,7 @@ def h_al1(ctx: Context, seg: Segment, st: State) -> None:
         ref = ctx.add_shared(
             res, resource_id("AllergyIntolerance", ctx.patient_ref["reference"], code, seg.get(1))
         )
-    st.last = res
+    st.last = _stored(ctx, ref, res)
     st.focus.append(ref)
 
 
@@ -975,12 +977,12 @@ def h_pr1(ctx: Context, seg: Segment, st: State) -> None:
         res["encounter"] = st.encounter_ref
     ident = (res.get("identifier") or [None])[0]
     if ident:
-        ctx.add(res, ident=ident)
+        ref = ctx.add(res, ident=ident)
     else:
-        ctx.add_shared(
+        ref = ctx.add_shared(
             res, resource_id("Procedure", ctx.patient_ref["reference"], seg.get(3), seg.get(5), seg.get(1))
         )
-    st.last = res
+    st.last = _stored(ctx, ref, res)
 
 
 _YES_NO = dt.V2_CS + "0136"
@@ -1323,8 +1325,7 @@ def h_in1(ctx: Context, seg: Segment, st: State) -> None:
             res, resource_id("Coverage", ctx.patient_ref["reference"], seg.get(2), seg.get(1))
         )
     # The entry's resource, which IN2 completes (a Coverage already in the bundle absorbs ``res``).
-    entry = ctx.entries.get(_rid_in(ref["reference"]))
-    st.last = entry.resource if entry is not None else res
+    st.last = _stored(ctx, ref, res)
     account = _patient_account(ctx)
     if account is not None:
         # The insurance pays the patient's account (PID-18): Account.coverage (no IG row).
@@ -1519,14 +1520,13 @@ def _service_request(ctx: Context, obr: Segment | None, st: State) -> None:
     ident = _first_ident(res)
     seg = obr or st.orc
     key = (seg.name, str(seg.index)) if seg is not None else ()
-    st.order = res
     _apply_pending_timing(ctx, st, res)
     st.order_ref = ctx.add(res, ident=ident, key=key)
+    st.order = st.last = _stored(ctx, st.order_ref, res)
     if st.orc is not None:
         _order_provenance(ctx, st.orc, st.order_ref)
     st.order_used = True
     st.focus.append(st.order_ref)
-    st.last = res
 
 
 #: TQ.3 duration prefixes (HL7 v2.5 TQ.3: S seconds, M minutes, H hours, D days, W weeks,
@@ -1819,8 +1819,8 @@ def h_obr(ctx: Context, seg: Segment, st: State) -> None:
     specimen = _obr_specimen(ctx, seg, st)
     if specimen is not None:
         rep["specimen"] = [specimen]
-    st.report = rep
     st.report_ref = ctx.add(rep, ident=_first_ident(rep), key=("OBR", str(seg.index)))
+    st.report = _stored(ctx, st.report_ref, rep)
     st.focus.append(st.report_ref)
 
 
@@ -1902,11 +1902,16 @@ def h_obx(ctx: Context, seg: Segment, st: State) -> None:
                 res.setdefault("identifier", []).append(ident)
     ref = ctx.add(res, ident=ident, key=key)
     st.observation_ref = ref
-    st.last = res
+    st.last = _stored(ctx, ref, res)
+    # An OBX repeated with the same identifiers is the same Observation: listed once.
     if st.report is not None:
-        st.report.setdefault("result", []).append(ref)
+        results = st.report.setdefault("result", [])
+        if ref not in results:
+            results.append(ref)
     elif st.order is not None and st.family not in RESULT_FAMILIES:
-        st.order.setdefault("supportingInfo", []).append(ref)
+        info = st.order.setdefault("supportingInfo", [])
+        if ref not in info:
+            info.append(ref)
 
 
 def _result_status_extras(status: str, res: Json) -> None:
@@ -2319,8 +2324,7 @@ def h_spm(ctx: Context, seg: Segment, st: State) -> None:
         st.report.setdefault("specimen", []).append(ref)
     if st.order is not None:
         st.order.setdefault("specimen", []).append(ref)
-    st.last = res
-    st.specimen = res
+    st.last = st.specimen = _stored(ctx, ref, res)
 
 
 def h_sac(ctx: Context, seg: Segment, st: State) -> None:
@@ -2573,8 +2577,7 @@ def h_rxa(ctx: Context, seg: Segment, st: State) -> None:
         ref = ctx.add_shared(
             res, resource_id("Immunization", ctx.patient_ref["reference"], seg.get(5), seg.get(3))
         )
-    st.immunization = res
-    st.last = res
+    st.immunization = st.last = _stored(ctx, ref, res)
     st.focus.append(ref)
 
 
@@ -2680,12 +2683,12 @@ def h_rx_order(ctx: Context, seg: Segment, st: State) -> None:
     else:
         ident = _first_ident(res)
     ref = ctx.add(res, ident=ident, key=(seg.name, str(seg.index)))
-    entry = ctx.entries.get(_rid_in(ref["reference"]))
-    if entry is not None and entry.resource is not res:
+    stored = _stored(ctx, ref, res)
+    if stored is not res:
         # The same order seen before (an RXE after its RXO in one ORC group): complete it, so the
         # pharmacy's encoding and the RXR/TQ1 segments after it are not lost.
-        _merge_request(entry.resource, res)
-        res = entry.resource
+        _merge_request(stored, res)
+        res = stored
     if seg.name == "RXE":
         _rxe_form(ctx, seg, res)
     st.medication, st.medication_ref = res, ref
@@ -2947,8 +2950,7 @@ def h_rxd(ctx: Context, seg: Segment, st: State) -> None:
         prescription = {**st.medication_ref, **prescription}
     if prescription:
         res["authorizingPrescription"] = [{**prescription, "type": "MedicationRequest"}]
-    ctx.add(res, key=("RXD", str(seg.index)))
-    st.last = res
+    st.last = _stored(ctx, ctx.add(res, key=("RXD", str(seg.index))), res)
 
 
 def _dispensed_medication(ctx: Context, seg: Segment, res: Json) -> None:
@@ -2994,9 +2996,8 @@ def h_txa(ctx: Context, seg: Segment, st: State) -> None:
             res["relatesTo"] = [{"code": code, "target": {"type": "DocumentReference", "identifier": parent}}]
     master = res.get("masterIdentifier")
     ref = ctx.add(res, ident=master, key=("TXA", str(seg.index)))
-    st.document = res
+    st.document = st.last = res = _stored(ctx, ref, res)
     st.documents.append((res, seg))
-    st.last = res
     st.focus.append(ref)
 
 
@@ -3048,8 +3049,7 @@ def h_sch(ctx: Context, seg: Segment, st: State) -> None:
     ident = _first_ident(res)
     ref = ctx.add(res, ident=ident, key=("SCH", str(seg.index)))
     _add_schedule_orders(ctx, st)
-    st.appointment = res
-    st.last = res
+    st.appointment = st.last = _stored(ctx, ref, res)
     st.focus.append(ref)
     if seg.get(26) or seg.get(27):
         st.schedule_order = (seg, _schedule_order(ctx, seg))
@@ -3533,7 +3533,7 @@ def h_ods(ctx: Context, seg: Segment, st: State) -> None:
             _order_provenance(ctx, st.orc, ref)
             st.order_used = True
         st.focus.append(ref)
-        st.last = res
+        st.last = _stored(ctx, ref, res)
     codes = [c for c in (dt.cwe_codeable_concept(r, ctx) for r in seg.reps(3)) if c] if seg.raw(3) else []
     texts = [r.text() for r in seg.reps(4) if r.text()] if seg.raw(4) else []
     kind = seg.get(1).upper()  # table 0159: D diet, S supplement, P preference
@@ -3600,7 +3600,7 @@ def h_rqd(ctx: Context, seg: Segment, st: State) -> None:
         _order_provenance(ctx, st.orc, ref)
         st.order_used = True
     st.focus.append(ref)
-    st.last = res
+    st.last = _stored(ctx, ref, res)
 
 
 def h_cti(ctx: Context, seg: Segment, st: State) -> None:
@@ -3654,8 +3654,7 @@ def h_ft1(ctx: Context, seg: Segment, st: State) -> None:
     if seg.get(34) or seg.get(35):
         _charged_product(ctx, seg, res)
     ident = (res.get("identifier") or [None])[0]
-    ctx.add(res, ident=ident, key=("FT1", str(seg.index)))
-    st.last = res
+    st.last = _stored(ctx, ctx.add(res, ident=ident, key=("FT1", str(seg.index))), res)
 
 
 def _charged_services(ctx: Context, seg: Segment, st: State, charge: Json) -> None:
@@ -3717,6 +3716,14 @@ def _patient_account(ctx: Context) -> tuple[Json, Json] | None:
 def _rid_in(reference: str) -> str:
     """The id in ``urn:uuid:<id>`` or ``Type/<id>`` (ids must not depend on the bundle type)."""
     return reference.rpartition(":")[2].rpartition("/")[2]
+
+
+def _stored(ctx: Context, ref: Json, res: Json) -> Json:
+    """The resource the bundle holds for ``ref``, just added as ``res``: ``res`` itself, or the
+    resource with the same id that absorbed it. Later segments (NTE, PRT, TQ1, IN2...) complete
+    the stored one, so what they carry is not lost on a merged duplicate."""
+    entry = ctx.entries.get(_rid_in(ref["reference"]))
+    return entry.resource if entry is not None else res
 
 
 def _practitioner_address(ctx: Context, practitioner: Json, seg: Segment, field: int) -> None:
