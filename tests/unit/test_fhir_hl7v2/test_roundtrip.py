@@ -185,3 +185,20 @@ def test_fhir_hl7_fhir_keeps_the_vaccine(fx: ModuleType) -> None:
         "LOT42",
         "completed",
     )
+
+
+def test_family_name_parts_and_number_parts_come_back() -> None:
+    """IG FN[HumanName] and XTN.5..8: the parts of a family name (PID-5.1.2..5) and of a phone
+    number (PID-13.5..8), kept as FHIR extensions, are written back in their places."""
+    msg = (
+        "MSH|^~\\&|APP|FAC|RECV|RFAC|20240102123000-0500||ADT^A01^ADT_A01|C1|P|2.5.1\r"
+        "EVN|A01|20240102123000-0500\r"
+        "PID|1||MRN1^^^HOSP^MR||de Vries-van Dijk&de&Vries&van&Dijk^Anna||19800203|F|||||"
+        "^PRN^PH^^1^555^5551234^99\r"
+        "PV1|1|I\r"
+    )
+    (back,) = fhir_to_hl7v2(json.dumps(convert(msg)))
+    pid = parse_message(back).segment("PID")
+    assert pid is not None
+    assert [pid.get(5, 1, s) for s in range(1, 6)] == ["de Vries-van Dijk", "de", "Vries", "van", "Dijk"]
+    assert [pid.get(13, c) for c in (5, 6, 7, 8)] == ["1", "555", "5551234", "99"]

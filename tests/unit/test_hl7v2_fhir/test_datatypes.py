@@ -96,13 +96,37 @@ def test_message_zone_is_default(ctx: Context) -> None:
 
 def test_xpn_human_name(ctx: Context) -> None:
     """XPN -> HumanName: family, given names, suffix, prefix and use from table 0200."""
-    name = dt.xpn_human_name(v("Everyman&Van^Adam^Alan^Jr^Dr^^L"), ctx)
+    name = dt.xpn_human_name(v("Everyman^Adam^Alan^Jr^Dr^^L"), ctx)
     assert name == {
         "family": "Everyman",
         "given": ["Adam", "Alan"],
         "prefix": ["Dr"],
         "suffix": ["Jr"],
         "use": "official",
+    }
+
+
+def test_fn_parts_are_family_extensions(ctx: Context) -> None:
+    """IG FN[HumanName]: FN.2..5 (own prefix, own surname, partner's prefix and surname) are
+    humanname extensions of family, in the XPN and in the XCN's name alike."""
+    base = "http://hl7.org/fhir/StructureDefinition/humanname-"
+    name = dt.xpn_human_name(v("de Vries-van Dijk&de&Vries&van&Dijk^Anna"), ctx)
+    assert name is not None
+    assert name["family"] == "de Vries-van Dijk"
+    assert name["_family"] == {
+        "extension": [
+            {"url": base + "own-prefix", "valueString": "de"},
+            {"url": base + "own-name", "valueString": "Vries"},
+            {"url": base + "partner-prefix", "valueString": "van"},
+            {"url": base + "partner-name", "valueString": "Dijk"},
+        ]
+    }
+    assert "_family" not in (dt.xpn_human_name(v("Everyman^Adam"), ctx) or {})
+    ref = ctx.practitioner_from_xcn(v("123^Beethoven&van^Ludwig"))
+    assert ref is not None
+    practitioner = next(e.resource for e in ctx.entries.values() if e.rtype == "Practitioner")
+    assert practitioner["name"][0]["_family"] == {
+        "extension": [{"url": base + "own-prefix", "valueString": "van"}]
     }
 
 
@@ -177,9 +201,21 @@ def test_xtn_email(ctx: Context) -> None:
 
 
 def test_xtn_structured_number(ctx: Context) -> None:
-    """Without XTN.1, the number is assembled from country, area, local number and extension."""
+    """Without XTN.1, the number is assembled from country, area, local number and extension;
+    each part is also kept as its contactpoint extension (IG XTN.5..8)."""
     tel = dt.xtn_contact_point(v("^WPN^PH^^1^555^5551234^99"), ctx)
-    assert tel == {"system": "phone", "value": "+1 555 5551234 X99", "use": "work"}
+    base = "http://hl7.org/fhir/StructureDefinition/contactpoint-"
+    assert tel == {
+        "system": "phone",
+        "value": "+1 555 5551234 X99",
+        "use": "work",
+        "extension": [
+            {"url": base + "country", "valueString": "1"},
+            {"url": base + "area", "valueString": "555"},
+            {"url": base + "local", "valueString": "5551234"},
+            {"url": base + "extension", "valueString": "99"},
+        ],
+    }
 
 
 def test_xtn_cell_phone_is_mobile(ctx: Context) -> None:

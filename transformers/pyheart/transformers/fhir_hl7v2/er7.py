@@ -362,6 +362,32 @@ NAME_USE: dict[str, str] = {
 }
 
 
+_HUMANNAME = "http://hl7.org/fhir/StructureDefinition/humanname-"
+_FAMILY_PARTS = ("own-prefix", "own-name", "partner-prefix", "partner-name")
+
+
+def _string_extensions(element: Mapping[str, Any]) -> dict[str, str]:
+    """``element``'s extensions with a string value, by URL."""
+    exts = element.get("extension")
+    if not isinstance(exts, list):
+        return {}
+    return {
+        str(e.get("url")): str(e.get("valueString"))
+        for e in exts
+        if isinstance(e, Mapping) and isinstance(e.get("valueString"), str)
+    }
+
+
+def fn(name: Mapping[str, Any], family: str) -> list[str]:
+    """The FN of a HumanName: the surname, then the parts the humanname extensions of
+    ``_family`` give (own prefix, own surname, partner's prefix and surname; IG FN[HumanName])."""
+    parts = _string_extensions(obj(name, "_family"))
+    subs = [family, *(parts.get(_HUMANNAME + p, "") for p in _FAMILY_PARTS)]
+    while len(subs) > 1 and not subs[-1]:
+        subs.pop()
+    return subs
+
+
 def xpn(name: Any) -> Rep:
     """A HumanName as XPN: family, given, further given names, suffix, prefix, -, name type code."""
     if not isinstance(name, Mapping):
@@ -372,7 +398,7 @@ def xpn(name: Any) -> Rep:
         family = str(name["text"])
     period = obj(name, "period")
     return [
-        [family],
+        fn(name, family),
         given[0] if given else "",
         " ".join(given[1:]),
         " ".join(str(s) for s in name.get("suffix") or []),
@@ -395,7 +421,7 @@ def xcn_from_practitioner(practitioner: Mapping[str, Any] | None, display: str =
     assigner = ident.get("assigner") if isinstance(ident, Mapping) else None
     return [
         str(ident.get("value") or ""),
-        [str(name.get("family") or (display if not given else ""))],
+        fn(name, str(name.get("family") or (display if not given else ""))),
         given[0] if given else "",
         " ".join(given[1:]),
         " ".join(str(s) for s in name.get("suffix") or []),
@@ -464,8 +490,15 @@ def xtn(contact: Any) -> Rep:
     value = str(contact["value"])
     if system in ("email", "url"):
         return ["", "NET", equipment, value]
+    # IG XTN.5..8: the number's parts, from the contactpoint extensions.
+    parts = _string_extensions(contact)
+    country, area, local, ext = (parts.get(_CONTACTPOINT + p, "") for p in _NUMBER_PARTS)
     # XTN-1 was withdrawn in v2.6; XTN-12 (unformatted number) carries the number in every version.
-    return [value, TELECOM_USE.get(use, ""), equipment, "", "", "", "", "", "", "", "", value]
+    return [value, TELECOM_USE.get(use, ""), equipment, "", country, area, local, ext, "", "", "", value]
+
+
+_CONTACTPOINT = "http://hl7.org/fhir/StructureDefinition/contactpoint-"
+_NUMBER_PARTS = ("country", "area", "local", "extension")
 
 
 __all__ = [

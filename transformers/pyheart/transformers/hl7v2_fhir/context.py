@@ -247,7 +247,7 @@ class Context:
     def _practitioner_from_xcn(self, v: Value) -> Json | None:
         c = dt.comps(v, self)
         ident_value = c[1]
-        name = xcn_name(c, self)
+        name = xcn_name(v, c, self)
         if not ident_value and not name:
             if c[13]:
                 return self._typed_practitioner(c[13])
@@ -613,12 +613,15 @@ def _identifier_type(id_type: str) -> Json:
     return {"coding": [cd]}
 
 
-def xcn_name(c: list[str], ctx: Context) -> Json | None:
-    """The HumanName of an XCN, from its components (``dt.comps``)."""
+def xcn_name(v: Value, c: list[str], ctx: Context) -> Json | None:
+    """The HumanName of the XCN ``v``, from its components ``c`` (``dt.comps``)."""
     out: Json = {}
     family = c[2]
     if family:
         out["family"] = family
+        parts = dt.family_parts(v, 2, ctx)
+        if parts is not None:
+            out["_family"] = parts  # IG XCN.2 is an FN: its parts as extensions of family
     given = [g for g in (c[3], c[4]) if g]
     if given:
         out["given"] = given

@@ -3848,7 +3848,7 @@ def _prt_related_person(ctx: Context, seg: Segment) -> None:
     if ctx.patient_ref is None or not seg.raw(5):
         return
     c = dt.comps(seg.value(5), ctx)
-    name = xcn_name(c, ctx)
+    name = xcn_name(seg.value(5), c, ctx)
     if name is None and not c[1]:
         return
     res = fm.apply(fm.PRT_RELATED, seg, _new("RelatedPerson"), ctx)

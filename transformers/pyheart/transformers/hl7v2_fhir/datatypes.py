@@ -529,6 +529,25 @@ def _cwe_quantity_unit(v: Value, ctx: Context) -> Json:
 # ----------------------------------------------------------------------- names and contacts
 
 
+_HUMANNAME = "http://hl7.org/fhir/StructureDefinition/humanname-"
+#: IG ``FN[HumanName]``: FN.2..FN.5, the parts of a family name, as extensions of ``family``.
+_FAMILY_PARTS = ((2, "own-prefix"), (3, "own-name"), (4, "partner-prefix"), (5, "partner-name"))
+
+
+def family_parts(v: Value, pos: int, ctx: Context) -> Json | None:
+    """The ``_family`` element for the FN at component ``pos`` of ``v`` (IG ``FN[HumanName]``:
+    own surname prefix, own surname, partner's prefix and surname as humanname extensions), or
+    None when the FN has no sub-components beyond the surname."""
+    if v.level or ctx.delimiters.subcomponent not in v.raw:
+        return None  # a name sent inside one component has no room for the parts
+    exts: list[Json] = []
+    for sub, name in _FAMILY_PARTS:
+        text = v.get(pos, sub)
+        if text:
+            exts.append({"url": _HUMANNAME + name, "valueString": text})
+    return {"extension": exts} if exts else None
+
+
 def xpn_human_name(v: Value, ctx: Context, vocab: str | None = None) -> Json | None:
     """XPN -> HumanName (IG ``XPN[HumanName]``)."""
     c = comps(v, ctx)
@@ -536,6 +555,9 @@ def xpn_human_name(v: Value, ctx: Context, vocab: str | None = None) -> Json | N
     family = c[1]
     if family:
         out["family"] = family
+        parts = family_parts(v, 1, ctx)
+        if parts is not None:
+            out["_family"] = parts
     given = [g for g in (c[2], c[3]) if g]
     if given:
         out["given"] = given
@@ -684,7 +706,16 @@ def xtn_contact_point(v: Value, ctx: Context, vocab: str | None = None) -> Json 
     rank = integer(c[18], 1)
     if rank is not None:
         out["rank"] = rank
+    if system != "email" and (c[5] or c[6] or c[7] or c[8]):
+        # IG XTN.5..8: the parts of a structured number as contactpoint extensions.
+        out["extension"] = [
+            {"url": _CONTACTPOINT + name, "valueString": c[pos]} for pos, name in _NUMBER_PARTS if c[pos]
+        ]
     return out
+
+
+_CONTACTPOINT = "http://hl7.org/fhir/StructureDefinition/contactpoint-"
+_NUMBER_PARTS = ((5, "country"), (6, "area"), (7, "local"), (8, "extension"))
 
 
 # ------------------------------------------------------------------------------ identifiers
