@@ -76,6 +76,58 @@ def test_prt_observation_location(h: ModuleType) -> None:
     assert observation["extension"][0]["url"] == "http://hl7.org/fhir/StructureDefinition/event-location"
 
 
+def test_prt_observation_location_address(h: ModuleType) -> None:
+    """IG PRT[Observation-Location] PRT-14: the address of the place the observation was made."""
+    obx = h.seg("OBX", {1: "1", 2: "NM", 3: "X^Y^LN", 5: "5", 11: "F"})
+    prt = h.seg(
+        "PRT", {2: "AD", 4: "PO^Performing Org^HL70912", 9: "Bench 4^^^Main Lab", 14: "1 Lab Way^^Town"}
+    )
+    bundle = h.run(ORU, PID, "OBR|1|P1|F1", obx, prt)
+    addresses = [loc["address"] for loc in h.resources(bundle, "Location") if "address" in loc]
+    assert addresses == [{"line": ["1 Lab Way"], "city": "Town"}]
+
+
+def test_prt_action_delete_links_no_participant(h: ModuleType) -> None:
+    """IG PRT-2 'D' inactivates the participation: the PRT adds no performer."""
+    obx = h.seg("OBX", {1: "1", 2: "NM", 3: "X^Y^LN", 5: "5", 11: "F"})
+    person = "1234^Careful^Carl"
+    kept = h.run(ORU, PID, "OBR|1|P1|F1", obx, h.seg("PRT", {2: "UC", 4: "RO", 5: person}))
+    dropped = h.run(ORU, PID, "OBR|1|P1|F1", obx, h.seg("PRT", {2: "D", 4: "RO", 5: person}))
+    assert ("performer" in h.one(kept, "Observation"), "performer" in h.one(dropped, "Observation")) == (
+        True,
+        False,
+    )
+
+
+def test_prt_preferred_method_of_contact(h: ModuleType) -> None:
+    """IG PRT-23 (table 0185, 'E' e-mail): the PRT-15 e-mail address is marked preferred."""
+    obx = h.seg("OBX", {1: "1", 2: "NM", 3: "X^Y^LN", 5: "5", 11: "F"})
+    telecom = "^WPN^PH^^^555^1234567~^NET^Internet^carl@example.org"
+    prt = h.seg("PRT", {2: "UC", 4: "RO", 5: "1234^Careful^Carl", 15: telecom, 23: "E^E-mail^HL70185"})
+    (role,) = h.resources(h.run(ORU, PID, "OBR|1|P1|F1", obx, prt), "PractitionerRole")
+    email = next(t for t in role["telecom"] if t["system"] == "email")
+    assert email["extension"] == [
+        {"url": "http://hl7.org/fhir/StructureDefinition/iso21090-preferred", "valueBoolean": True}
+    ]
+
+
+def test_rol_organization_unit_type(h: ModuleType) -> None:
+    """IG ROL-10 (organization unit type): the type of the ROL-14 Organization."""
+    rol = h.seg(
+        "ROL",
+        {
+            1: "R1",
+            2: "AD",
+            3: "FHCP^Family Health Care Professional",
+            4: "77^Kay^Ann",
+            10: "1^Hospital^HL70406",
+            14: "Good Clinic",
+        },
+    )
+    org = next(o for o in h.resources(h.run(ADT, PID, rol), "Organization") if o.get("name") == "Good Clinic")
+    assert org["type"][0]["coding"][0]["code"] == "1"
+
+
 def test_pd1_place_of_worship(h: ModuleType) -> None:
     """PD1-14 -> the patient-congregation extension."""
     pat = h.one(h.run(ADT, PID, h.seg("PD1", {14: "St Mary Church"})), "Patient")

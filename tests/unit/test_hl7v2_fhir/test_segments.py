@@ -629,6 +629,21 @@ def test_appointment_nte_is_comment_and_whole_note(h: ModuleType) -> None:
     assert notes[0]["extension"][0]["valueCodeableConcept"]["coding"][0]["code"] == "PI"
 
 
+def test_appointment_nte_coded_comment(h: ModuleType) -> None:
+    """IG NTE-9 (coded comment): each coded form of an appointment note is an alternate-codes
+    extension of that note."""
+    pid = "PID|1||MRN1^^^HOSP^MR||Doe^Jane"
+    nte = h.seg("NTE", {1: "1", 3: "Fasting", 9: "FAST^Fasting required^L~NPO^Nil by mouth^L"})
+    appt = h.one(h.run("SIU^S12^SIU_S12", "SCH|A1|F1", nte, pid), "Appointment")
+    (note,) = [e["valueAnnotation"] for e in appt["extension"] if e["url"].endswith("Appointment.note")]
+    codes = [
+        e["valueCodeableConcept"]["coding"][0]["code"]
+        for e in note["extension"]
+        if e["url"].endswith("alternate-codes")
+    ]
+    assert codes == ["FAST", "NPO"]
+
+
 def test_in3_case_manager_joins_the_care_team(h: ModuleType) -> None:
     """IG IN3[CareTeam]: IN3-21 (the case manager's name) is a CareTeam participant in the SNOMED
     case-manager role."""

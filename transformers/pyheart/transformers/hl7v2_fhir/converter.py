@@ -2277,6 +2277,14 @@ def h_nte(ctx: Context, seg: Segment, st: State) -> None:
     kind = dt.cwe_codeable_concept(seg.value(4), ctx) if seg.get(4) else None
     if kind:
         note["extension"] = [{"url": _SD + "annotationType", "valueCodeableConcept": kind}]
+    coded_reps = seg.reps(9) if seg.raw(9) else []
+    for coded_rep in coded_reps:
+        # IG NTE-9 (coded comment): each coded form of the note as an alternate-codes extension.
+        coded = dt.cwe_codeable_concept(coded_rep, ctx)
+        if coded:
+            note.setdefault("extension", []).append(
+                {"url": _SD + "alternate-codes", "valueCodeableConcept": coded}
+            )
     target.setdefault("extension", []).append({"url": _APPOINTMENT_NOTE, "valueAnnotation": note})
 
 
@@ -3742,6 +3750,8 @@ def h_rol(ctx: Context, seg: Segment, st: State) -> None:
     primary care provider."""
     role = fm.apply(fm.ROL, seg, _new("PractitionerRole"), ctx)
     practitioner = role.get("practitioner")
+    if seg.raw(10) and "organization" in role:
+        _unit_type(ctx, role["organization"], seg, 10)  # IG ROL-10
     if _patient_level(st) and not (seg.get(3) == "PP" and seg.get(3, 3).upper() in ("HL70443", "")):
         # IG ADT_A01 PID.ROL: a role other than PP (table 0443) is a member of the patient's
         # CareTeam (IG ROL[CareTeam]): ROL-3 and ROL-9 its roles, ROL-4 the member (else the
@@ -3842,6 +3852,41 @@ _CARE_TEAM_ROLES = frozenset(
 )
 
 
+def _unit_type(ctx: Context, org: Json, seg: Segment, field: int) -> None:
+    """IG PRT-7 / ROL-10 (organization unit type): the type of the participant's Organization
+    ``org`` (a Reference), unless it has one."""
+    entry = ctx.entries.get(_rid_in(org.get("reference", "")))
+    unit = dt.cwe_codeable_concept(seg.value(field), ctx)
+    if entry is not None and entry.rtype == "Organization" and unit and "type" not in entry.resource:
+        entry.resource["type"] = [unit]
+
+
+#: Table 0185 (preferred method of contact) -> the ContactPoint it names: (system, use or "").
+_PREFERRED_CONTACT = {
+    "B": ("pager", ""),
+    "C": ("phone", "mobile"),
+    "E": ("email", ""),
+    "F": ("fax", ""),
+    "H": ("phone", "home"),
+    "O": ("phone", "work"),
+}
+
+
+def _preferred_contact(telecoms: list[Json] | None, method: str) -> None:
+    """IG PRT-23 (preferred method of contact, table 0185): the first of ``telecoms`` of that
+    kind gets the iso21090-preferred extension."""
+    kind = _PREFERRED_CONTACT.get(method.strip().upper())
+    if kind is None or not telecoms:
+        return
+    system, use = kind
+    for telecom in telecoms:
+        if telecom.get("system") == system and (not use or telecom.get("use") == use):
+            telecom.setdefault("extension", []).append(
+                {"url": _SD + "iso21090-preferred", "valueBoolean": True}
+            )
+            return
+
+
 def _prt_related_person(ctx: Context, seg: Segment) -> None:
     """IG ORU_R01 / OML_O21 PATIENT.PRT that is not PP -> RelatedPerson (IG PRT[RelatedPerson],
     ``fm.PRT_RELATED``), with PRT-5's identifier first and its name."""
@@ -3853,6 +3898,8 @@ def _prt_related_person(ctx: Context, seg: Segment) -> None:
         return
     res = fm.apply(fm.PRT_RELATED, seg, _new("RelatedPerson"), ctx)
     res["patient"] = ctx.patient_ref
+    if seg.raw(23):
+        _preferred_contact(res.get("telecom"), seg.get(23))
     person = ctx.xcn_identifier(seg.value(5), c)
     if person is not None:
         res["identifier"] = [person, *res.get("identifier", [])]
@@ -3881,10 +3928,15 @@ def h_prt(ctx: Context, seg: Segment, st: State) -> None:
     performer or device, order/report performer, Encounter participant, or the patient's primary
     care provider (PRT-4 'PP' after PID). A person becomes a PractitionerRole (IG
     ``PRT[PractitionerRole]``), a device a Device (IG ``PRT[Device]``)."""
+    if seg.get(2).strip().upper() == "D":
+        # IG PRT-2 'D' inactivates the participation: the participant is not linked.
+        return
     if _patient_level(st) and st.family in ("ORU", "OML") and seg.get(4).upper() != "PP":
         _prt_related_person(ctx, seg)
         return
     role = fm.apply(fm.PRT_ROLE, seg, _new("PractitionerRole"), ctx)
+    if seg.raw(23):
+        _preferred_contact(role.get("telecom"), seg.get(23))
     person: Json | None = None
     if "practitioner" in role:
         codes = role.get("code") or [{}]
@@ -3895,11 +3947,7 @@ def h_prt(ctx: Context, seg: Segment, st: State) -> None:
         person = ctx.add_shared(role, rid)
     org = role.get("organization")
     if org is not None and seg.raw(7):
-        # IG PRT-7: the participating organisation's unit type is the Organization's type.
-        org_entry = ctx.entries.get(_rid_in(org["reference"]))
-        unit = dt.cwe_codeable_concept(seg.value(7), ctx)
-        if org_entry is not None and unit and "type" not in org_entry.resource:
-            org_entry.resource["type"] = [unit]
+        _unit_type(ctx, org, seg, 7)  # IG PRT-7
     device: Json | None = None
     if seg.get(10):
         dev = fm.apply(fm.PRT_DEVICE, seg, _new("Device"), ctx)
@@ -3917,10 +3965,13 @@ def h_prt(ctx: Context, seg: Segment, st: State) -> None:
         if device is not None and "device" not in last:
             last["device"] = device
         if "location" in role and person is None:
-            # IG PRT[Observation-Location]: where the observation was made.
-            last.setdefault("extension", []).append(
-                {"url": _SD + "event-location", "valueReference": role["location"][0]}
-            )
+            # IG PRT[Observation-Location]: where the observation was made (PRT-14 its address).
+            place = role["location"][0]
+            last.setdefault("extension", []).append({"url": _SD + "event-location", "valueReference": place})
+            found = ctx.entries.get(_rid_in(place["reference"])) if seg.raw(14) else None
+            address = dt.xad_address(seg.value(14), ctx) if found is not None else None
+            if found is not None and address and "address" not in found.resource:
+                found.resource["address"] = address
     elif rtype in ("ServiceRequest", "DiagnosticReport", "MedicationRequest") and who is not None:
         key = "requester" if rtype != "DiagnosticReport" and seg.get(4) in ("OP", "ORD") else "performer"
         if key == "requester":
