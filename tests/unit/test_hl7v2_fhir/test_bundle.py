@@ -169,6 +169,46 @@ def test_a_repeated_segment_adds_no_repeated_items(h: ModuleType) -> None:
     assert len(h.one(bundle, "DiagnosticReport")["result"]) == 1
 
 
+def test_an_order_number_reused_for_another_patient_gets_none_of_their_data(h: ModuleType) -> None:
+    """Two patients' order groups with the same order numbers: the second patient's note and
+    result never land on the first patient's ServiceRequest or DiagnosticReport."""
+    other = "PID|2||MRN2^^^HOSP&1.2.3&ISO^MR||Roe^Bob||19700101|M"
+    bundle = h.run(
+        "ORU^R01^ORU_R01",
+        PID,
+        _obr(h, "F"),
+        "OBX|1|NM|2345-7^Glucose^LN||100||||||F",
+        other,
+        _obr(h, "F"),
+        "NTE|1||Second patient's note",
+        "OBX|2|NM|718-7^Hemoglobin^LN||9||||||F",
+    )
+    order = h.one(bundle, "ServiceRequest")
+    report = h.one(bundle, "DiagnosticReport")
+    observations = {o["code"]["coding"][0]["code"]: o for o in h.resources(bundle, "Observation")}
+    assert "note" not in order
+    results = [r["reference"] for r in report["result"]]
+    glucose_ref = next(e["fullUrl"] for e in bundle["entry"] if e["resource"] is observations["2345-7"])
+    assert results == [glucose_ref]
+    assert observations["718-7"]["subject"] != observations["2345-7"]["subject"]
+
+
+def test_a_repeated_pid_completes_the_patient(h: ModuleType) -> None:
+    """A second PID with the same identifiers adds what the first lacked (PID-10 race)."""
+    race_pid = "PID|1||MRN1^^^HOSP&1.2.3&ISO^MR||Doe^Jane||19800203|F||2106-3^White^CDCREC"
+    patient = h.one(h.run("ADT^A08^ADT_A01", PID, race_pid), "Patient")
+    assert any(e["url"].endswith("us-core-race") for e in patient.get("extension", []))
+
+
+def test_a_repeated_dg1_is_one_diagnosis(h: ModuleType) -> None:
+    """The same DG1 twice: one Condition, listed once on the Encounter."""
+    dg1 = "DG1|1||I10^Hypertension^I10||20240101|A"
+    bundle = h.run("ADT^A08^ADT_A01", PID, "PV1|1|I", dg1, dg1)
+    (condition,) = h.resources(bundle, "Condition")
+    assert len(h.one(bundle, "Encounter")["diagnosis"]) == 1
+    assert condition["code"]["coding"][0]["code"] == "I10"
+
+
 def test_batch_bundle_uses_ids(h: ModuleType) -> None:
     """bundle_type batch: PUT Type/id everywhere and references of the form Type/id."""
     bundle = h.run("ADT^A01^ADT_A01", PID, "PV1|1|I", bundle_type="batch")

@@ -496,6 +496,24 @@ def test_aip_notes_not_on_earlier_resource(h: ModuleType) -> None:
     assert "note" not in h.one(bundle, "Condition")
 
 
+def test_diet_order_repeated_keeps_every_ods(h: ModuleType) -> None:
+    """An ORC/ODS group repeated with the same order number is one NutritionOrder holding every
+    diet of both groups."""
+    orc = "ORC|NW|DIET1^HOSP|||||||20240101"
+    bundle = h.run(
+        "OMD^O03^OMD_O03",
+        PID,
+        "PV1|1|I",
+        orc,
+        "ODS|D||DIAB^Diabetic diet^L",
+        orc,
+        "ODS|D||LOWNA^Low sodium diet^L",
+        "ODS|D||GLUT^Gluten free^L",
+    )
+    types = [t["coding"][0]["code"] for t in h.one(bundle, "NutritionOrder")["oralDiet"]["type"]]
+    assert sorted(types) == ["DIAB", "GLUT", "LOWNA"]
+
+
 @pytest.mark.parametrize(
     "resource", ["AIP|1||1234^Careful^Carl", "AIL|1||Room1^^^Clinic", "AIG|1||5001^Scope^L|101^Equipment"]
 )

@@ -111,6 +111,20 @@ def test_prt_preferred_method_of_contact(h: ModuleType) -> None:
     ]
 
 
+def test_prt_preferred_cell_phone_sent_as_home_use(h: ModuleType) -> None:
+    """PRT-23 'C' names the cellular phone by its equipment (XTN.3 CP) whatever its use code."""
+    obx = h.seg("OBX", {1: "1", 2: "NM", 3: "X^Y^LN", 5: "5", 11: "F"})
+    telecom = "^PRN^PH^^^555^1111111~^PRN^CP^^1^555^9999999"
+    prt = h.seg("PRT", {2: "UC", 4: "RO", 5: "1234^Careful^Carl", 15: telecom, 23: "C"})
+    (role,) = h.resources(h.run(ORU, PID, "OBR|1|P1|F1", obx, prt), "PractitionerRole")
+    preferred = [
+        t["value"]
+        for t in role["telecom"]
+        if any(e["url"].endswith("iso21090-preferred") for e in t["extension"])
+    ]
+    assert preferred == ["+1 555 9999999"]
+
+
 def test_rol_organization_unit_type(h: ModuleType) -> None:
     """IG ROL-10 (organization unit type): the type of the ROL-14 Organization."""
     rol = h.seg(

@@ -173,12 +173,8 @@ def h_pid(ctx: Context, seg: Segment, st: State) -> None:
             break
     if ident is None and res.get("identifier"):
         ident = res["identifier"][0]
-    ctx.patient_ref = ctx.add(res, ident=ident, key=("PID", str(seg.index)))
-    # Later segments (PD1, NK1, OBX...) complete the stored Patient; this PID's own elements
-    # below go to ``res``, which a Patient already in the bundle absorbed (its elements win).
-    ctx.patient = st.patient = st.last = _stored(ctx, ctx.patient_ref, res)
-    st.focus.append(ctx.patient_ref)
-    st.encounter = st.encounter_ref = st.episode = None
+    # The whole Patient is built before it is added: a Patient already in the bundle (the same
+    # identifiers) takes the elements it lacks from it, and later segments complete that one.
     _us_core_race_ethnicity(seg, res)
     if seg.get(12):
         _county(seg, res)
@@ -197,6 +193,10 @@ def h_pid(ctx: Context, seg: Segment, st: State) -> None:
     _animal_breed(ctx, seg, res)
     if seg.raw(27):
         _veteran_status(ctx, seg, res)
+    ctx.patient_ref = ctx.add(res, ident=ident, key=("PID", str(seg.index)))
+    ctx.patient = st.patient = st.last = _stored(ctx, ctx.patient_ref, res)
+    st.focus.append(ctx.patient_ref)
+    st.encounter = st.encounter_ref = st.episode = None
     if seg.raw(34) and seg.raw(33) and ctx.options.provenance:
         _patient_provenance(ctx, seg)
     for rep in seg.reps(21):
@@ -890,6 +890,7 @@ def h_dg1(ctx: Context, seg: Segment, st: State) -> None:
         ref = ctx.add(res, ident=ident)
     else:
         ref = ctx.add_shared(res, resource_id("Condition", ctx.patient_ref["reference"], key, seg.get(1)))
+    res = _stored(ctx, ref, res)
     if st.encounter is None and "PV1" in st.segment_names(ctx)[seg.index :]:
         # REF/RQA and a few others send DG1 before PV1: the visit's diagnosis once PV1 comes.
         st.pending_diagnoses.append((res, _diagnosis_entry(ctx, seg, ref)))
@@ -903,9 +904,17 @@ def h_dg1(ctx: Context, seg: Segment, st: State) -> None:
                 episode_diag["role"] = use
             if "rank" in diag:
                 episode_diag["rank"] = diag["rank"]
-            st.episode.setdefault("diagnosis", []).append(episode_diag)
-        st.encounter.setdefault("diagnosis", []).append(diag)
+            _add_diagnosis(st.episode, episode_diag)
+        _add_diagnosis(st.encounter, diag)
     st.last = res
+
+
+def _add_diagnosis(owner: Json, diag: Json) -> None:
+    """``diag`` in ``owner``'s diagnosis list, unless it lists that Condition already (a DG1
+    repeated with the same identifiers is the same Condition)."""
+    found = owner.setdefault("diagnosis", [])
+    if all(d.get("condition") != diag["condition"] for d in found):
+        found.append(diag)
 
 
 def _diagnosis_entry(ctx: Context, seg: Segment, ref: Json) -> Json:
@@ -944,7 +953,7 @@ def _attach_pending_diagnoses(st: State, encounter: Json, ref: Json) -> None:
     for condition, diag in st.pending_diagnoses:
         if condition.get("subject") == encounter.get("subject"):
             condition["encounter"] = ref
-            encounter.setdefault("diagnosis", []).append(diag)
+            _add_diagnosis(encounter, diag)
     st.pending_diagnoses = []
 
 
@@ -3541,7 +3550,7 @@ def h_ods(ctx: Context, seg: Segment, st: State) -> None:
             _order_provenance(ctx, st.orc, ref)
             st.order_used = True
         st.focus.append(ref)
-        st.last = _stored(ctx, ref, res)
+        res = st.last = _stored(ctx, ref, res)
     codes = [c for c in (dt.cwe_codeable_concept(r, ctx) for r in seg.reps(3)) if c] if seg.raw(3) else []
     texts = [r.text() for r in seg.reps(4) if r.text()] if seg.raw(4) else []
     kind = seg.get(1).upper()  # table 0159: D diet, S supplement, P preference
@@ -3729,9 +3738,21 @@ def _rid_in(reference: str) -> str:
 def _stored(ctx: Context, ref: Json, res: Json) -> Json:
     """The resource the bundle holds for ``ref``, just added as ``res``: ``res`` itself, or the
     resource with the same id that absorbed it. Later segments (NTE, PRT, TQ1, IN2...) complete
-    the stored one, so what they carry is not lost on a merged duplicate."""
+    the stored one, so what they carry is not lost on a merged duplicate. Not when the stored
+    one is about another patient (a sender reusing an order number across patients): nothing of
+    this patient's may land on it."""
     entry = ctx.entries.get(_rid_in(ref["reference"]))
-    return entry.resource if entry is not None else res
+    if entry is None or entry.resource is res:
+        return res
+    stored = entry.resource
+    for key in _PATIENT_KEYS:
+        if key in res or key in stored:
+            return stored if res.get(key) == stored.get(key) else res
+    return stored
+
+
+#: The elements that say whose a resource is (the first one a resource has decides).
+_PATIENT_KEYS = ("subject", "patient", "beneficiary")
 
 
 def _practitioner_address(ctx: Context, practitioner: Json, seg: Segment, field: int) -> None:
@@ -3861,26 +3882,33 @@ def _unit_type(ctx: Context, org: Json, seg: Segment, field: int) -> None:
         entry.resource["type"] = [unit]
 
 
-#: Table 0185 (preferred method of contact) -> the ContactPoint it names: (system, use or "").
-_PREFERRED_CONTACT = {
-    "B": ("pager", ""),
-    "C": ("phone", "mobile"),
-    "E": ("email", ""),
-    "F": ("fax", ""),
-    "H": ("phone", "home"),
-    "O": ("phone", "work"),
-}
+_EQUIPMENT_METHOD = {"BP": "B", "CP": "C", "FX": "F"}
 
 
-def _preferred_contact(telecoms: list[Json] | None, method: str) -> None:
-    """IG PRT-23 (preferred method of contact, table 0185): the first of ``telecoms`` of that
+def _contact_method(use: str, equipment: str) -> str:
+    """The table 0185 method of contact an XTN is (XTN.2 use, XTN.3 equipment, upper case): B
+    beeper, C cellular phone, E e-mail, F fax, H home phone, O office phone, or ''."""
+    if equipment in ("INTERNET", "X.400") or use == "NET":
+        return "E"
+    if equipment in _EQUIPMENT_METHOD:
+        return _EQUIPMENT_METHOD[equipment]
+    if use in ("PRN", "PRS", "VHN"):
+        return "H"
+    return "O" if use == "WPN" else ""
+
+
+def _preferred_contact(ctx: Context, seg: Segment, telecoms: list[Json] | None) -> None:
+    """IG PRT-23 (preferred method of contact, table 0185): the first PRT-15 telecom of that
     kind gets the iso21090-preferred extension."""
-    kind = _PREFERRED_CONTACT.get(method.strip().upper())
-    if kind is None or not telecoms:
+    method = seg.get(23).strip().upper()
+    if not telecoms or not method:
         return
-    system, use = kind
-    for telecom in telecoms:
-        if telecom.get("system") == system and (not use or telecom.get("use") == use):
+    for rep in seg.reps(15):
+        if _contact_method(rep.get(2).upper(), rep.get(3).upper()) != method:
+            continue
+        made = dt.xtn_contact_point(rep, ctx)
+        telecom = next((t for t in telecoms if t == made), None) if made is not None else None
+        if telecom is not None:
             telecom.setdefault("extension", []).append(
                 {"url": _SD + "iso21090-preferred", "valueBoolean": True}
             )
@@ -3899,7 +3927,7 @@ def _prt_related_person(ctx: Context, seg: Segment) -> None:
     res = fm.apply(fm.PRT_RELATED, seg, _new("RelatedPerson"), ctx)
     res["patient"] = ctx.patient_ref
     if seg.raw(23):
-        _preferred_contact(res.get("telecom"), seg.get(23))
+        _preferred_contact(ctx, seg, res.get("telecom"))
     person = ctx.xcn_identifier(seg.value(5), c)
     if person is not None:
         res["identifier"] = [person, *res.get("identifier", [])]
@@ -3936,7 +3964,7 @@ def h_prt(ctx: Context, seg: Segment, st: State) -> None:
         return
     role = fm.apply(fm.PRT_ROLE, seg, _new("PractitionerRole"), ctx)
     if seg.raw(23):
-        _preferred_contact(role.get("telecom"), seg.get(23))
+        _preferred_contact(ctx, seg, role.get("telecom"))
     person: Json | None = None
     if "practitioner" in role:
         codes = role.get("code") or [{}]
