@@ -245,3 +245,30 @@ def test_xad_vacation_home_use(ctx: Context) -> None:
     assert addr["extension"] == [
         {"url": "http://hl7.org/fhir/StructureDefinition/iso21090-AD-use", "valueCode": "HV"}
     ]
+
+
+def test_cwe_code_falls_back_to_alternate(ctx: Context) -> None:
+    """IG CWE[code]: the alternate code (CWE.4) when CWE.1 is empty."""
+    assert dt.cwe_code(v("^^^F^Female^HL70001"), ctx) == "F"
+
+
+def test_cwe_string_is_original_text(ctx: Context) -> None:
+    """IG CWE[string]: the original text (CWE.9) first."""
+    assert dt.DATATYPES["CWE[string]"](v("C1^Shake well^L^^^^^^Shake the bottle well"), ctx, None) == (
+        "Shake the bottle well"
+    )
+
+
+def test_cwe_string_is_text_without_original_text(ctx: Context) -> None:
+    """IG CWE[string]: the text (CWE.2) when CWE.9 is empty, not the code."""
+    assert dt.DATATYPES["CWE[string]"](v("C1^Shake well^L"), ctx, None) == "Shake well"
+
+
+def test_xpn_string_family_first(ctx: Context) -> None:
+    """IG XPN[string]: name assembly order F puts the family name first (table 0444)."""
+    assert dt.xpn_string(v("Smith^John^Q^Jr^Dr^^L^^^^F"), ctx) == "Dr Smith Q John Jr"
+
+
+def test_xpn_string_given_first_by_default(ctx: Context) -> None:
+    """IG XPN[string]: without XPN.11 the given names come first."""
+    assert dt.xpn_string(v("Smith^John^Q^Jr^Dr"), ctx) == "Dr John Q Smith Jr"

@@ -349,11 +349,12 @@ def cwe_coding(v: Value, ctx: Context, vocab: str | None = None) -> Json | None:
 
 
 def cwe_code(v: Value, ctx: Context, vocab: str | None = None) -> str | None:
-    """CWE/ID/IS -> code (IG ``CWE[code]``): the mapped FHIR code, or the v2 code without a map.
+    """CWE/ID/IS -> code (IG ``CWE[code]``): the mapped FHIR code, or the v2 code without a map;
+    the alternate code (CWE.4) when CWE.1 is empty.
 
     A required FHIR code binding with no match gives None rather than an invalid code.
     """
-    code = v.get(1)
+    code = v.get(1) or v.get(4)
     if not code:
         return None
     mapped = lookup(vocab, code)
@@ -386,6 +387,13 @@ def id_boolean(v: Value, ctx: Context, vocab: str | None = None) -> bool | None:
 def st_string(v: Value, ctx: Context, vocab: str | None = None) -> str | None:
     """ST/ID/IS/TX/FT -> string (the first component, decoded)."""
     return v.get(1).strip() or None
+
+
+def cwe_string(v: Value, ctx: Context, vocab: str | None = None) -> str | None:
+    """CWE -> string (IG ``CWE[string]``): the original text (CWE.9), else the text (CWE.2); a
+    value sent as a code only keeps its code rather than being lost."""
+    c = comps(v, ctx)
+    return (c[9] or c[2] or c[1]).strip() or None
 
 
 def st_text(v: Value, ctx: Context, vocab: str | None = None) -> str | None:
@@ -609,9 +617,13 @@ def _period(c: list[str], start_pos: int, end_pos: int, ctx: Context) -> Json | 
 
 
 def xpn_string(v: Value, ctx: Context, vocab: str | None = None) -> str | None:
-    """XPN -> string (IG ``XPN[string]``): the parts joined by spaces."""
+    """XPN -> string (IG ``XPN[string]``): the parts joined by spaces, in the order XPN.11 (name
+    assembly order, table 0444) gives: family first for 'F', else given names first."""
     c = comps(v, ctx)
-    parts = [c[5], c[2], c[3], c[1], c[4], c[6]]
+    # Table 0444: F is prefix family middle given suffix; G (and no order) prefix given middle
+    # family suffix.
+    family_first = c[11] == "F"
+    parts = [c[5], c[1], c[3], c[2], c[4], c[6]] if family_first else [c[5], c[2], c[3], c[1], c[4], c[6]]
     text = " ".join(p for p in parts if p)
     return text or None
 
@@ -952,8 +964,15 @@ def eip_identifiers(v: Value, ctx: Context) -> list[Json]:
 def hd_identifier(v: Value, ctx: Context, vocab: str | None = None) -> Json | None:
     """HD -> Identifier (IG ``HD[Identifier]``): the namespace id, or the universal id as a URI."""
     if v.get(2):
-        uri = _hd_uri("", v.get(2), v.get(3).upper(), ctx)
-        return {"system": "urn:ietf:rfc:3986", "value": uri} if uri else None
+        kind = v.get(3)
+        uri = _hd_uri("", v.get(2), kind.upper(), ctx)
+        if not uri:
+            return None
+        out: Json = {"system": "urn:ietf:rfc:3986", "value": uri}
+        id_type = _universal_id_type(kind.strip()) if kind else None
+        if id_type:
+            out["type"] = id_type  # IG HD.3 -> type (ID[CodeableConcept], table 0301)
+        return out
     if v.get(1):
         return {"value": v.get(1)}
     return None
@@ -1370,7 +1389,7 @@ DATATYPES: dict[str, DatatypeMap] = {
     "IS[string]": st_string,
     "ST[string]": st_string,
     "FT[string]": st_text,
-    "CWE[string]": st_string,
+    "CWE[string]": cwe_string,
     "NM[decimal]": nm_decimal,
     "NM[positiveInt]": nm_positive_int,
     "NM[unsignedInt]": nm_unsigned_int,
