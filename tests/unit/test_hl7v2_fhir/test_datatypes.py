@@ -283,10 +283,19 @@ def test_coding_normalises_whitespace() -> None:
 
 
 def test_hd_identifier_iso(ctx: Context) -> None:
-    """HD with an ISO universal id -> an Identifier holding the OID as a URI."""
+    """HD with an ISO universal id -> an Identifier holding the OID as a URI, typed by HD.3."""
     assert dt.hd_identifier(v("LAB^1.2.3^ISO"), ctx) == {
         "system": "urn:ietf:rfc:3986",
         "value": "urn:oid:1.2.3",
+        "type": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/v2-0301",
+                    "code": "ISO",
+                    "display": "ISO Object Identifier",
+                }
+            ]
+        },
     }
 
 

@@ -5,8 +5,8 @@
 Reads the IG's segment maps (``mappings/segments/*.csv``: which fields map to which FHIR
 elements), datatype maps, concept maps and message maps, and compares them with what the code
 declares: the field-map rows of :mod:`.fieldmaps` (plus the fields handlers map in code,
-``CODE_MAPPED``), the datatype maps of :data:`.datatypes.DATATYPES`, the generated vocabularies
-and the segment handlers.
+``CODE_MAPPED``), the datatype maps of :data:`.datatypes.DATATYPES` (plus those implemented inside
+other functions, :data:`IMPLEMENTED_IN_CODE`), the generated vocabularies and the segment handlers.
 """
 
 from __future__ import annotations
@@ -27,6 +27,46 @@ from pyheart.transformers.hl7v2_fhir.datatypes import DATATYPES
 from pyheart.transformers.hl7v2_fhir.fieldmaps import CODE_MAPPED, FIELD_MAPS
 
 DEFAULT_IG = DEFAULT_ROOT / "hl7-v2-to-fhir-ig" / "mappings"
+
+#: IG datatype maps implemented inside other code rather than as a :data:`.datatypes.DATATYPES`
+#: entry (their signature or result differs from a datatype map's), by IG name: the function
+#: that implements them, dotted from this package (``module.function`` or ``module.Class.method``).
+IMPLEMENTED_IN_CODE: dict[str, str] = {
+    "CNN[Practitioner]": "context.Context.practitioner_from_cnn",
+    "CQ[unsignedInt]": "converter._offset_minutes",
+    "CWE[Device]": "converter._entering_device",
+    "CX[RelatedPerson-Mother]": "converter.h_pid",
+    "DLD[Location-Discharge]": "converter.h_pv1",
+    "DTM[Annotation-Time]": "converter.h_nte",
+    "ED[Attachment]": "converter._attachment",
+    "EI[Condition]": "converter.h_dg1",
+    "EI[Procedure]": "converter.h_pr1",
+    "EIP[Identifier-FillerAssignedIdentifier]": "datatypes.eip_identifiers",
+    "EIP[Identifier-PlacerAssignedIdentifier]": "datatypes.eip_identifiers",
+    "FN[HumanName]": "datatypes.family_parts",
+    "FT[Annotation-Comment]": "converter.h_nte",
+    "HD[MessageHeader.destination-endpoint]": "converter._set_endpoint",
+    "HD[MessageHeader.destination-name]": "converter._message_header",
+    "HD[MessageHeader.source-endpoint]": "converter._set_endpoint",
+    "HD[MessageHeader.source-name]": "converter._message_header",
+    "HD[uri]": "datatypes.hd_system",
+    "MSG[MessageHeader]": "fieldmaps._msg_coding",
+    "NDL[PractitionerRole]": "fieldmaps._ndl_practitioner",
+    "RI[Timing]": "converter._ri_timing",
+    "RP[Attachment]": "converter._rp_attachment",
+    "RPT[Timing]": "converter._tq1_timing",
+    "SAD[Address]": "datatypes.xad_address",
+    "SN[Quantity]": "converter._structured_numeric",
+    "SN[Range]": "converter._structured_numeric",
+    "SN[Ratio]": "converter._structured_numeric",
+    "TQ[Appointment]": "converter.h_sch",
+    "TQ[MedicationRequest]": "converter._medication_tq",
+    "TQ[ServiceRequest]": "converter._order_tq",
+    "XCN[Annotation-Author]": "context.Context.practitioner_from_xcn",
+    "XCN[PractitionerRole]": "converter._practitioner_role",
+    "XCN[RelatedPerson]": "converter._prt_related_person",
+    "XON[Location]": "converter._ordering_facility",
+}
 _FIELD = re.compile(r"^([A-Z][A-Z0-9]{2})-(\d+)")
 _NAME = re.compile(r"R4_ (.+?) - ")
 
@@ -127,8 +167,9 @@ def report(ig: Path) -> dict[str, Any]:
         "messages": messages,
         "datatype_maps": {
             "ig": len(datatypes),
-            "implemented": sorted(d for d in datatypes if d in DATATYPES),
-            "missing": sorted(d for d in datatypes if d not in DATATYPES),
+            "implemented": sorted(d for d in datatypes if d in DATATYPES or d in IMPLEMENTED_IN_CODE),
+            "in_code": {d: IMPLEMENTED_IN_CODE[d] for d in sorted(datatypes) if d in IMPLEMENTED_IN_CODE},
+            "missing": sorted(d for d in datatypes if d not in DATATYPES and d not in IMPLEMENTED_IN_CODE),
         },
         "concept_maps": {
             "ig": len(vocab),
@@ -172,7 +213,15 @@ def main(argv: list[str] | None = None) -> int:
     f = rep["fields"]
     out.write(f"\nfields: {f['implemented']}/{f['ig']} ({f['implemented'] / max(f['ig'], 1):.0%})\n")
     d = rep["datatype_maps"]
-    out.write(f"datatype maps: {len(d['implemented'])}/{d['ig']}\n")
+    out.write(
+        f"datatype maps: {len(d['implemented'])}/{d['ig']}"
+        f" ({len(d['in_code'])} of them in code, not in DATATYPES)\n"
+    )
+    if args.missing:
+        for name, where in d["in_code"].items():
+            out.write(f"  {name:<46} in {where}\n")
+        if d["missing"]:
+            out.write("  missing: " + " ".join(d["missing"]) + "\n")
     c = rep["concept_maps"]
     out.write(f"concept maps generated: {len(c['generated'])}/{c['ig']} (the rest list no v2 codes)\n")
     return 0

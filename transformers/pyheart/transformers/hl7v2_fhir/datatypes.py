@@ -349,11 +349,12 @@ def cwe_coding(v: Value, ctx: Context, vocab: str | None = None) -> Json | None:
 
 
 def cwe_code(v: Value, ctx: Context, vocab: str | None = None) -> str | None:
-    """CWE/ID/IS -> code (IG ``CWE[code]``): the mapped FHIR code, or the v2 code without a map.
+    """CWE/ID/IS -> code (IG ``CWE[code]``): the mapped FHIR code, or the v2 code without a map;
+    the alternate code (CWE.4) when CWE.1 is empty.
 
     A required FHIR code binding with no match gives None rather than an invalid code.
     """
-    code = v.get(1)
+    code = v.get(1) or v.get(4)
     if not code:
         return None
     mapped = lookup(vocab, code)
@@ -386,6 +387,13 @@ def id_boolean(v: Value, ctx: Context, vocab: str | None = None) -> bool | None:
 def st_string(v: Value, ctx: Context, vocab: str | None = None) -> str | None:
     """ST/ID/IS/TX/FT -> string (the first component, decoded)."""
     return v.get(1).strip() or None
+
+
+def cwe_string(v: Value, ctx: Context, vocab: str | None = None) -> str | None:
+    """CWE -> string (IG ``CWE[string]``): the original text (CWE.9), else the text (CWE.2); a
+    value sent as a code only keeps its code rather than being lost."""
+    c = comps(v, ctx)
+    return (c[9] or c[2] or c[1]).strip() or None
 
 
 def st_text(v: Value, ctx: Context, vocab: str | None = None) -> str | None:
@@ -609,9 +617,13 @@ def _period(c: list[str], start_pos: int, end_pos: int, ctx: Context) -> Json | 
 
 
 def xpn_string(v: Value, ctx: Context, vocab: str | None = None) -> str | None:
-    """XPN -> string (IG ``XPN[string]``): the parts joined by spaces."""
+    """XPN -> string (IG ``XPN[string]``): the parts joined by spaces, in the order XPN.11 (name
+    assembly order, table 0444) gives: family first for 'F', else given names first."""
     c = comps(v, ctx)
-    parts = [c[5], c[2], c[3], c[1], c[4], c[6]]
+    # Table 0444: F is prefix family middle given suffix; G (and no order) prefix given middle
+    # family suffix.
+    family_first = c[11] == "F"
+    parts = [c[5], c[1], c[3], c[2], c[4], c[6]] if family_first else [c[5], c[2], c[3], c[1], c[4], c[6]]
     text = " ".join(p for p in parts if p)
     return text or None
 
@@ -637,6 +649,9 @@ def xad_address(v: Value, ctx: Context, vocab: str | None = None) -> Json | None
         t = lookup("AddressType[Type]", kind)
         if t:
             out["type"] = t[0]
+    elif kind == "HV":
+        # IG XAD.7 "HV" (vacation home), which FHIR's address use lacks: the ISO 21090 use.
+        out["extension"] = [{"url": _AD_USE, "valueCode": "HV"}]
     elif kind:
         u = lookup("AddressType[Use]", kind)
         if u:
@@ -650,6 +665,9 @@ def xad_address(v: Value, ctx: Context, vocab: str | None = None) -> Json | None
             {"url": "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-censusTract", "valueString": tract}
         )
     return out or None
+
+
+_AD_USE = "http://hl7.org/fhir/StructureDefinition/iso21090-AD-use"
 
 
 def _cwe_string_sub(v: Value, pos: int) -> str:
@@ -946,8 +964,15 @@ def eip_identifiers(v: Value, ctx: Context) -> list[Json]:
 def hd_identifier(v: Value, ctx: Context, vocab: str | None = None) -> Json | None:
     """HD -> Identifier (IG ``HD[Identifier]``): the namespace id, or the universal id as a URI."""
     if v.get(2):
-        uri = _hd_uri("", v.get(2), v.get(3).upper(), ctx)
-        return {"system": "urn:ietf:rfc:3986", "value": uri} if uri else None
+        kind = v.get(3)
+        uri = _hd_uri("", v.get(2), kind.upper(), ctx)
+        if not uri:
+            return None
+        out: Json = {"system": "urn:ietf:rfc:3986", "value": uri}
+        id_type = _universal_id_type(kind.strip()) if kind else None
+        if id_type:
+            out["type"] = id_type  # IG HD.3 -> type (ID[CodeableConcept], table 0301)
+        return out
     if v.get(1):
         return {"value": v.get(1)}
     return None
@@ -956,6 +981,174 @@ def hd_identifier(v: Value, ctx: Context, vocab: str | None = None) -> Json | No
 def xon_string(v: Value, ctx: Context, vocab: str | None = None) -> str | None:
     """XON -> string (IG ``XON[string]``): the organisation name, else its identifier (XON.10)."""
     return v.get(1) or v.get(10) or None
+
+
+# ------------------------------------------------------------------ small maps (no resource)
+
+
+def cx_string(v: Value, ctx: Context, vocab: str | None = None) -> str | None:
+    """CX -> string (IG ``CX[string]``): the id number (CX.1)."""
+    return v.get(1).strip() or None
+
+
+def dr_datetime(v: Value, ctx: Context, vocab: str | None = None) -> str | None:
+    """DR -> dateTime (IG ``DR[dateTime]``): the start of the range (DR.1)."""
+    return dtm(v.get(1), ctx.default_tz)
+
+
+def cq_decimal(v: Value, ctx: Context, vocab: str | None = None) -> float | int | None:
+    """CQ -> decimal (IG ``CQ[decimal]``): the quantity (CQ.1) without its units."""
+    return number(v.get(1))
+
+
+def cq_code(v: Value, ctx: Context, vocab: str | None = None) -> str | None:
+    """CQ -> code (IG ``CQ[code]``): the code of the units (CQ.2)."""
+    return fhir_code(v.get(2)) or None
+
+
+def nm_quantity(v: Value, ctx: Context, vocab: str | None = None) -> Json | None:
+    """NM -> Quantity (IG ``NM[Quantity]``): the number as the value; units come from another
+    field (OBX-6, through ``CWE[Quantity]``)."""
+    value = number(v.get(1))
+    return {"value": value} if value is not None else None
+
+
+def nr_range(v: Value, ctx: Context, vocab: str | None = None) -> Json | None:
+    """NR -> Range (IG ``NR[Range]``): NR.1 the low value, NR.2 the high value."""
+    low, high = number(v.get(1)), number(v.get(2))
+    out: Json = {}
+    if low is not None:
+        out["low"] = {"value": low}
+    if high is not None:
+        out["high"] = {"value": high}
+    return out or None
+
+
+def cwe_quantity(v: Value, ctx: Context, vocab: str | None = None) -> Json | None:
+    """CWE units -> Quantity (IG ``CWE[Quantity]``): the unit (CWE.2, else CWE.1), and the code
+    and system when CWE.1 and CWE.3 are both valued; a Quantity without a value, which the caller
+    completes (e.g. with ``NM[Quantity]``)."""
+    return _cwe_quantity_unit(v, ctx) or None
+
+
+def cwe_uri(v: Value, ctx: Context, vocab: str | None = None) -> str | None:
+    """CWE -> uri (IG ``CWE[uri]``): the identifier (CWE.1), else the alternate one (CWE.4);
+    None when the text cannot be a uri (it has whitespace)."""
+    text = v.get(1).strip() or v.get(4).strip()
+    if not text or any(ch.isspace() for ch in text):
+        return None
+    return text
+
+
+def cwe_annotation(v: Value, ctx: Context, vocab: str | None = None) -> Json | None:
+    """CWE -> Annotation (IG ``CWE[Annotation]``): the whole value, delimiters included, as the
+    text."""
+    text = v.text().strip()
+    return {"text": text} if text else None
+
+
+def ei_coding(v: Value, ctx: Context, vocab: str | None = None) -> Json | None:
+    """EI -> Coding (IG ``EI[Coding]``): EI.1 the code, the assigning authority the system (the
+    namespace EI.2 as a uri, as ``HD[uri]`` reads it; the universal id EI.3/EI.4 when given)."""
+    c = comps(v, ctx)
+    if not c[1]:
+        return None
+    out = coding(c[1], _hd_uri(c[2], c[3], c[4].upper(), ctx))
+    return out if "code" in out else None
+
+
+def ei_identifier_value(v: Value, ctx: Context, vocab: str | None = None) -> Json | None:
+    """EI -> Identifier (IG ``EI[Identifier-DefaultAssigner]``): the value (EI.1) only; the
+    assigner is the one the field implies, which the caller adds."""
+    value = v.get(1).strip()
+    return {"value": value} if value else None
+
+
+def ei_identifier_organization(v: Value, ctx: Context, vocab: str | None = None) -> Json | None:
+    """EI -> Identifier (IG ``EI[Identifier-Organization]``): the value (EI.1), and the assigning
+    authority (EI.2-EI.4, an HD) as the assigner Organization (``HD[Organization]``)."""
+    value = v.get(1).strip()
+    if not value:
+        return None
+    out: Json = {"value": value}
+    if v.get(2) or v.get(3):
+        d = ctx.delimiters
+        sep = d.component if v.level == 0 else d.subcomponent
+        authority = Value(sep.join(v.raw.split(sep)[1:4]), d, v.level, ctx.charset)
+        assigner = ctx.assigner(authority)
+        if assigner:
+            out["assigner"] = assigner
+    return out
+
+
+def id_universal_id(v: Value, ctx: Context, vocab: str | None = None) -> Json | None:
+    """ID -> CodeableConcept (IG ``ID[CodeableConcept-UniversalID]``): a universal id type (HD.3,
+    EI.4; HL7 table 0301) coded in v2-0301."""
+    return _universal_id_type(v.get(1).strip())
+
+
+def _universal_id_type(code: str) -> Json | None:
+    if not code:
+        return None
+    mapped = lookup("UniversalIDType", code)
+    cd = coding(mapped[0], mapped[2], mapped[1]) if mapped else coding(code, V2_CS + "0301")
+    return {"coding": [cd]}
+
+
+def msg_code(v: Value, ctx: Context, vocab: str | None = None) -> str | None:
+    """MSG -> code (IG ``MSG[code]``): the trigger event (MSG.2)."""
+    return fhir_code(v.get(2)) or None
+
+
+#: IG ``PT[Meta]``: (component, HL7 table, concept map) of each tag.
+_PT_TAGS = ((1, "0103", "ProcessingID"), (2, "0207", "ProcessingMode"))
+
+
+def pt_meta(v: Value, ctx: Context, vocab: str | None = None) -> Json | None:
+    """PT -> Meta (IG ``PT[Meta]``): the processing id (PT.1, table 0103) and the processing mode
+    (PT.2, table 0207) as tags."""
+    tags: list[Json] = []
+    for pos, table, name in _PT_TAGS:
+        code = v.get(pos).strip()
+        if not code:
+            continue
+        mapped = lookup(name, code)
+        tags.append(coding(mapped[0], mapped[2], mapped[1]) if mapped else coding(code, V2_CS + table))
+    return {"tag": tags} if tags else None
+
+
+#: IG ``SPS[Specimen-Source]``: (component, concept map) of the coded parts.
+_SPS_TYPE = (1, "SpecimenType")
+_SPS_ADDITIVE = (2, "AdditivePreservative")
+_SPS_BODY_SITE = (4, "BodySite")
+_SPS_CONDITION = (6, "SpecimenCondition")
+
+
+def sps_specimen(v: Value, ctx: Context, vocab: str | None = None) -> Json | None:
+    """SPS -> the Specimen elements a specimen source gives (IG ``SPS[Specimen-Source]``, OBR-15):
+    type (SPS.1), container additive (SPS.2), note (SPS.3), collection body site (SPS.4) and
+    condition (SPS.6); the caller merges them into its Specimen."""
+    out: Json = {}
+    pos, name = _SPS_TYPE
+    kind = cwe_codeable_concept(v.component(pos), ctx, name) if v.get(pos) else None
+    if kind:
+        out["type"] = kind
+    pos, name = _SPS_ADDITIVE
+    additive = cwe_codeable_concept(v.component(pos), ctx, name) if v.get(pos) else None
+    if additive:
+        out["container"] = [{"additiveCodeableConcept": additive}]
+    note = v.get(3).strip()
+    if note:
+        out["note"] = [{"text": note}]
+    pos, name = _SPS_BODY_SITE
+    site = cwe_codeable_concept(v.component(pos), ctx, name) if v.get(pos) else None
+    if site:
+        out["collection"] = {"bodySite": site}
+    pos, name = _SPS_CONDITION
+    condition = cwe_codeable_concept(v.component(pos), ctx, name) if v.get(pos) else None
+    if condition:
+        out["condition"] = [condition]
+    return out or None
 
 
 # ------------------------------------------------------------------------ resource-creating
@@ -1015,6 +1208,37 @@ def cwe_organization(v: Value, ctx: Context, vocab: str | None = None) -> Json |
     if name:
         org["name"] = name
     return ctx.add_shared(org, resource_id("Organization", ctx.scope, code, name))
+
+
+_RFC3986_PREFIX = {"ISO": "urn:oid:", "UUID": "urn:uuid:"}
+
+
+def hd_device(v: Value, ctx: Context, vocab: str | None = None) -> Json | None:
+    """HD -> Reference(Device) (IG ``HD[Device]``, the receiving application of MSH-5): the
+    namespace id (HD.1) and the universal id (HD.2, typed by HD.3 as ``HD[Organization]`` types
+    it) as identifiers."""
+    ns, uid = v.get(1), v.get(2)
+    if not (ns or uid):
+        return None
+    idents: list[Json] = []
+    if ns:
+        idents.append({"value": ns})
+    if uid:
+        kind = v.get(3).strip()
+        ident: Json = {"value": uid}
+        prefix = _RFC3986_PREFIX.get(kind.upper())
+        if prefix is not None:  # IG: an ISO or UUID universal id is a URI (urn:oid, urn:uuid)
+            value = uid.lower() if prefix == "urn:uuid:" else uid
+            ident = {
+                "system": "urn:ietf:rfc:3986",
+                "value": uid if uid.startswith("urn:") else prefix + value,
+            }
+        id_type = _universal_id_type(kind)
+        if id_type:
+            ident["type"] = id_type
+        idents.append(ident)
+    dev: Json = {"resourceType": "Device", "identifier": idents}
+    return ctx.add_shared(dev, resource_id("Device", "HD", ns, uid, v.get(3)))
 
 
 def _memo(fn: DatatypeMap) -> DatatypeMap:
@@ -1165,7 +1389,7 @@ DATATYPES: dict[str, DatatypeMap] = {
     "IS[string]": st_string,
     "ST[string]": st_string,
     "FT[string]": st_text,
-    "CWE[string]": st_string,
+    "CWE[string]": cwe_string,
     "NM[decimal]": nm_decimal,
     "NM[positiveInt]": nm_positive_int,
     "NM[unsignedInt]": nm_unsigned_int,
@@ -1194,6 +1418,23 @@ DATATYPES: dict[str, DatatypeMap] = {
     "PL[Location]": _memo(pl_location),
     "HD[Location]": _memo(hd_location),
     "CWE[Organization]": _memo(cwe_organization),
+    "CX[string]": cx_string,
+    "DR[dateTime]": dr_datetime,
+    "CQ[decimal]": cq_decimal,
+    "CQ[code]": cq_code,
+    "NM[Quantity]": nm_quantity,
+    "NR[Range]": nr_range,
+    "CWE[Quantity]": cwe_quantity,
+    "CWE[uri]": cwe_uri,
+    "CWE[Annotation]": cwe_annotation,
+    "EI[Coding]": ei_coding,
+    "EI[Identifier-DefaultAssigner]": ei_identifier_value,
+    "EI[Identifier-Organization]": ei_identifier_organization,
+    "ID[CodeableConcept-UniversalID]": id_universal_id,
+    "MSG[code]": msg_code,
+    "PT[Meta]": pt_meta,
+    "SPS[Specimen-Source]": sps_specimen,
+    "HD[Device]": _memo(hd_device),
 }
 
 #: Maps used instead of :data:`DATATYPES` ones for field-map rows whose element repeats
