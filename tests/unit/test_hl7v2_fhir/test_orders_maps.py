@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from pyheart.transformers.hl7v2_fhir import convert
+
 PID = "PID|1||MRN1^^^HOSP&1.2.3&ISO^MR||Doe^Jane||19800203|F"
 ORM = "ORM^O01^ORM_O01"
 ORC = "ORC|NW|PL1^PLACER|FL1^FILLER"
@@ -669,3 +671,35 @@ def test_vxu_other_obx_leaves_immunization(h: ModuleType) -> None:
     obx = "OBX|1|CE|69764-9^Document Type^LN|1|253088698300028811170411^VIS^cdcgs1vis||||||F"
     immunization = h.one(h.run(VXU, PID, *VXU_ORDER, obx), "Immunization")
     assert {"fundingSource", "programEligibility"} & set(immunization) == set()
+
+
+# ------------------------------------------------------------------ OBR-15 specimen source, MSH-11
+
+
+def test_obr15_specimen_source_parts(h: ModuleType) -> None:
+    """IG OBR-15 (SPS[Specimen-Source]): SPS.1 the type, SPS.2 the additive, SPS.3 a note,
+    SPS.4 the collection body site; the parts never mix into one coding."""
+    obr = h.seg(
+        "OBR",
+        {
+            1: "1",
+            2: "P1^EHR",
+            4: "1234-5^Panel^LN",
+            7: "20240101",
+            15: "BLD&Blood&HL70070^HEP&Heparin&HL70371^Fasting^LA&Left Arm&HL70163",
+        },
+    )
+    spec = h.one(h.run("OML^O21^OML_O21", PID, "ORC|NW|P1^EHR", obr), "Specimen")
+    assert spec["type"]["coding"][0]["code"] == "BLD"
+    assert [c["code"] for c in spec["type"]["coding"]] == ["BLD"]
+    assert spec["container"][0]["additiveCodeableConcept"]["coding"][0]["code"] == "HEP"
+    assert spec["note"] == [{"text": "Fasting"}]
+    assert spec["collection"]["bodySite"]["coding"][0]["code"] == "LA"
+    assert "collectedDateTime" in spec["collection"]
+
+
+def test_msh11_processing_mode_tag(h: ModuleType) -> None:
+    """IG MSH-11 (PT[Meta]): the processing id and the processing mode (PT.2) are both tags."""
+    msg = h.er7("ADT^A01^ADT_A01", PID).replace("|P|2.5.1", "|P^T|2.5.1", 1)
+    header = h.one(convert(msg), "MessageHeader")
+    assert [t["code"] for t in header["meta"]["tag"]] == ["P", "T"]

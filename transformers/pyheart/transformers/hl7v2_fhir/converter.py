@@ -1680,6 +1680,13 @@ def _obr_specimen(ctx: Context, obr: Segment, st: State) -> Json | None:
         if name in ("OBR", "ORC"):
             break
     spec = fm.apply(fm.OBR_SPECIMEN, obr, _new("Specimen"), ctx)
+    source = dt.sps_specimen(obr.value(15), ctx) if obr.raw(15) else None
+    if source:
+        # IG OBR-15 (SPS[Specimen-Source]): type, additive, note, body site and condition.
+        collection = source.pop("collection", None)
+        if collection:
+            spec.setdefault("collection", {}).update(collection)
+        spec.update(source)
     if len(spec) == 1:
         return None
     if obr.get(2):
@@ -4245,11 +4252,9 @@ def _message_header(ctx: Context) -> Json:
     res.pop("language", None)
     if lang and len(lang) <= 8 and lang.replace("-", "").isalpha():
         res["language"] = lang
-    processing = msh.get(11)
-    if processing:
-        res["meta"] = {
-            "tag": [dt.coding(processing, dt.V2_CS + "0103", dt.v2_display("0103", processing) or None)]
-        }
+    meta = dt.pt_meta(msh.value(11), ctx) if msh.raw(11) else None
+    if meta:
+        res["meta"] = meta  # IG MSH-11 (PT[Meta]): processing id and mode as tags
     label = dt.coding(msh.get(8), None, msh.get(8).strip()) if msh.get(8) else None
     if label and "code" in label:
         # IG MSH-8 (ST) -> meta.security: the text is both the label's code and its display.

@@ -836,7 +836,6 @@ OBR_SPECIMEN: tuple[FieldMap, ...] = (
     F("OBR", 9, "Specimen", "collection.quantity", "CQ[Quantity]"),
     F("OBR", 10, "Specimen", "collection.collector", "XCN[Practitioner]"),
     F("OBR", 14, "Specimen", "receivedTime", "DTM[dateTime]"),
-    F("OBR", 15, "Specimen", "type", "CWE[CodeableConcept]"),
     F("OBR", 39, "Specimen", "note[]", "ST[string]", key="text"),
 )
 
@@ -1374,7 +1373,7 @@ CODE_MAPPED: dict[tuple[str, str], frozenset[int]] = {
     ("MRG", "Patient"): frozenset({1}),
     ("NK1", "Patient"): frozenset({30, 31, 32}),
     ("OBR", "DiagnosticReport"): frozenset({4}),
-    ("OBR", "Specimen"): frozenset({2}),
+    ("OBR", "Specimen"): frozenset({2, 15}),
     ("ORC", "Provenance"): frozenset({1, 9, 10, 11, 12, 17, 18, 19, 21, 22, 23, 24, 28}),
     ("OBX", "Observation"): frozenset({2, 4, 5, 6, 16, 18, 23, 24, 25, 29, 30, 33}),
     # A repeating OBX-5: the components take OBX-3/5/6/7, the Observation the other fields as above.
