@@ -158,11 +158,26 @@ def test_obx_structured_numeric_comparator(h: ModuleType) -> None:
 
 
 def test_obx_structured_numeric_ratio(h: ModuleType) -> None:
-    """OBX SN '^1^:^128' -> valueRatio."""
+    """OBX SN '^1^:^128' -> valueRatio, the SN as written its originalText (IG SN[Ratio])."""
     obs = h.one(
         h.run("ORU^R01^ORU_R01", PID, "OBR|1|P1|F1", "OBX|1|SN|X^Y^L||^1^:^128||||||F"), "Observation"
     )
-    assert obs["valueRatio"] == {"numerator": {"value": 1}, "denominator": {"value": 128}}
+    assert obs["valueRatio"] == {
+        "numerator": {"value": 1},
+        "denominator": {"value": 128},
+        "extension": [
+            {"url": "http://hl7.org/fhir/StructureDefinition/originalText", "valueString": "1 : 128"}
+        ],
+    }
+
+
+def test_obx_structured_numeric_suffix_kept(h: ModuleType) -> None:
+    """OBX SN '^5^+' ("5+") -> valueQuantity 5 whose originalText keeps the '+' (IG SN[Quantity])."""
+    obs = h.one(h.run("ORU^R01^ORU_R01", PID, "OBR|1|P1|F1", "OBX|1|SN|X^Y^L||^5^+||||||F"), "Observation")
+    assert obs["valueQuantity"] == {
+        "value": 5,
+        "extension": [{"url": "http://hl7.org/fhir/StructureDefinition/originalText", "valueString": "5 +"}],
+    }
 
 
 def test_obx_coded(h: ModuleType) -> None:

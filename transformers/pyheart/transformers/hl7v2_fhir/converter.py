@@ -2141,16 +2141,21 @@ def _rep_value(ctx: Context, seg: Segment, vtype: str, v: Value, res: Json) -> b
 
 
 def _structured_numeric(ctx: Context, seg: Segment, v: Value, res: Json) -> bool:
+    """SN -> valueRatio (SN.3 ':' or '/'), valueRange ('-') or valueQuantity (IG SN[Ratio],
+    SN[Range], SN[Quantity]); when SN.3 or SN.4 is valued, the SN as written is kept as the
+    value's originalText extension (so "5+" is not read as a bare 5). False when none fits."""
     comp, n1, sep, n2 = v.get(1), dt.number(v.get(2)), v.get(3), dt.number(v.get(4))
     unit = dt.cwe_quantity_unit(seg.value(6), ctx)
     if n1 is None:
         return False
     if sep in (":", "/") and n2 is not None:
-        res["valueRatio"] = {"numerator": {"value": n1, **unit}, "denominator": {"value": n2, **unit}}
+        ratio: Json = {"numerator": {"value": n1, **unit}, "denominator": {"value": n2, **unit}}
+        res["valueRatio"] = _sn_original_text(v, ratio)
         return True
     if sep in ("-", "+") and n2 is not None:
         if sep == "-":
-            res["valueRange"] = {"low": {"value": n1, **unit}, "high": {"value": n2, **unit}}
+            rng: Json = {"low": {"value": n1, **unit}, "high": {"value": n2, **unit}}
+            res["valueRange"] = _sn_original_text(v, rng)
             return True
         return False
     q: Json = {"value": n1, **unit}
@@ -2158,8 +2163,15 @@ def _structured_numeric(ctx: Context, seg: Segment, v: Value, res: Json) -> bool
         q["comparator"] = comp
     elif comp not in ("", "="):
         return False
-    res["valueQuantity"] = q
+    res["valueQuantity"] = _sn_original_text(v, q) if sep or v.get(4) else q
     return True
+
+
+def _sn_original_text(v: Value, value: Json) -> Json:
+    """``value`` with the SN's parts (SN.1..4, space separated) as its originalText extension."""
+    text = " ".join(p for p in (v.get(1), v.get(2), v.get(3), v.get(4)) if p)
+    value["extension"] = [{"url": _SD + "originalText", "valueString": text}]
+    return value
 
 
 _VALUE_ATTACHMENT = "http://hl7.org/fhir/5.0/StructureDefinition/extension-Observation.valueAttachment"
