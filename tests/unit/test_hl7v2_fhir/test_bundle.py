@@ -169,9 +169,10 @@ def test_a_repeated_segment_adds_no_repeated_items(h: ModuleType) -> None:
     assert len(h.one(bundle, "DiagnosticReport")["result"]) == 1
 
 
-def test_an_order_number_reused_for_another_patient_gets_none_of_their_data(h: ModuleType) -> None:
-    """Two patients' order groups with the same order numbers: the second patient's note and
-    result never land on the first patient's ServiceRequest or DiagnosticReport."""
+def test_an_order_number_reused_for_another_patient_is_kept_apart(h: ModuleType) -> None:
+    """Two patients' order groups with the same order numbers: never one resource. The second
+    patient's order and report are their own (an id of their own in this message), with that
+    patient's note and result; nothing of theirs lands on the first patient's."""
     other = "PID|2||MRN2^^^HOSP&1.2.3&ISO^MR||Roe^Bob||19700101|M"
     bundle = h.run(
         "ORU^R01^ORU_R01",
@@ -183,14 +184,19 @@ def test_an_order_number_reused_for_another_patient_gets_none_of_their_data(h: M
         "NTE|1||Second patient's note",
         "OBX|2|NM|718-7^Hemoglobin^LN||9||||||F",
     )
-    order = h.one(bundle, "ServiceRequest")
-    report = h.one(bundle, "DiagnosticReport")
-    observations = {o["code"]["coding"][0]["code"]: o for o in h.resources(bundle, "Observation")}
-    assert "note" not in order
-    results = [r["reference"] for r in report["result"]]
-    glucose_ref = next(e["fullUrl"] for e in bundle["entry"] if e["resource"] is observations["2345-7"])
-    assert results == [glucose_ref]
-    assert observations["718-7"]["subject"] != observations["2345-7"]["subject"]
+    urls = {id(e["resource"]): e["fullUrl"] for e in bundle["entry"]}
+    for rtype in ("ServiceRequest", "DiagnosticReport", "Observation"):
+        found = h.resources(bundle, rtype)
+        assert len({r["subject"]["reference"] for r in found}) == 2, rtype
+    for report in h.resources(bundle, "DiagnosticReport"):
+        for result in report["result"]:
+            observation = next(
+                o for o in h.resources(bundle, "Observation") if urls[id(o)] == result["reference"]
+            )
+            assert observation["subject"] == report["subject"]
+    noted = [o for o in h.resources(bundle, "ServiceRequest") if "note" in o]
+    patients = {urls[id(p)]: p["name"][0]["family"] for p in h.resources(bundle, "Patient")}
+    assert [patients[o["subject"]["reference"]] for o in noted] == ["Roe"]
 
 
 def test_a_repeated_pid_completes_the_patient(h: ModuleType) -> None:

@@ -141,6 +141,15 @@ class Context:
             self.recording.append((rtype, rid, resource, ident, orjson.dumps(resource)))
         entries = self.entries
         found = entries.get(rid)
+        if found is not None and found.resource is not resource:
+            whose = other_patient(found.resource, resource)
+            if whose:
+                # A sender reusing an identifier (an order number) for another patient's resource:
+                # never merged into that patient's; kept apart under an id of its own, the same
+                # for that identifier and patient in every message.
+                rid = resource_id(rtype, "apart", rid, whose)
+                ident = None
+                found = entries.get(rid)
         if found is None:
             entries[rid] = Entry(rtype, rid, resource, ident)
         elif found.resource is not resource:
@@ -561,6 +570,21 @@ _CHOICES = (
 )
 
 
+#: The elements that say whose a resource is (the first one both resources have decides).
+_PATIENT_KEYS = ("subject", "patient", "beneficiary")
+
+
+def other_patient(one: Json, other: Json) -> str:
+    """The patient reference of ``other`` when ``one`` and ``other`` each name one patient
+    (a single Reference) and they differ, else "". A list (Account.subject) may name several
+    patients: no conflict."""
+    for key in _PATIENT_KEYS:
+        mine, theirs = one.get(key), other.get(key)
+        if isinstance(mine, dict) and isinstance(theirs, dict):
+            return str(theirs.get("reference", "")) if mine != theirs else ""
+    return ""
+
+
 def _drop_repeats(resource: Json) -> None:
     """Drop the repeated items of ``resource``'s lists (a performer, result or note a later
     segment added again to a resource it had already completed), keeping the first of each."""
@@ -655,4 +679,4 @@ def segment_key(seg: Segment) -> tuple[str, str]:
     return (seg.name, str(seg.index))
 
 
-__all__ = ["Context", "Entry", "Options", "segment_key", "xcn_name"]
+__all__ = ["Context", "Entry", "Options", "other_patient", "segment_key", "xcn_name"]

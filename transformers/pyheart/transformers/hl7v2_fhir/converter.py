@@ -3757,21 +3757,10 @@ def _rid_in(reference: str) -> str:
 def _stored(ctx: Context, ref: Json, res: Json) -> Json:
     """The resource the bundle holds for ``ref``, just added as ``res``: ``res`` itself, or the
     resource with the same id that absorbed it. Later segments (NTE, PRT, TQ1, IN2...) complete
-    the stored one, so what they carry is not lost on a merged duplicate. Not when the stored
-    one is about another patient (a sender reusing an order number across patients): nothing of
-    this patient's may land on it."""
+    the stored one, so what they carry is not lost on a merged duplicate. (Another patient's
+    resource never absorbs ``res``: ``Context.add`` keeps it apart.)"""
     entry = ctx.entries.get(_rid_in(ref["reference"]))
-    if entry is None or entry.resource is res:
-        return res
-    stored = entry.resource
-    for key in _PATIENT_KEYS:
-        if key in res or key in stored:
-            return stored if res.get(key) == stored.get(key) else res
-    return stored
-
-
-#: The elements that say whose a resource is (the first one a resource has decides).
-_PATIENT_KEYS = ("subject", "patient", "beneficiary")
+    return entry.resource if entry is not None else res
 
 
 def _practitioner_address(ctx: Context, practitioner: Json, seg: Segment, field: int) -> None:
