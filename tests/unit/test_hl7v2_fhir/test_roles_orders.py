@@ -396,3 +396,12 @@ def test_orc_numbers_on_diagnostic_report(h: ModuleType) -> None:
     bundle = h.run(ORU, PID, "ORC|RE|P9^EHR|F9^LAB", "OBR|1|P1^EHR|F1^LAB|X^Y^LN")
     values = [i["value"] for i in h.one(bundle, "DiagnosticReport")["identifier"]]
     assert values == ["P1", "F1", "P9", "F9"]
+
+
+def test_ndl_location_status(h: ModuleType) -> None:
+    """IG NDL.8 (location status): the status of every level of the NDL's location."""
+    ndl = "123&Doe&Jim^20230401^20230501^Point of Care^Room 101^Bed A^Hospital A^active"
+    obr = h.seg("OBR", {1: "1", 2: "P1", 3: "F1", 4: "1^T^LN", 25: "F", 32: ndl})
+    locations = h.resources(h.run(ORU, PID, obr), "Location")
+    assert len(locations) == 4
+    assert {loc.get("status") for loc in locations} == {"active"}

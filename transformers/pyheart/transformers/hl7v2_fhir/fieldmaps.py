@@ -1531,12 +1531,33 @@ def _ndl_practitioner(v: Any, ctx: Context, vocab: str | None) -> Any:
         role["period"] = {k: x for k, x in (("start", start), ("end", end)) if x}
     if where is not None:
         role["location"] = [where]
+        status = v.get(8).strip().lower()
+        if status in _LOCATION_STATUS:
+            _location_status(ctx, where, status)
     key = [_rid_in(r["reference"]) if r else "" for r in (person, where)]
     return ctx.add_shared(role, resource_id("PractitionerRole", "NDL", *key, start or "", end or ""))
 
 
 def _rid_in(reference: str) -> str:
     return reference.rpartition(":")[2].rpartition("/")[2]
+
+
+#: FHIR Location.status codes (IG NDL.8 is an IS[code] of them).
+_LOCATION_STATUS = frozenset({"active", "suspended", "inactive"})
+
+
+def _location_status(ctx: Context, where: Json, status: str) -> None:
+    """IG NDL.8 (location status): the status of every level of the NDL's location (the most
+    specific one ``where`` refers to and each one it is partOf), unless one is set."""
+    seen: set[str] = set()
+    ref: Any = where
+    while isinstance(ref, dict) and ref.get("reference") and ref["reference"] not in seen:
+        seen.add(ref["reference"])
+        entry = ctx.entries.get(_rid_in(ref["reference"]))
+        if entry is None:
+            return
+        entry.resource.setdefault("status", status)
+        ref = entry.resource.get("partOf")
 
 
 def _xtn_default_use(use: str) -> Callable[[Any, Context, str | None], Any]:
