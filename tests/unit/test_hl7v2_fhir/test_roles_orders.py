@@ -405,3 +405,12 @@ def test_ndl_location_status(h: ModuleType) -> None:
     locations = h.resources(h.run(ORU, PID, obr), "Location")
     assert len(locations) == 4
     assert {loc.get("status") for loc in locations} == {"active"}
+
+
+def test_tq1_repeat_pattern_days_of_week(h: ModuleType) -> None:
+    """IG RPT.3/RPT.4 with calendar alignment DW (week begins Monday): dayOfWeek mon and fri."""
+    tq1 = h.seg("TQ1", {1: "1", 3: "Q1W^DW^1^5"})
+    order = h.one(
+        h.run("ORM^O01^ORM_O01", PID, "ORC|NW|P1^EHR", tq1, "OBR|1|P1^EHR||1234-5^Panel^LN"), "ServiceRequest"
+    )
+    assert order["occurrenceTiming"]["repeat"]["dayOfWeek"] == ["mon", "fri"]

@@ -2422,6 +2422,14 @@ def _tq1_timing(ctx: Context, seg: Segment) -> Json:
     unit = _time_unit(rpt.get(6))
     if period is not None and unit:
         repeat["period"], repeat["periodUnit"] = period, unit
+    if rpt.get(2).strip().upper() == "DW":
+        # IG RPT.3/RPT.4 with calendar alignment DW (table 0527, the week begins with Monday):
+        # the phase's first and last days as dayOfWeek.
+        days = [
+            _WEEKDAYS[n - 1] for n in (dt.integer(rpt.get(3), 1), dt.integer(rpt.get(4), 1)) if n and n <= 7
+        ]
+        if days:
+            repeat["dayOfWeek"] = list(dict.fromkeys(days))
     when = dt.lookup("EventRelatedPeriod", rpt.get(8))
     if when:
         repeat["when"] = [when[0]]
@@ -2460,6 +2468,7 @@ def _tq1_timing(ctx: Context, seg: Segment) -> Json:
 
 
 _SECONDS = {"s": 1, "min": 60, "h": 3600, "d": 86400}
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 def _offset_minutes(value: str, unit: str) -> int | None:
