@@ -232,6 +232,14 @@ def test_procedure_modifiers_join_the_code(h: ModuleType) -> None:
     assert proc["code"]["coding"][0]["code"] == "99213:25:59"
 
 
+def test_blank_procedure_modifier_leaves_the_code_valid(h: ModuleType) -> None:
+    """A blank PR1-16 (spaces) or a coding without a code adds no ':' (the code stays a FHIR code)."""
+    blank = h.one(h.run("ADT^A01^ADT_A01", PID, "PR1|1||99213^Visit^C4|||||||||||||  |X"), "Procedure")
+    assert blank["code"]["coding"][0]["code"] == "99213"
+    textual = h.one(h.run("ADT^A01^ADT_A01", PID, "PR1|1||^Visit^C4|||||||||||||25"), "Procedure")
+    assert all(":" not in c.get("code", "") for c in textual["code"].get("coding", []))
+
+
 def test_surgeon_function_has_text(h: ModuleType) -> None:
     """PR1-11's performer function carries its text as well as the SNOMED coding."""
     proc = h.one(h.run("ADT^A01^ADT_A01", PID, "PR1|1||1^Biopsy^SCT||||||||S1^Cut^Sam"), "Procedure")

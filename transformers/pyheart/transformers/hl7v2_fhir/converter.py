@@ -974,11 +974,11 @@ def h_pr1(ctx: Context, seg: Segment, st: State) -> None:
         res["code"] = {"text": seg.get(4)}
     elif seg.get(4):
         res["code"] = {"text": seg.get(4), **res["code"]}  # a copy: datatype results may be shared
-    if seg.get(16) and res.get("code", {}).get("coding"):
+    mods = [m for m in (dt.fhir_code(r.get(1)) for r in seg.reps(16)) if m] if seg.get(16) else []
+    if mods and res.get("code", {}).get("coding") and "code" in res["code"]["coding"][0]:
         # IG PR1-16: the modifiers join the procedure code, "code:modifier[:modifier...]".
-        mods = [r.get(1) for r in seg.reps(16) if r.get(1)]
         first = {**res["code"]["coding"][0]}
-        first["code"] = ":".join([first.get("code", ""), *mods])
+        first["code"] = ":".join([first["code"], *mods])
         res["code"] = {**res["code"], "coding": [first, *res["code"]["coding"][1:]]}
     if seg.get(7) and "performedDateTime" in res:
         _procedure_period(res, seg.get(7))
