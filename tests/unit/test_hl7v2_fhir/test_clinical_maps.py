@@ -280,6 +280,18 @@ def test_rp_result_is_a_presented_form_link(h: ModuleType) -> None:
     assert form == {"url": "http://x.test/s1", "contentType": "image/mrxs"}
 
 
+def test_blank_rp_type_gives_no_content_type(h: ModuleType) -> None:
+    """An RP whose type (RP.3) is blank spaces keeps its url and no contentType (a MIME type has no
+    spaces); found by the mutation fuzz."""
+    bundle = h.run(
+        "ORU^R01^ORU_R01",
+        PID,
+        "OBR|1|P1|F1|1-1^Slide^L",
+        "OBX|1|RP|2-2^Scan^L||http://x.test/s1^^  ^MRXS||||||F",
+    )
+    assert h.one(bundle, "DiagnosticReport")["presentedForm"][0] == {"url": "http://x.test/s1"}
+
+
 def test_ed_outside_a_report_is_a_value_attachment(h: ModuleType) -> None:
     """An ED OBX outside a report keeps its content as the valueAttachment extension (IG OBX-5 ED)."""
     obs = h.one(

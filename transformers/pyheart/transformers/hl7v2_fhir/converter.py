@@ -2180,13 +2180,17 @@ _MIME_TYPE = {"IM": "image", "AU": "audio", "AP": "application", "TX": "text", "
 
 
 def _content_type(kind: str, sub: str) -> str | None:
-    """ED.2/ED.3 or RP.3/RP.4 (type, subtype) -> a MIME type (``image/jpeg`` for IM/JPEG)."""
+    """ED.2/ED.3 or RP.3/RP.4 (type, subtype) -> a MIME type (``image/jpeg`` for IM/JPEG), or
+    None when the parts cannot make one (blank, or with spaces inside)."""
+    kind, sub = kind.strip(), sub.strip()
     if not kind:
         return None
     if "/" in kind:
-        return kind.lower()
-    top = _MIME_TYPE.get(kind.upper(), kind.lower())
-    return f"{top}/{sub.lower()}" if sub else top
+        mime = kind.lower()
+    else:
+        top = _MIME_TYPE.get(kind.upper(), kind.lower())
+        mime = f"{top}/{sub.lower()}" if sub else top
+    return None if any(ch.isspace() for ch in mime) else mime
 
 
 def _rp_attachment(v: Value) -> Json | None:
