@@ -1918,15 +1918,16 @@ def h_obx(ctx: Context, seg: Segment, st: State) -> None:
                 res.setdefault("identifier", []).append(ident)
     ref = ctx.add(res, ident=ident, key=key)
     st.observation_ref = ref
-    st.last = _stored(ctx, ref, res)
-    # An OBX repeated with the same identifiers is the same Observation: listed once.
+    stored = st.last = _stored(ctx, ref, res)
+    # An OBX repeated with the same identifiers is the same Observation: listed once (a new
+    # Observation cannot be listed yet, so only a merged one is looked for).
     if st.report is not None:
         results = st.report.setdefault("result", [])
-        if ref not in results:
+        if stored is res or ref not in results:
             results.append(ref)
     elif st.order is not None and st.family not in RESULT_FAMILIES:
         info = st.order.setdefault("supportingInfo", [])
-        if ref not in info:
+        if stored is res or ref not in info:
             info.append(ref)
 
 
