@@ -2124,12 +2124,7 @@ def _rep_value(ctx: Context, seg: Segment, vtype: str, v: Value, res: Json) -> b
     elif vtype == "SN":
         return _structured_numeric(ctx, seg, v, res)
     elif vtype == "NR":
-        low, high = dt.number(v.get(1)), dt.number(v.get(2))
-        rng: Json = {}
-        if low is not None:
-            rng["low"] = {"value": low}
-        if high is not None:
-            rng["high"] = {"value": high}
+        rng = dt.nr_range(v, ctx)
         if rng:
             res["valueRange"] = rng
             return True
